@@ -334,6 +334,13 @@ export const openAPIV3Schema = {
     "ECRPullSecret keeps a kubernetes.io/dockerconfigjson Secret with a fresh AWS ECR token in every " +
     "target namespace and lists it in the chosen ServiceAccounts' imagePullSecrets.",
   required: ["spec"],
+  "x-kubernetes-validations": [
+    {
+      // The name is the value of the owner label on every managed Secret.
+      rule: "size(self.metadata.name) <= 63",
+      message: "metadata.name must be at most 63 characters: it labels the managed Secrets",
+    },
+  ],
   properties: {
     apiVersion: { type: "string" },
     kind: { type: "string" },

@@ -1,0 +1,226 @@
+// The reconciler's read side: informer caches seen through an overlay of the operator's own
+// recent writes, so a reconcile that runs before the watch has delivered them does not repeat
+// them (read-your-writes), and the ClusterView that planPullSecrets consumes.
+import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type { ECRPullSecret } from "../api/types.ts";
+import type { Clock } from "../kube/clock.ts";
+import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./desired.ts";
+import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
+import type { ResolvedSpec } from "./spec.ts";
+import { splitAddedAnnotation } from "./writer.ts";
+
+/** The part of an informer the cache reads. */
+export interface ObjectStore<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): T[];
+}
+
+interface OverlayEntry<T> {
+  object: T | undefined;
+  resourceVersion: number;
+  expiresAt: number;
+}
+
+const overlayTtlMs = 60_000;
+
+function versionOf(obj: KubernetesObject | undefined): number {
+  return Number(obj?.metadata?.resourceVersion ?? Number.NaN);
+}
+
+/** Keeps objects we wrote until the informer shows the same or a newer version. */
+class WriteOverlay<T extends KubernetesObject> {
+  private readonly entries = new Map<string, OverlayEntry<T>>();
+  private readonly clock: Clock;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  record(namespace: string, name: string, object: T | undefined, resourceVersion: number): void {
+    if (Number.isNaN(resourceVersion)) {
+      return;
+    }
+    this.entries.set(`${namespace}/${name}`, {
+      object,
+      resourceVersion,
+      expiresAt: this.clock.now() + overlayTtlMs,
+    });
+  }
+
+  resolve(namespace: string, name: string, cached: T | undefined): T | undefined {
+    const key = `${namespace}/${name}`;
+    const entry = this.entries.get(key);
+    if (entry === undefined) {
+      return cached;
+    }
+    const cachedVersion = versionOf(cached);
+    const stale = this.clock.now() > entry.expiresAt;
+    const caughtUp =
+      entry.object === undefined
+        ? cached === undefined || cachedVersion > entry.resourceVersion
+        : cachedVersion >= entry.resourceVersion;
+    if (stale || caughtUp) {
+      this.entries.delete(key);
+      return cached;
+    }
+    return entry.object;
+  }
+
+  namespacesWithEntries(): Set<string> {
+    return new Set([...this.entries.keys()].map((key) => key.slice(0, key.indexOf("/"))));
+  }
+}
+
+export interface ClusterStores {
+  ecrPullSecrets: ObjectStore<ECRPullSecret>;
+  namespaces: ObjectStore<V1Namespace>;
+  serviceAccounts: ObjectStore<V1ServiceAccount>;
+  secrets: ObjectStore<V1Secret>;
+}
+
+export function namespaceView(ns: V1Namespace): NamespaceView {
+  return {
+    name: ns.metadata?.name ?? "",
+    labels: ns.metadata?.labels,
+    terminating: ns.status?.phase === "Terminating" || ns.metadata?.deletionTimestamp !== undefined,
+  };
+}
+
+function serviceAccountView(sa: V1ServiceAccount): ServiceAccountView {
+  return {
+    namespace: sa.metadata?.namespace ?? "",
+    name: sa.metadata?.name ?? "",
+    imagePullSecrets: (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? ""),
+    added: splitAddedAnnotation(sa.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]),
+  };
+}
+
+function managedSecretView(secret: V1Secret): ManagedSecretView {
+  const encoded = secret.data?.[".dockerconfigjson"];
+  return {
+    namespace: secret.metadata?.namespace ?? "",
+    name: secret.metadata?.name ?? "",
+    type: secret.type,
+    labels: secret.metadata?.labels ?? {},
+    annotations: secret.metadata?.annotations ?? {},
+    ownerUids: (secret.metadata?.ownerReferences ?? []).map((ref) => ref.uid),
+    dockerConfigJson: encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString(),
+  };
+}
+
+/** Orders claims on one Secret name: the older CR wins, then the smaller name. */
+function olderFirst(a: ECRPullSecret, b: ECRPullSecret): number {
+  const at = String(a.metadata.creationTimestamp ?? "");
+  const bt = String(b.metadata.creationTimestamp ?? "");
+  return at === bt ? (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "") : at.localeCompare(bt);
+}
+
+export class ClusterCache {
+  private readonly stores: ClusterStores;
+  private readonly secretOverlay: WriteOverlay<V1Secret>;
+  private readonly serviceAccountOverlay: WriteOverlay<V1ServiceAccount>;
+
+  constructor(stores: ClusterStores, clock: Clock) {
+    this.stores = stores;
+    this.secretOverlay = new WriteOverlay(clock);
+    this.serviceAccountOverlay = new WriteOverlay(clock);
+  }
+
+  get ecrPullSecrets(): ObjectStore<ECRPullSecret> {
+    return this.stores.ecrPullSecrets;
+  }
+
+  recordSecret(secret: V1Secret): void {
+    const { namespace = "", name = "" } = secret.metadata ?? {};
+    this.secretOverlay.record(namespace, name, secret, versionOf(secret));
+  }
+
+  recordSecretDeleted(namespace: string, name: string): void {
+    const cached = this.stores.secrets.get(name, namespace);
+    this.secretOverlay.record(namespace, name, undefined, versionOf(cached));
+  }
+
+  recordServiceAccount(sa: V1ServiceAccount): void {
+    const { namespace = "", name = "" } = sa.metadata ?? {};
+    this.serviceAccountOverlay.record(namespace, name, sa, versionOf(sa));
+  }
+
+  secret(namespace: string, name: string): V1Secret | undefined {
+    return this.secretOverlay.resolve(namespace, name, this.stores.secrets.get(name, namespace));
+  }
+
+  serviceAccount(namespace: string, name: string): V1ServiceAccount | undefined {
+    return this.serviceAccountOverlay.resolve(
+      namespace,
+      name,
+      this.stores.serviceAccounts.get(name, namespace),
+    );
+  }
+
+  serviceAccountsIn(namespace: string): V1ServiceAccount[] {
+    return this.stores.serviceAccounts
+      .list(namespace)
+      .map((sa) => this.serviceAccount(namespace, sa.metadata?.name ?? ""))
+      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+  }
+
+  managedSecrets(): V1Secret[] {
+    const seen = this.stores.secrets
+      .list()
+      .map((s) => this.secret(s.metadata?.namespace ?? "", s.metadata?.name ?? ""));
+    return seen.filter((s): s is V1Secret => s !== undefined);
+  }
+
+  /**
+   * The cluster as one CR's plan sees it. `specOf` resolves the other CRs (for conflicts on the
+   * same Secret name); CRs being deleted hold no claims.
+   */
+  viewFor(self: ECRPullSecret, specOf: (cr: ECRPullSecret) => ResolvedSpec | undefined): ClusterView {
+    const selfName = self.metadata.name ?? "";
+    const rivals = this.stores.ecrPullSecrets
+      .list()
+      .filter((cr) => cr.metadata.name !== selfName && cr.metadata.deletionTimestamp === undefined)
+      .map((cr) => ({ cr, spec: specOf(cr) }))
+      .filter((r): r is { cr: ECRPullSecret; spec: ResolvedSpec } => r.spec !== undefined && !r.spec.suspend);
+    const namespaces = this.stores.namespaces;
+
+    return {
+      namespaces: namespaces.list().map(namespaceView),
+      serviceAccounts: (namespace) => this.serviceAccountsIn(namespace).map(serviceAccountView),
+      managedSecret: (namespace, name) => {
+        const secret = this.secret(namespace, name);
+        return secret === undefined ? undefined : managedSecretView(secret);
+      },
+      ownedSecrets: (owner) =>
+        this.managedSecrets()
+          .filter((s) => s.metadata?.labels?.[OWNER_LABEL] === owner)
+          .map(managedSecretView),
+      claimedByOther: (namespace, secretName) => {
+        if (rivals.length === 0) {
+          return undefined;
+        }
+        const ns = namespaces.get(namespace);
+        if (ns === undefined) {
+          return undefined;
+        }
+        const view = namespaceView(ns);
+        const claimants = rivals.filter(
+          (r) => r.spec.secretName === secretName && r.spec.matchesNamespace(view),
+        );
+        if (claimants.length === 0) {
+          return undefined;
+        }
+        const holder = this.secret(namespace, secretName)?.metadata?.labels?.[OWNER_LABEL];
+        if (holder === selfName) {
+          return undefined;
+        }
+        const holding = claimants.find((r) => r.cr.metadata.name === holder);
+        if (holding !== undefined) {
+          return holder;
+        }
+        const oldest = [...claimants.map((r) => r.cr), self].sort(olderFirst)[0];
+        return oldest === undefined || oldest.metadata.name === selfName ? undefined : oldest.metadata.name;
+      },
+    };
+  }
+}

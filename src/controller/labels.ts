@@ -1,0 +1,17 @@
+// Labels and annotations the operator puts on what it writes.
+import { GROUP } from "../api/crd.ts";
+
+export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
+export const MANAGED_BY_VALUE = "ecr-creds-refresher";
+/** Label selector matching every Secret the operator manages; the Secret informer watches only these. */
+export const MANAGED_SECRETS_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+/** Names the ECRPullSecret that owns a managed Secret. */
+export const OWNER_LABEL = `${GROUP}/owner`;
+export const EXPIRES_AT_ANNOTATION = `${GROUP}/expires-at`;
+export const REFRESHED_AT_ANNOTATION = `${GROUP}/refreshed-at`;
+/**
+ * On a ServiceAccount: the imagePullSecrets entries the operator added (comma-separated Secret names),
+ * so that clean-up removes those and never an entry someone else put there.
+ */
+export const ADDED_PULL_SECRETS_ANNOTATION = `${GROUP}/added-image-pull-secrets`;
+export const FINALIZER = `${GROUP}/cleanup`;

@@ -1,0 +1,331 @@
+// reconcile(name): re-read the ECRPullSecret from the cache, resolve its spec, get the token
+// content, plan (pure), write the differences with bounded concurrency, report status.
+// Level-triggered: every call computes from the current state, whatever event caused it.
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type CustomObjectsApi,
+  type V1ServiceAccount,
+} from "@kubernetes/client-node";
+import {
+  API_VERSION,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  type ECRPullSecret,
+  type NamespaceFailure,
+} from "../api/types.ts";
+import type { Clock } from "../kube/clock.ts";
+import { mapLimit } from "../kube/concurrency.ts";
+import { classifyKubeError } from "../kube/errors.ts";
+import type { EventRecorder, EventTarget } from "../kube/events.ts";
+import type { WorkResult } from "../kube/workqueue.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { ClusterCache } from "./cluster-cache.ts";
+import { planCleanup, planPullSecrets, type Owner, type Plan, type SecretContent } from "./desired.ts";
+import { FINALIZER } from "./labels.ts";
+import type { SpecResolver } from "./spec-resolver.ts";
+import { buildStatus, sameStatus, type Outcome, type TokenProblem } from "./status.ts";
+import type { ResolvedSpec } from "./spec.ts";
+import { WriteFailure, type PullSecretWriter } from "./writer.ts";
+
+export type ContentResult =
+  | { ok: true; content: SecretContent; refreshAt: number; minted: boolean }
+  | { ok: false; problem: TokenProblem; lastGood: SecretContent | undefined };
+
+/** Supplies the .dockerconfigjson content (tokens) a CR needs. */
+export interface ContentSource {
+  contentFor(cr: ECRPullSecret, spec: ResolvedSpec): Promise<ContentResult>;
+}
+
+export interface ReconcileObserver {
+  onPlanApplied?(cr: string, plan: Plan, failures: number): void;
+}
+
+export interface ReconcilerDeps {
+  cache: ClusterCache;
+  specs: SpecResolver;
+  content: ContentSource;
+  writer: PullSecretWriter;
+  objects: CustomObjectsApi;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  /** Writes in flight at once across namespaces for one CR. */
+  writeConcurrency: number;
+  /** Shortest delay before a CR is looked at again, so nothing hot-loops. */
+  minRequeueMs: number;
+  /** When namespaces are in conflict, look again after this long. */
+  conflictRequeueMs: number;
+  observer?: ReconcileObserver;
+}
+
+/** A reconcile that should be retried with backoff; the message is safe to log. */
+export class RetryLater extends Error {
+  override readonly name = "RetryLater";
+}
+
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+function eventTarget(cr: ECRPullSecret): EventTarget {
+  return { apiVersion: API_VERSION, kind: KIND, name: cr.metadata.name ?? "", uid: cr.metadata.uid ?? "" };
+}
+
+export class Reconciler {
+  private readonly deps: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.deps = deps;
+  }
+
+  async reconcile(name: string): Promise<WorkResult> {
+    const cr = this.deps.cache.ecrPullSecrets.get(name);
+    if (cr === undefined) {
+      return {};
+    }
+    const owner: Owner = { name, uid: cr.metadata.uid ?? "" };
+    if (cr.metadata.deletionTimestamp !== undefined) {
+      return this.cleanUp(cr, owner);
+    }
+    if (!(cr.metadata.finalizers ?? []).includes(FINALIZER)) {
+      await this.setFinalizers(cr, [...(cr.metadata.finalizers ?? []), FINALIZER]);
+      // The update comes back through the informer and triggers the next pass.
+      return {};
+    }
+
+    const spec = this.deps.specs.resolve(cr);
+    if ("reason" in spec) {
+      this.deps.events.warning(eventTarget(cr), spec.reason, spec.message);
+      await this.writeStatus(cr, { kind: "invalid", reason: spec.reason, message: spec.message });
+      return {};
+    }
+    if (spec.suspend) {
+      await this.writeStatus(cr, { kind: "suspended" });
+      return {};
+    }
+
+    const result = await this.deps.content.contentFor(cr, spec);
+    const content = result.ok ? result.content : result.lastGood;
+    const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
+    const plan = planPullSecrets(owner, spec, view, content);
+    const failures = await this.apply(plan);
+    this.deps.observer?.onPlanApplied?.(name, plan, failures.length);
+
+    const failed = new Set(failures.map((f) => f.namespace));
+    const synced = plan.desired.filter((ns) => !failed.has(ns) && content !== undefined).length;
+    const writes = plan.secretWrites.length;
+    const tokenTimes =
+      result.ok && content !== undefined
+        ? {
+            expiresAt: content.expiresAt,
+            refreshedAt: content.refreshedAt,
+            nextRefreshAt: new Date(result.refreshAt).toISOString(),
+          }
+        : undefined;
+    await this.writeStatus(cr, {
+      kind: "reconciled",
+      desired: plan.desired.length,
+      synced,
+      failures,
+      token: tokenTimes,
+      tokenProblem: result.ok ? undefined : result.problem,
+    });
+    this.report(cr, plan, failures, result, writes);
+
+    if (!result.ok) {
+      throw new RetryLater(`${result.problem.reason}: ${result.problem.message}`);
+    }
+    if (failures.some((f) => f.retryable)) {
+      throw new RetryLater(`${failures.length} namespaces failed to sync`);
+    }
+    const untilRefresh = result.refreshAt - this.deps.clock.now();
+    const delay = failures.length > 0 ? Math.min(untilRefresh, this.deps.conflictRequeueMs) : untilRefresh;
+    return { requeueAfter: Math.max(this.deps.minRequeueMs, delay) };
+  }
+
+  private report(
+    cr: ECRPullSecret,
+    plan: Plan,
+    failures: (NamespaceFailure & { retryable: boolean })[],
+    result: ContentResult,
+    writes: number,
+  ): void {
+    const target = eventTarget(cr);
+    const log = this.deps.log.child({ cr: cr.metadata.name });
+    if (!result.ok) {
+      this.deps.events.warning(target, result.problem.reason, result.problem.message);
+      log.warn(
+        { reason: result.problem.reason, detail: result.problem.message },
+        "token refresh failed; existing Secrets kept",
+      );
+    } else if (result.minted && writes > 0) {
+      this.deps.events.normal(
+        target,
+        "TokenRefreshed",
+        `wrote ${writes} Secrets; token expires at ${result.content.expiresAt}`,
+      );
+    }
+    const conflicts = failures.filter((f) => f.reason === "SecretConflict");
+    const others = failures.filter((f) => f.reason !== "SecretConflict");
+    if (conflicts.length > 0) {
+      this.deps.events.warning(target, "SecretConflict", summarise(conflicts));
+    }
+    if (others.length > 0) {
+      this.deps.events.warning(target, "NamespaceFailures", summarise(others));
+    }
+    for (const failure of failures) {
+      log.warn(
+        { namespace: failure.namespace, reason: failure.reason, detail: failure.message },
+        "namespace not synced",
+      );
+    }
+    if (plan.secretWrites.length + plan.secretDeletes.length + plan.serviceAccountEdits.length > 0) {
+      log.info(
+        {
+          secretsWritten: plan.secretWrites.length,
+          secretsDeleted: plan.secretDeletes.length,
+          serviceAccountsEdited: plan.serviceAccountEdits.length,
+          desired: plan.desired.length,
+          failed: failures.length,
+        },
+        "reconciled",
+      );
+    }
+  }
+
+  /** Applies a plan; returns one failure per namespace that did not sync. */
+  private async apply(plan: Plan): Promise<(NamespaceFailure & { retryable: boolean })[]> {
+    const { cache, writer, writeConcurrency } = this.deps;
+    const failures = new Map<string, NamespaceFailure & { retryable: boolean }>();
+    const fail = (namespace: string, err: unknown): void => {
+      if (failures.has(namespace)) {
+        return;
+      }
+      const failure =
+        err instanceof WriteFailure
+          ? err
+          : new WriteFailure("WriteFailed", classifyKubeError(err).message, true);
+      failures.set(namespace, {
+        namespace,
+        reason: failure.reason,
+        message: failure.message,
+        retryable: failure.retryable,
+      });
+    };
+    for (const conflict of plan.conflicts) {
+      failures.set(conflict.namespace, { ...conflict, retryable: false });
+    }
+
+    const secretResults = await mapLimit(plan.secretWrites, writeConcurrency, async (write) => {
+      cache.recordSecret(await writer.writeSecret(write));
+    });
+    for (const r of secretResults) {
+      if (r.status === "rejected") fail(r.item.namespace, r.reason);
+    }
+    // A ServiceAccount only gets the entry once its namespace has the Secret.
+    const edits = plan.serviceAccountEdits.filter((e) => e.remove.length > 0 || !failures.has(e.namespace));
+    const editResults = await mapLimit(edits, writeConcurrency, async (edit) => {
+      const cached: V1ServiceAccount | undefined = cache.serviceAccount(edit.namespace, edit.name);
+      const updated = await writer.editServiceAccount(edit, cached);
+      if (updated !== undefined) cache.recordServiceAccount(updated);
+    });
+    for (const r of editResults) {
+      if (r.status === "rejected") fail(r.item.namespace, r.reason);
+    }
+    const deleteResults = await mapLimit(plan.secretDeletes, writeConcurrency, async (target) => {
+      await writer.deleteSecret(target);
+      cache.recordSecretDeleted(target.namespace, target.name);
+    });
+    for (const r of deleteResults) {
+      if (r.status === "rejected") fail(r.item.namespace, r.reason);
+    }
+    return [...failures.values()].sort((a, b) => a.namespace.localeCompare(b.namespace));
+  }
+
+  private async cleanUp(cr: ECRPullSecret, owner: Owner): Promise<WorkResult> {
+    if (!(cr.metadata.finalizers ?? []).includes(FINALIZER)) {
+      return {};
+    }
+    const plan = planCleanup(
+      owner,
+      this.deps.cache.viewFor(cr, () => undefined),
+    );
+    const failures = await this.apply(plan);
+    if (failures.length > 0) {
+      throw new RetryLater(`clean-up failed in ${failures.length} namespaces: ${summarise(failures)}`);
+    }
+    this.deps.log.info(
+      {
+        cr: owner.name,
+        secretsDeleted: plan.secretDeletes.length,
+        serviceAccountsEdited: plan.serviceAccountEdits.length,
+      },
+      "cleaned up",
+    );
+    await this.setFinalizers(
+      cr,
+      (cr.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+    );
+    return {};
+  }
+
+  private async setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<void> {
+    try {
+      await this.deps.objects.patchClusterCustomObject(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name: cr.metadata.name ?? "",
+          body: { metadata: { finalizers, resourceVersion: cr.metadata.resourceVersion } },
+        },
+        mergePatch,
+      );
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (error.kind !== "NotFound" && error.kind !== "Conflict") {
+        throw error;
+      }
+    }
+  }
+
+  private async writeStatus(cr: ECRPullSecret, outcome: Outcome): Promise<void> {
+    const now = new Date(this.deps.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const status = buildStatus(cr.status, cr.metadata.generation ?? 0, outcome, now);
+    if (sameStatus(cr.status, status)) {
+      return;
+    }
+    try {
+      await this.deps.objects.patchClusterCustomObjectStatus(
+        {
+          group: GROUP,
+          version: VERSION,
+          plural: PLURAL,
+          name: cr.metadata.name ?? "",
+          body: { status: withRemovals(cr.status, status) },
+        },
+        mergePatch,
+      );
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (error.kind !== "NotFound") {
+        throw error;
+      }
+    }
+  }
+}
+
+function summarise(failures: readonly NamespaceFailure[]): string {
+  const shown = failures.slice(0, 3).map((f) => `${f.namespace}: ${f.message}`);
+  const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : "";
+  return `${failures.length} namespaces: ${shown.join("; ")}${more}`;
+}
+
+/** A merge patch keeps fields it does not mention: name the ones to drop with null. */
+function withRemovals(previous: object | undefined, next: object): Record<string, unknown> {
+  const removals = Object.keys(previous ?? {})
+    .filter((key) => !(key in next))
+    .map((key): [string, null] => [key, null]);
+  return { ...Object.fromEntries(removals), ...next };
+}

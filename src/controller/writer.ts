@@ -1,0 +1,213 @@
+// The one place that writes to the cluster: managed Secrets and ServiceAccount imagePullSecrets.
+// Secrets are written only with our labels and ownerReference; an unmanaged Secret of the same
+// name is never touched. ServiceAccounts are changed by read-modify-write on resourceVersion,
+// keeping every entry the operator did not add.
+import {
+  PatchStrategy,
+  setHeaderOptions,
+  type CoreV1Api,
+  type V1Secret,
+  type V1ServiceAccount,
+} from "@kubernetes/client-node";
+import { classifyKubeError, type KubeError } from "../kube/errors.ts";
+import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./desired.ts";
+import { ADDED_PULL_SECRETS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL } from "./labels.ts";
+
+export const FIELD_MANAGER = "ecr-creds-refresher";
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const maxConflictRetries = 5;
+
+/** A namespace-level failure the CR status reports; the message is safe to show (no secret). */
+export class WriteFailure extends Error {
+  override readonly name = "WriteFailure";
+  readonly reason: "SecretConflict" | "Forbidden" | "WriteFailed";
+  readonly retryable: boolean;
+
+  constructor(reason: WriteFailure["reason"], message: string, retryable: boolean) {
+    super(message);
+    this.reason = reason;
+    this.retryable = retryable;
+  }
+}
+
+function failureFrom(err: KubeError, what: string): WriteFailure {
+  if (err.kind === "Forbidden") {
+    return new WriteFailure("Forbidden", `${what}: forbidden: ${err.message}`, false);
+  }
+  const retryable = err.kind !== "Invalid";
+  return new WriteFailure("WriteFailed", `${what}: ${err.kind}: ${err.message}`, retryable);
+}
+
+export function splitAddedAnnotation(value: string | undefined): string[] {
+  return (value ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+export interface PullSecretWriter {
+  writeSecret(write: SecretWrite): Promise<V1Secret>;
+  deleteSecret(target: SecretDelete): Promise<void>;
+  editServiceAccount(
+    edit: ServiceAccountEdit,
+    cached: V1ServiceAccount | undefined,
+  ): Promise<V1ServiceAccount | undefined>;
+}
+
+function isOurs(secret: V1Secret, body: SecretBody): boolean {
+  const labels = secret.metadata?.labels ?? {};
+  const ownerUid = body.metadata.ownerReferences[0]?.uid;
+  const ownedByUid = (secret.metadata?.ownerReferences ?? []).some((ref) => ref.uid === ownerUid);
+  return (
+    ownedByUid ||
+    (labels[MANAGED_BY_LABEL] === MANAGED_BY_VALUE && labels[OWNER_LABEL] === body.metadata.name)
+  );
+}
+
+export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
+  async function patchSecret(body: SecretBody): Promise<V1Secret> {
+    const { name, namespace } = body.metadata;
+    return core.patchNamespacedSecret(
+      {
+        name,
+        namespace,
+        fieldManager: FIELD_MANAGER,
+        body: {
+          metadata: {
+            labels: body.metadata.labels,
+            annotations: body.metadata.annotations,
+            ownerReferences: body.metadata.ownerReferences,
+          },
+          data: body.data,
+        },
+      },
+      mergePatch,
+    );
+  }
+
+  async function writeSecret(write: SecretWrite): Promise<V1Secret> {
+    const { name, namespace } = write.body.metadata;
+    const what = `Secret ${namespace}/${name}`;
+    try {
+      if (write.action === "update") {
+        return await patchSecret(write.body);
+      }
+      return await core.createNamespacedSecret({ namespace, body: write.body, fieldManager: FIELD_MANAGER });
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (write.action === "create" && error.kind === "AlreadyExists") {
+        return adoptOrReportConflict(write.body);
+      }
+      if (write.action === "update" && error.kind === "NotFound") {
+        return writeSecret({ ...write, action: "create" });
+      }
+      throw failureFrom(error, `writing ${what}`);
+    }
+  }
+
+  // A create found a Secret of that name that our label-filtered cache did not show: either ours
+  // (cache lag, or someone stripped the labels) or somebody else's, which we must not touch.
+  async function adoptOrReportConflict(body: SecretBody): Promise<V1Secret> {
+    const { name, namespace } = body.metadata;
+    let current: V1Secret;
+    try {
+      current = await core.readNamespacedSecret({ name, namespace });
+    } catch (err) {
+      throw failureFrom(classifyKubeError(err), `reading Secret ${namespace}/${name}`);
+    }
+    if (!isOurs(current, body)) {
+      throw new WriteFailure(
+        "SecretConflict",
+        `Secret ${namespace}/${name} exists and is not managed by ecr-creds-refresher; it was left untouched`,
+        false,
+      );
+    }
+    if (current.type !== body.type) {
+      throw new WriteFailure(
+        "SecretConflict",
+        `Secret ${namespace}/${name} has type ${current.type ?? "Opaque"}, not ${body.type}; delete it to let the operator recreate it`,
+        false,
+      );
+    }
+    try {
+      return await patchSecret(body);
+    } catch (err) {
+      throw failureFrom(classifyKubeError(err), `writing Secret ${namespace}/${name}`);
+    }
+  }
+
+  async function deleteSecret({ namespace, name }: SecretDelete): Promise<void> {
+    try {
+      await core.deleteNamespacedSecret({ name, namespace });
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (error.kind !== "NotFound") {
+        throw failureFrom(error, `deleting Secret ${namespace}/${name}`);
+      }
+    }
+  }
+
+  async function editServiceAccount(
+    edit: ServiceAccountEdit,
+    cached: V1ServiceAccount | undefined,
+  ): Promise<V1ServiceAccount | undefined> {
+    const what = `ServiceAccount ${edit.namespace}/${edit.name}`;
+    let current = cached;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        current ??= await core.readNamespacedServiceAccount({ name: edit.name, namespace: edit.namespace });
+        const body = serviceAccountPatch(current, edit);
+        if (body === undefined) {
+          return current;
+        }
+        return await core.patchNamespacedServiceAccount(
+          { name: edit.name, namespace: edit.namespace, fieldManager: FIELD_MANAGER, body },
+          mergePatch,
+        );
+      } catch (err) {
+        const error = classifyKubeError(err);
+        if (error.kind === "NotFound") {
+          return undefined;
+        }
+        if (error.kind !== "Conflict" || attempt >= maxConflictRetries) {
+          throw failureFrom(error, `updating ${what}`);
+        }
+        current = undefined;
+      }
+    }
+  }
+
+  return { writeSecret, deleteSecret, editServiceAccount };
+}
+
+/**
+ * The merge patch that applies `edit` to `current`, or undefined when nothing changes. It carries
+ * resourceVersion, so a concurrent change makes it fail with 409 instead of losing that change:
+ * imagePullSecrets is an atomic list and a merge patch replaces it whole.
+ */
+export function serviceAccountPatch(current: V1ServiceAccount, edit: ServiceAccountEdit): object | undefined {
+  const entries = (current.imagePullSecrets ?? []).map((ref) => ref.name ?? "");
+  const added = splitAddedAnnotation(current.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]);
+  let nextEntries = entries.filter((name) => !(edit.remove.includes(name) && added.includes(name)));
+  let nextAdded = added.filter((name) => !edit.remove.includes(name));
+  for (const name of edit.add) {
+    if (!nextEntries.includes(name)) {
+      nextEntries = [...nextEntries, name];
+      if (!nextAdded.includes(name)) {
+        nextAdded = [...nextAdded, name];
+      }
+    }
+  }
+  const sameEntries = nextEntries.length === entries.length && nextEntries.every((n, i) => n === entries[i]);
+  const sameAdded = nextAdded.length === added.length && nextAdded.every((n, i) => n === added[i]);
+  if (sameEntries && sameAdded) {
+    return undefined;
+  }
+  return {
+    metadata: {
+      resourceVersion: current.metadata?.resourceVersion,
+      annotations: { [ADDED_PULL_SECRETS_ANNOTATION]: nextAdded.length > 0 ? nextAdded.join(",") : null },
+    },
+    imagePullSecrets: nextEntries.map((name) => ({ name })),
+  };
+}
