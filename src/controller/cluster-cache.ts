@@ -164,6 +164,18 @@ export class ClusterCache {
       .filter((sa): sa is V1ServiceAccount => sa !== undefined);
   }
 
+  allServiceAccounts(): V1ServiceAccount[] {
+    return this.stores.serviceAccounts
+      .list()
+      .map((sa) => this.serviceAccount(sa.metadata?.namespace ?? "", sa.metadata?.name ?? ""))
+      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+  }
+
+  namespace(name: string): NamespaceView | undefined {
+    const ns = this.stores.namespaces.get(name);
+    return ns === undefined ? undefined : namespaceView(ns);
+  }
+
   managedSecrets(): V1Secret[] {
     const seen = this.stores.secrets
       .list()

@@ -26,6 +26,7 @@ import type { ClusterCache } from "./cluster-cache.ts";
 import { planCleanup, planPullSecrets, type Owner, type Plan, type SecretContent } from "./desired.ts";
 import { FINALIZER } from "./labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
+import { planSweep } from "./sweep.ts";
 import { buildStatus, sameStatus, type Outcome, type TokenProblem } from "./status.ts";
 import type { ResolvedSpec } from "./spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
@@ -243,6 +244,34 @@ export class Reconciler {
     return [...failures.values()].sort((a, b) => a.namespace.localeCompare(b.namespace));
   }
 
+  /** Removes what no live CR claims any more (see sweep.ts). */
+  async sweep(): Promise<WorkResult> {
+    const { cache, specs } = this.deps;
+    const sweep = planSweep({
+      crs: cache.ecrPullSecrets.list(),
+      specOf: (cr) => specs.resolved(cr),
+      namespace: (name) => cache.namespace(name),
+      serviceAccounts: cache.allServiceAccounts(),
+      managedSecrets: cache.managedSecrets(),
+    });
+    if (sweep.serviceAccountEdits.length + sweep.secretDeletes.length === 0) {
+      return {};
+    }
+    const failures = await this.apply({ ...emptyPlan(), ...sweep });
+    this.deps.log.info(
+      {
+        secretsDeleted: sweep.secretDeletes.length,
+        serviceAccountsEdited: sweep.serviceAccountEdits.length,
+        failed: failures.length,
+      },
+      "removed what no ECRPullSecret claims",
+    );
+    if (failures.length > 0) {
+      throw new RetryLater(`sweep failed in ${failures.length} namespaces`);
+    }
+    return {};
+  }
+
   private async cleanUp(cr: ECRPullSecret, owner: Owner): Promise<WorkResult> {
     if (!(cr.metadata.finalizers ?? []).includes(FINALIZER)) {
       return {};
@@ -328,4 +357,15 @@ function withRemovals(previous: object | undefined, next: object): Record<string
     .filter((key) => !(key in next))
     .map((key): [string, null] => [key, null]);
   return { ...Object.fromEntries(removals), ...next };
+}
+
+function emptyPlan(): Plan {
+  return {
+    desired: [],
+    inSync: [],
+    secretWrites: [],
+    secretDeletes: [],
+    serviceAccountEdits: [],
+    conflicts: [],
+  };
 }

@@ -1,0 +1,112 @@
+// Which AWS identity a CR uses: its own credentials Secret (from a trusted namespace), the
+// operator's --credentials-secret, or the SDK default chain; optionally an assumed role on top.
+// Credential Secrets are watched one by one (by name), so a rotation takes effect at once and
+// the operator never lists Secrets it does not need.
+import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
+import type { ECRPullSecret } from "../api/types.ts";
+import {
+  assumeRoleSource,
+  parseCredentialsSecret,
+  staticSource,
+  type CredentialSource,
+} from "../aws/credentials.ts";
+import { isInvalidInput } from "../api/invalid-input.ts";
+import { Informer } from "../kube/informer.ts";
+import type { CredentialResolver } from "./content.ts";
+import type { ResolvedSpec } from "./spec.ts";
+import type { TokenProblem } from "./status.ts";
+
+export interface SecretRef {
+  namespace: string;
+  name: string;
+}
+
+export interface CredentialStoreOptions {
+  kubeConfig: KubeConfig;
+  /** The operator's default credentials Secret; without it the default chain is used. */
+  defaultSecret: SecretRef | undefined;
+  defaultChain: () => CredentialSource;
+  /** STS client options for assumed roles (endpoint, region). */
+  stsOptions: { endpoint?: string; region: string };
+  /** Called when a watched credentials Secret changes. */
+  onChange: (ref: SecretRef) => void;
+}
+
+export class CredentialStore implements CredentialResolver {
+  private readonly options: CredentialStoreOptions;
+  private readonly watches = new Map<string, Informer<V1Secret>>();
+  private readonly sources = new Map<string, CredentialSource>();
+  private chain: CredentialSource | undefined;
+
+  constructor(options: CredentialStoreOptions) {
+    this.options = options;
+  }
+
+  resolve(_cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem {
+    const ref = spec.credentials.kind === "secret" ? spec.credentials : this.options.defaultSecret;
+    const base = ref === undefined ? (this.chain ??= this.options.defaultChain()) : this.fromSecret(ref);
+    if ("reason" in base) {
+      return base;
+    }
+    const role = spec.assumeRole;
+    if (role === undefined) {
+      return base;
+    }
+    const key = `${base.key}|${role.roleArn}|${role.externalId ?? ""}|${role.sessionName ?? ""}|${role.durationSeconds ?? ""}`;
+    let source = this.sources.get(key);
+    if (source === undefined) {
+      source = assumeRoleSource(base, role, this.options.stsOptions);
+      this.sources.set(key, source);
+    }
+    return source;
+  }
+
+  /** Starts watching the Secrets of `refs` ahead of the first reconcile that needs them. */
+  watch(ref: SecretRef): Informer<V1Secret> {
+    const key = `${ref.namespace}/${ref.name}`;
+    let informer = this.watches.get(key);
+    if (informer === undefined) {
+      informer = new Informer<V1Secret>({
+        name: `credentials:${key}`,
+        kubeConfig: this.options.kubeConfig,
+        path: `/api/v1/namespaces/${ref.namespace}/secrets`,
+        fieldSelector: `metadata.name=${ref.name}`,
+      });
+      const changed = (): void => {
+        this.options.onChange(ref);
+      };
+      informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
+      informer.start();
+      this.watches.set(key, informer);
+    }
+    return informer;
+  }
+
+  private fromSecret(ref: SecretRef): CredentialSource | TokenProblem {
+    const informer = this.watch(ref);
+    const where = `credentials Secret ${ref.namespace}/${ref.name}`;
+    if (!informer.hasSynced()) {
+      return { reason: "CredentialsInvalid", message: `waiting to read the ${where}` };
+    }
+    const secret = informer.get(ref.name, ref.namespace);
+    if (secret === undefined) {
+      return { reason: "CredentialsInvalid", message: `the ${where} does not exist` };
+    }
+    const keys = parseCredentialsSecret(secret.data);
+    if (isInvalidInput(keys)) {
+      return { reason: "CredentialsInvalid", message: `the ${where} is not usable: ${keys.message}` };
+    }
+    const candidate = staticSource(keys);
+    const known = this.sources.get(candidate.key);
+    if (known !== undefined) {
+      return known;
+    }
+    this.sources.set(candidate.key, candidate);
+    return candidate;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.watches.values()].map((informer) => informer.stop()));
+    this.watches.clear();
+  }
+}

@@ -1,0 +1,271 @@
+// Wires the controller together: informers on exactly what the operator manages, the workqueue,
+// the reconciler and the shared token cache. `start` runs until `stop`.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1Secret,
+  type V1ServiceAccount,
+} from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
+import { defaultChainSource } from "../aws/credentials.ts";
+import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
+import type { Config } from "../config.ts";
+import { systemClock, type Clock } from "../kube/clock.ts";
+import { createEventRecorder } from "../kube/events.ts";
+import { Informer } from "../kube/informer.ts";
+import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
+import type { Logger } from "../observability/logger.ts";
+import { ClusterCache } from "./cluster-cache.ts";
+import { createTokenContentSource } from "./content.ts";
+import { CredentialStore } from "./credentials-store.ts";
+import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./labels.ts";
+import { Reconciler, RetryLater } from "./reconciler.ts";
+import { SpecResolver } from "./spec-resolver.ts";
+import { createPullSecretWriter } from "./writer.ts";
+
+/** Queue key of the sweep that removes what no CR claims; not a valid CR name. */
+export const SWEEP_KEY = "~sweep";
+
+export interface OperatorOptions {
+  config: Config;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  clock?: Clock;
+  /** Period of the full resync that re-enqueues every CR. */
+  resyncIntervalMs?: number;
+  /** Shortest requeue delay. */
+  minRequeueMs?: number;
+}
+
+/** Strips what the operator never reads, to keep the caches small. */
+function slim(obj: KubernetesObject): KubernetesObject {
+  if (obj.metadata !== undefined) {
+    delete obj.metadata.managedFields;
+    if (obj.metadata.annotations !== undefined) {
+      delete obj.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
+    }
+  }
+  return obj;
+}
+
+export class Operator {
+  readonly queue: Workqueue;
+  readonly tokens: TokenCache;
+  private readonly options: OperatorOptions;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly crs: Informer<ECRPullSecret>;
+  private readonly namespaces: Informer<V1Namespace>;
+  private readonly serviceAccounts: Informer<V1ServiceAccount>;
+  private readonly secrets: Informer<V1Secret>;
+  private readonly credentials: CredentialStore;
+  private readonly reconciler: Reconciler;
+  private workers: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: OperatorOptions) {
+    this.options = options;
+    const { config, kubeConfig, log } = options;
+    this.clock = options.clock ?? systemClock;
+    this.log = log;
+    this.queue = new Workqueue({ clock: this.clock });
+
+    const informer = <T extends KubernetesObject>(
+      name: string,
+      path: string,
+      labelSelector?: string,
+    ): Informer<T> =>
+      new Informer<T>({
+        name,
+        kubeConfig,
+        path,
+        labelSelector,
+        clock: this.clock,
+        transform: (raw) => slim(raw) as T,
+        hooks: {
+          onWatchRestart: (reason) => {
+            log.debug({ informer: name, reason }, "watch restarted");
+          },
+          onError: (err) => {
+            log.warn({ informer: name, err: err.message }, "watch failed; retrying");
+          },
+        },
+      });
+    this.crs = informer<ECRPullSecret>("ecrpullsecrets", `/apis/${GROUP}/${VERSION}/${PLURAL}`);
+    this.namespaces = informer<V1Namespace>("namespaces", "/api/v1/namespaces");
+    this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
+    this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR);
+
+    const core = kubeConfig.makeApiClient(CoreV1Api);
+    const objects = kubeConfig.makeApiClient(CustomObjectsApi);
+    const cache = new ClusterCache(
+      {
+        ecrPullSecrets: this.crs,
+        namespaces: this.namespaces,
+        serviceAccounts: this.serviceAccounts,
+        secrets: this.secrets,
+      },
+      this.clock,
+    );
+    const specs = new SpecResolver({
+      defaultRegion: config.region,
+      trustedNamespaces: new Set(config.trustedCredentialsNamespaces),
+    });
+    this.credentials = new CredentialStore({
+      kubeConfig,
+      defaultSecret: config.credentialsSecret,
+      defaultChain: () => defaultChainSource(),
+      stsOptions: { endpoint: config.awsEndpointUrl, region: config.region ?? "us-east-1" },
+      onChange: (ref) => {
+        log.info({ secret: `${ref.namespace}/${ref.name}` }, "credentials Secret changed");
+        this.enqueueAll();
+      },
+    });
+    this.tokens = createTokenCache({ clock: this.clock, endpoint: config.awsEndpointUrl });
+    this.reconciler = new Reconciler({
+      cache,
+      specs,
+      content: createTokenContentSource({
+        credentials: this.credentials,
+        tokens: this.tokens,
+        clock: this.clock,
+      }),
+      writer: createPullSecretWriter(core),
+      objects,
+      events: createEventRecorder({
+        core,
+        clock: this.clock,
+        component: "ecr-creds-refresher",
+        // The API server accepts Events about cluster-scoped objects only in "default".
+        clusterScopedNamespace: "default",
+        onError: (err) => {
+          log.debug({ err: err.message }, "could not record an Event");
+        },
+      }),
+      clock: this.clock,
+      log,
+      writeConcurrency: config.writeConcurrency,
+      minRequeueMs: options.minRequeueMs ?? 10_000,
+      conflictRequeueMs: 5 * 60_000,
+    });
+
+    this.crs.addHandlers({
+      onAdd: (cr) => {
+        this.enqueue(cr);
+      },
+      onUpdate: (cr) => {
+        this.enqueue(cr);
+      },
+      onDelete: (cr) => {
+        specs.forget(cr.metadata.uid ?? "");
+        // Other CRs may now hold a Secret name this one held.
+        this.enqueueAll();
+        this.queue.add(SWEEP_KEY);
+      },
+    });
+    const everyCr = {
+      onAdd: () => {
+        this.enqueueAll();
+      },
+      onUpdate: () => {
+        this.enqueueAll();
+      },
+      onDelete: () => {
+        this.enqueueAll();
+      },
+    };
+    this.namespaces.addHandlers(everyCr);
+    this.serviceAccounts.addHandlers(everyCr);
+    const owner = (secret: V1Secret): void => {
+      const name = secret.metadata?.labels?.[OWNER_LABEL];
+      if (name !== undefined) this.queue.add(name);
+    };
+    this.secrets.addHandlers({ onAdd: owner, onUpdate: owner, onDelete: owner });
+  }
+
+  private enqueue(cr: ECRPullSecret): void {
+    const name = cr.metadata.name;
+    if (name !== undefined) this.queue.add(name);
+  }
+
+  private enqueueAll(): void {
+    if (!this.crs.hasSynced()) {
+      return;
+    }
+    for (const cr of this.crs.list()) {
+      this.enqueue(cr);
+    }
+  }
+
+  private informers(): Informer<KubernetesObject>[] {
+    return [this.crs, this.namespaces, this.serviceAccounts, this.secrets] as Informer<KubernetesObject>[];
+  }
+
+  /** Starts the informers and waits until every cache holds a full list. */
+  async startCaches(signal?: AbortSignal): Promise<void> {
+    if (this.options.config.credentialsSecret !== undefined) {
+      this.credentials.watch(this.options.config.credentialsSecret);
+    }
+    for (const informer of this.informers()) {
+      informer.start();
+    }
+    await Promise.all(this.informers().map((informer) => informer.waitForSync(signal)));
+    this.log.info(
+      {
+        ecrPullSecrets: this.crs.size(),
+        namespaces: this.namespaces.size(),
+        serviceAccounts: this.serviceAccounts.size(),
+        managedSecrets: this.secrets.size(),
+      },
+      "caches synced",
+    );
+  }
+
+  /** The managed Secrets the operator holds in memory, as namespace/name (for tests and debugging). */
+  cachedSecretKeys(): string[] {
+    return this.secrets.list().map((s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`);
+  }
+
+  cachesSynced(): boolean {
+    return this.informers().every((informer) => informer.hasSynced());
+  }
+
+  /** Starts reconciling: every CR now, then on every change. */
+  startWorkers(): void {
+    this.enqueueAll();
+    this.queue.add(SWEEP_KEY);
+    const handle = (key: string): Promise<WorkResult> =>
+      key === SWEEP_KEY ? this.reconciler.sweep() : this.reconciler.reconcile(key);
+    this.workers = runWorkers(this.queue, this.options.config.workers, handle, {
+      onError: (name, err) => {
+        const message = err instanceof Error ? err.message : "unknown error";
+        const level = err instanceof RetryLater ? "info" : "error";
+        this.log[level](
+          { cr: name, err: message, retries: this.queue.numRequeues(name) },
+          "reconcile will be retried",
+        );
+      },
+    });
+    const resyncMs = this.options.resyncIntervalMs ?? 10 * 60_000;
+    this.resyncTimer = setInterval(() => {
+      this.enqueueAll();
+      this.queue.add(SWEEP_KEY);
+    }, resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    await this.startCaches(signal);
+    this.startWorkers();
+  }
+
+  async stop(): Promise<void> {
+    if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
+    await this.queue.shutDownWithDrain();
+    await this.workers;
+    await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
+  }
+}

@@ -1,0 +1,69 @@
+// Clean-up of what no ECRPullSecret claims any more: ServiceAccount entries the operator added
+// for a Secret no live CR wants in that namespace, and managed Secrets whose owning CR is gone.
+// This covers a CR deleted while the operator was down (garbage collection removes the Secrets,
+// but only the operator knows which ServiceAccount entries it added).
+import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type { ECRPullSecret } from "../api/types.ts";
+import type { NamespaceView, SecretDelete, ServiceAccountEdit } from "./desired.ts";
+import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
+import type { ResolvedSpec } from "./spec.ts";
+import { splitAddedAnnotation } from "./writer.ts";
+
+export interface SweepInput {
+  crs: readonly ECRPullSecret[];
+  specOf: (cr: ECRPullSecret) => ResolvedSpec | undefined;
+  namespace: (name: string) => NamespaceView | undefined;
+  serviceAccounts: readonly V1ServiceAccount[];
+  managedSecrets: readonly V1Secret[];
+}
+
+export interface SweepPlan {
+  serviceAccountEdits: ServiceAccountEdit[];
+  secretDeletes: SecretDelete[];
+}
+
+export function planSweep(input: SweepInput): SweepPlan {
+  const live = input.crs.filter((cr) => cr.metadata.deletionTimestamp === undefined);
+  const specs = live.map((cr) => input.specOf(cr));
+  // A CR whose spec cannot be resolved keeps what it has: an invalid edit must not wipe anything.
+  const unresolvedNames = new Set(
+    live.filter((_, i) => specs[i] === undefined).map((cr) => cr.metadata.name ?? ""),
+  );
+  const resolved = specs.filter((s): s is ResolvedSpec => s !== undefined);
+
+  const claimed = (namespace: string, secretName: string): boolean => {
+    const ns = input.namespace(namespace);
+    if (ns === undefined) {
+      return false;
+    }
+    return resolved.some((spec) => spec.secretName === secretName && spec.matchesNamespace(ns));
+  };
+  const protectedByUnresolved = (namespace: string, secretName: string): boolean =>
+    input.managedSecrets.some(
+      (s) =>
+        s.metadata?.namespace === namespace &&
+        s.metadata.name === secretName &&
+        unresolvedNames.has(s.metadata.labels?.[OWNER_LABEL] ?? ""),
+    );
+
+  const serviceAccountEdits: ServiceAccountEdit[] = [];
+  for (const sa of input.serviceAccounts) {
+    const namespace = sa.metadata?.namespace ?? "";
+    const entries = new Set((sa.imagePullSecrets ?? []).map((ref) => ref.name ?? ""));
+    const remove = splitAddedAnnotation(sa.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]).filter(
+      (secretName) =>
+        entries.has(secretName) &&
+        !claimed(namespace, secretName) &&
+        !protectedByUnresolved(namespace, secretName),
+    );
+    if (remove.length > 0) {
+      serviceAccountEdits.push({ namespace, name: sa.metadata?.name ?? "", add: [], remove });
+    }
+  }
+
+  const liveUids = new Set(input.crs.map((cr) => cr.metadata.uid));
+  const secretDeletes = input.managedSecrets
+    .filter((s) => !(s.metadata?.ownerReferences ?? []).some((ref) => liveUids.has(ref.uid)))
+    .map((s) => ({ namespace: s.metadata?.namespace ?? "", name: s.metadata?.name ?? "" }));
+  return { serviceAccountEdits, secretDeletes };
+}

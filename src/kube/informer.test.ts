@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import type { Server, Socket } from "node:net";
+import { describe, it } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
+
+import { eventually } from "../../test/harness/wait.ts";
+import { ManualClock } from "./clock.ts";
+import type { KubeError } from "./errors.ts";
+import { dropManagedFields, Informer, ObjectStore } from "./informer.ts";
+import type { InformerOptions } from "./informer.ts";
+
+function secret(name: string, resourceVersion: string, namespace = "ns1"): KubernetesObject {
+  return { kind: "Secret", apiVersion: "v1", metadata: { name, namespace, resourceVersion } };
+}
+
+describe("ObjectStore", () => {
+  it("reports adds, updates only for a changed resourceVersion, and deletes when replaced", () => {
+    const store = new ObjectStore();
+    const a1 = secret("a", "1");
+    const b1 = secret("b", "1");
+    assert.deepEqual(store.replace([a1, b1]), [
+      { type: "add", obj: a1 },
+      { type: "add", obj: b1 },
+    ]);
+
+    const b2 = secret("b", "2");
+    const c1 = secret("c", "1");
+    assert.deepEqual(store.replace([secret("a", "1"), b2, c1]), [
+      { type: "update", obj: b2, old: b1 },
+      { type: "add", obj: c1 },
+    ]);
+    assert.equal(store.get("a", "ns1"), a1, "an unchanged object keeps its stored instance");
+
+    assert.deepEqual(store.replace([c1]), [
+      { type: "delete", obj: a1 },
+      { type: "delete", obj: b2 },
+    ]);
+    assert.equal(store.size(), 1);
+  });
+
+  it("ignores an upsert with the stored resourceVersion and a delete of an unknown object", () => {
+    const store = new ObjectStore();
+    const a1 = secret("a", "1");
+    assert.deepEqual(store.upsert(a1), { type: "add", obj: a1 });
+    assert.equal(store.upsert(secret("a", "1")), undefined);
+    assert.equal(store.get("a", "ns1"), a1);
+    assert.equal(store.delete(secret("zzz", "1")), undefined);
+    const gone = secret("a", "2");
+    assert.deepEqual(store.delete(gone), { type: "delete", obj: gone });
+    assert.equal(store.size(), 0);
+  });
+
+  it("lists one namespace, cluster-scoped objects under the empty namespace, or everything", () => {
+    const store = new ObjectStore();
+    store.replace([
+      secret("a", "1", "ns1"),
+      secret("b", "1", "ns2"),
+      secret("c", "1", "ns2"),
+      { kind: "Namespace", apiVersion: "v1", metadata: { name: "ns1", resourceVersion: "1" } },
+    ]);
+    const names = (objects: KubernetesObject[]): string[] =>
+      objects.map((o) => o.metadata?.name ?? "").sort();
+    assert.deepEqual(names(store.list("ns2")), ["b", "c"]);
+    assert.deepEqual(names(store.list("")), ["ns1"]);
+    assert.deepEqual(names(store.list("absent")), []);
+    assert.deepEqual(names(store.list()), ["a", "b", "c", "ns1"]);
+    assert.equal(store.get("ns1")?.kind, "Namespace");
+    assert.equal(store.get("a"), undefined, "a namespaced object is not found without its namespace");
+    assert.equal(store.size(), 4);
+  });
+});
+
+describe("dropManagedFields", () => {
+  it("removes metadata.managedFields and keeps the rest of the object", () => {
+    const raw: KubernetesObject = {
+      kind: "Secret",
+      metadata: {
+        name: "a",
+        labels: { x: "y" },
+        managedFields: [{ manager: "kubectl", operation: "Update" }],
+      },
+    };
+    assert.deepEqual(dropManagedFields(raw), { kind: "Secret", metadata: { name: "a", labels: { x: "y" } } });
+  });
+});
+
+/** A loopback TCP server that answers each connection with `onConnection`; counts and tracks them. */
+async function tcpServer(onConnection: (socket: Socket) => void): Promise<{
+  port: number;
+  connections: () => number;
+  openSockets: () => number;
+  close: () => Promise<void>;
+}> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server: Server = createServer((socket) => {
+    connections += 1;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => sockets.delete(socket));
+    // Read and discard, so the server sees the client hang up.
+    socket.resume();
+    onConnection(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no port bound");
+  return {
+    port: address.port,
+    connections: () => connections,
+    openSockets: () => sockets.size,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+function kubeConfigFor(port: number): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "local", server: `https://127.0.0.1:${port}`, skipTLSVerify: false }],
+    users: [{ name: "nobody" }],
+    contexts: [{ name: "local", cluster: "local", user: "nobody" }],
+    currentContext: "local",
+  });
+  return kc;
+}
+
+function newInformer(
+  port: number,
+  options: Partial<InformerOptions<KubernetesObject>> = {},
+): { informer: Informer<KubernetesObject>; clock: ManualClock; errors: KubeError[] } {
+  const clock = new ManualClock();
+  const errors: KubeError[] = [];
+  const informer = new Informer<KubernetesObject>({
+    name: "secrets",
+    kubeConfig: kubeConfigFor(port),
+    path: "/api/v1/secrets",
+    clock,
+    hooks: { onError: (err) => errors.push(err) },
+    ...options,
+  });
+  return { informer, clock, errors };
+}
+
+describe("Informer", () => {
+  it("retries a failing list with doubling backoff up to the cap, and never gives up", async () => {
+    const server = await tcpServer((socket) => {
+      socket.resetAndDestroy();
+    });
+    const { informer, clock, errors } = newInformer(server.port, { backoff: { baseMs: 1000, maxMs: 4000 } });
+    informer.start();
+    try {
+      const delays = [1000, 2000, 4000, 4000, 4000];
+      for (const [attempt, delay] of delays.entries()) {
+        await eventually(() => {
+          assert.equal(errors.length, attempt + 1);
+        });
+        assert.equal(errors[attempt]?.kind, "Unavailable");
+        assert.equal(clock.pendingTimers(), 1, "only the backoff timer is pending");
+        clock.advance(delay - 1);
+        assert.equal(clock.pendingTimers(), 1, `retry ${attempt + 1} waits the full ${delay} ms`);
+        clock.advance(1);
+        assert.equal(clock.pendingTimers(), 0, `retry ${attempt + 1} starts after ${delay} ms`);
+      }
+      await eventually(() => {
+        assert.equal(server.connections(), delays.length + 1);
+      });
+      assert.equal(informer.hasSynced(), false);
+    } finally {
+      await informer.stop();
+      await server.close();
+    }
+  });
+
+  it("abandons a list request that sends nothing for watchTimeoutSeconds plus grace", async () => {
+    const server = await tcpServer(() => undefined);
+    const { informer, clock, errors } = newInformer(server.port, {
+      watchTimeoutSeconds: 2,
+      stallGraceMs: 500,
+    });
+    informer.start();
+    try {
+      await eventually(() => {
+        assert.equal(server.openSockets(), 1);
+      });
+      clock.advance(2499);
+      assert.equal(clock.pendingTimers(), 1, "the stall watchdog has not fired yet");
+      clock.advance(1);
+      await eventually(() => {
+        assert.equal(errors.length, 1);
+      });
+      assert.equal(errors[0]?.kind, "Unavailable");
+      assert.match(errors[0].message, /list of secrets stalled: no data for 2500 ms/);
+      await eventually(() => {
+        assert.equal(server.openSockets(), 0, "the stalled connection is closed");
+      });
+      assert.equal(clock.pendingTimers(), 1, "a retry is scheduled");
+    } finally {
+      await informer.stop();
+      await server.close();
+    }
+  });
+
+  it("stop() aborts the request in flight and clears every timer", async () => {
+    const server = await tcpServer(() => undefined);
+    const { informer, clock, errors } = newInformer(server.port);
+    informer.start();
+    try {
+      await eventually(() => {
+        assert.equal(server.openSockets(), 1);
+      });
+      await informer.stop();
+      assert.equal(clock.pendingTimers(), 0);
+      await eventually(() => {
+        assert.equal(server.openSockets(), 0);
+      });
+      assert.deepEqual(errors, [], "stopping is not reported as an error");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("rejects waitForSync when its signal aborts, and when the informer stops before syncing", async () => {
+    const server = await tcpServer(() => undefined);
+    const { informer } = newInformer(server.port);
+    informer.start();
+    try {
+      const controller = new AbortController();
+      const aborted = informer.waitForSync(controller.signal);
+      controller.abort(new Error("gave up waiting"));
+      await assert.rejects(aborted, /gave up waiting/);
+      const pending = informer.waitForSync();
+      await informer.stop();
+      await assert.rejects(pending, /stopped before its first list/);
+      await assert.rejects(informer.waitForSync(), /stopped before its first list/);
+    } finally {
+      await informer.stop();
+      await server.close();
+    }
+  });
+
+  it("refuses options that would make it spin or never page", () => {
+    const kubeConfig = kubeConfigFor(1);
+    const base = { name: "secrets", kubeConfig, path: "/api/v1/secrets" };
+    assert.throws(() => new Informer({ ...base, pageSize: 0 }), RangeError);
+    assert.throws(() => new Informer({ ...base, watchTimeoutSeconds: 0.5 }), RangeError);
+    assert.throws(() => new Informer({ ...base, relistIntervalMs: 0 }), RangeError);
+    assert.throws(() => new Informer({ ...base, backoff: { baseMs: 0, maxMs: 10 } }), RangeError);
+    assert.throws(() => new Informer({ ...base, path: "api/v1/secrets" }), RangeError);
+  });
+});

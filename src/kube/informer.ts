@@ -1,0 +1,887 @@
+// A list-then-watch cache of one Kubernetes collection, with the supervision client-node's
+// ListWatch lacks: paged lists, relist on 410 and on a timer, backoff after errors without ever
+// giving up, and detection of watch streams that go silent without closing. List and watch share
+// one plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
+
+import { request as httpRequest } from "node:http";
+import type { IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { RequestOptions } from "node:https";
+import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+
+import { systemClock } from "./clock.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import { classifyKubeError, KubeError } from "./errors.ts";
+import { backoffDelay } from "./workqueue.ts";
+import type { BackoffOptions } from "./workqueue.ts";
+
+export type WatchRestartReason = "error" | "stalled" | "expired" | "relist";
+
+/** Callbacks for logs and metrics; called synchronously, and one that throws is ignored. */
+export interface InformerHooks {
+  /** The watch is being replaced: after an error, a stall, a 410 Gone, or for the periodic relist. */
+  onWatchRestart?(reason: WatchRestartReason): void;
+  /** The first full list is in the store and its add handlers have run. */
+  onSynced?(): void;
+  /** A list or watch failed (the informer retries on its own), or a handler threw. */
+  onError?(err: KubeError): void;
+}
+
+export interface InformerOptions<T> {
+  /** The collection in logs and metrics, e.g. "secrets". */
+  name: string;
+  kubeConfig: KubeConfig;
+  /** Collection path, e.g. "/api/v1/namespaces/ns1/secrets" or "/apis/group/v1/plural". */
+  path: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** Turns each object as received into what the store keeps; default drops metadata.managedFields. */
+  transform?: (raw: KubernetesObject) => T;
+  /** Objects per list page (`limit`); default 500. */
+  pageSize?: number;
+  /** Server-side watch timeout, jittered up to +50%; default 30. */
+  watchTimeoutSeconds?: number;
+  /**
+   * A watch that neither sends data nor closes within its timeout plus this grace is stalled and
+   * replaced; a list page that sends nothing for watchTimeoutSeconds plus this grace fails.
+   * Default 15000.
+   */
+  stallGraceMs?: number;
+  /** Full relist that heals missed events, jittered up to +20%; default 10 minutes. */
+  relistIntervalMs?: number;
+  /** Delay before relisting after a list or watch error; default 1 s doubling to 30 s. */
+  backoff?: BackoffOptions;
+  clock?: Clock;
+  hooks?: InformerHooks;
+}
+
+export interface InformerHandlers<T> {
+  onAdd?(obj: T): void;
+  onUpdate?(obj: T, old: T): void;
+  onDelete?(obj: T): void;
+}
+
+export const defaultInformerBackoff: BackoffOptions = { baseMs: 1000, maxMs: 30_000 };
+
+const defaultPageSize = 500;
+const defaultWatchTimeoutSeconds = 30;
+const defaultStallGraceMs = 15_000;
+const defaultRelistIntervalMs = 10 * 60_000;
+const watchTimeoutJitter = 0.5;
+const relistJitter = 0.2;
+/** A watch closed sooner than this without a single event is treated as a failure, as client-go does. */
+const shortWatchMs = 1000;
+
+/** Drops metadata.managedFields, which is often the larger part of an object and never read here. */
+export function dropManagedFields(raw: KubernetesObject): KubernetesObject {
+  if (raw.metadata !== undefined) delete raw.metadata.managedFields;
+  return raw;
+}
+
+export type StoreChange<T> =
+  { type: "add"; obj: T } | { type: "update"; obj: T; old: T } | { type: "delete"; obj: T };
+
+/** Objects by namespace and name ("" for cluster-scoped), so a namespace lists in O(its objects). */
+export class ObjectStore<T extends KubernetesObject> {
+  #byNamespace = new Map<string, Map<string, T>>();
+  #size = 0;
+
+  get(name: string, namespace = ""): T | undefined {
+    return this.#byNamespace.get(namespace)?.get(name);
+  }
+
+  /** Objects in `namespace`, or all objects when it is undefined. */
+  list(namespace?: string): T[] {
+    if (namespace !== undefined) return [...(this.#byNamespace.get(namespace)?.values() ?? [])];
+    const all: T[] = [];
+    for (const objects of this.#byNamespace.values()) all.push(...objects.values());
+    return all;
+  }
+
+  size(): number {
+    return this.#size;
+  }
+
+  /** Stores `obj`; a change only when it is new or its resourceVersion differs from the stored one. */
+  upsert(obj: T): StoreChange<T> | undefined {
+    const { name, namespace } = keyOf(obj);
+    const old = this.get(name, namespace);
+    if (old !== undefined && resourceVersionOf(old) === resourceVersionOf(obj)) return undefined;
+    this.#put(obj);
+    return old === undefined ? { type: "add", obj } : { type: "update", obj, old };
+  }
+
+  /** Removes the object `obj` names; the change carries `obj`, its last state as the server sent it. */
+  delete(obj: T): StoreChange<T> | undefined {
+    const { name, namespace } = keyOf(obj);
+    const objects = this.#byNamespace.get(namespace);
+    if (objects?.delete(name) !== true) return undefined;
+    if (objects.size === 0) this.#byNamespace.delete(namespace);
+    this.#size -= 1;
+    return { type: "delete", obj };
+  }
+
+  /**
+   * Makes the store hold exactly `objects` and returns the differences: adds, updates (only where the
+   * resourceVersion changed) and deletes. An unchanged object keeps its stored instance.
+   */
+  replace(objects: readonly T[]): StoreChange<T>[] {
+    const previous = this.#byNamespace;
+    this.#byNamespace = new Map();
+    this.#size = 0;
+    const changes: StoreChange<T>[] = [];
+    for (const obj of objects) {
+      const { name, namespace } = keyOf(obj);
+      const old = previous.get(namespace)?.get(name);
+      if (old === undefined) {
+        this.#put(obj);
+        changes.push({ type: "add", obj });
+      } else if (resourceVersionOf(old) === resourceVersionOf(obj)) {
+        this.#put(old);
+      } else {
+        this.#put(obj);
+        changes.push({ type: "update", obj, old });
+      }
+      previous.get(namespace)?.delete(name);
+    }
+    for (const remaining of previous.values()) {
+      for (const old of remaining.values()) changes.push({ type: "delete", obj: old });
+    }
+    return changes;
+  }
+
+  #put(obj: T): void {
+    const { name, namespace } = keyOf(obj);
+    let objects = this.#byNamespace.get(namespace);
+    if (objects === undefined) {
+      objects = new Map();
+      this.#byNamespace.set(namespace, objects);
+    }
+    if (!objects.has(name)) this.#size += 1;
+    objects.set(name, obj);
+  }
+}
+
+function keyOf(obj: KubernetesObject): { name: string; namespace: string } {
+  return { name: obj.metadata?.name ?? "", namespace: obj.metadata?.namespace ?? "" };
+}
+
+function resourceVersionOf(obj: KubernetesObject): string | undefined {
+  return obj.metadata?.resourceVersion;
+}
+
+/** How one watch request ended, and so what the informer does next. */
+type WatchEnd =
+  | { kind: "closed" }
+  | { kind: "expired" }
+  | { kind: "error"; error: KubeError }
+  | { kind: "stalled" }
+  | { kind: "relist" }
+  | { kind: "stopped" };
+
+interface ListPage {
+  apiVersion: string | undefined;
+  itemKind: string | undefined;
+  items: KubernetesObject[];
+  resourceVersion: string;
+  continueToken: string | undefined;
+}
+
+interface WatchEvent {
+  type: string;
+  object: KubernetesObject;
+}
+
+export class Informer<T extends KubernetesObject> {
+  readonly #name: string;
+  readonly #kubeConfig: KubeConfig;
+  readonly #path: string;
+  readonly #labelSelector: string | undefined;
+  readonly #fieldSelector: string | undefined;
+  readonly #transform: (raw: KubernetesObject) => T;
+  readonly #pageSize: number;
+  readonly #watchTimeoutSeconds: number;
+  readonly #stallGraceMs: number;
+  readonly #relistIntervalMs: number;
+  readonly #backoff: BackoffOptions;
+  readonly #clock: Clock;
+  readonly #hooks: InformerHooks;
+
+  readonly #store = new ObjectStore<T>();
+  readonly #handlers: InformerHandlers<T>[] = [];
+  readonly #syncWaiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>();
+  #running: Promise<void> | undefined;
+  #stopped = false;
+  #synced = false;
+  #resourceVersion = "";
+  /** Consecutive list/watch failures with no healthy watch in between; drives the backoff. */
+  #failures = 0;
+  #lastActivity: number;
+  #relistTimer: TimerHandle | undefined;
+  #relistDue = false;
+  /** Ends the running watch, if one is open. */
+  #endWatch: ((end: WatchEnd) => void) | undefined;
+  /** Aborts the running list request, if one is in flight. */
+  #listRequest: AbortController | undefined;
+  /** Cuts short the running backoff sleep, if any. */
+  #wake: (() => void) | undefined;
+
+  constructor(options: InformerOptions<T>) {
+    this.#name = options.name;
+    this.#kubeConfig = options.kubeConfig;
+    this.#path = options.path;
+    this.#labelSelector = options.labelSelector;
+    this.#fieldSelector = options.fieldSelector;
+    this.#transform = options.transform ?? ((raw) => dropManagedFields(raw) as T);
+    this.#pageSize = options.pageSize ?? defaultPageSize;
+    this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? defaultWatchTimeoutSeconds;
+    this.#stallGraceMs = options.stallGraceMs ?? defaultStallGraceMs;
+    this.#relistIntervalMs = options.relistIntervalMs ?? defaultRelistIntervalMs;
+    this.#backoff = options.backoff ?? defaultInformerBackoff;
+    this.#clock = options.clock ?? systemClock;
+    this.#hooks = options.hooks ?? {};
+    this.#lastActivity = this.#clock.now();
+    validateOptions(options.name, {
+      pageSize: this.#pageSize,
+      watchTimeoutSeconds: this.#watchTimeoutSeconds,
+      stallGraceMs: this.#stallGraceMs,
+      relistIntervalMs: this.#relistIntervalMs,
+      backoff: this.#backoff,
+    });
+    if (!options.path.startsWith("/")) {
+      throw new RangeError(`informer ${options.name}: path must start with "/", got ${options.path}`);
+    }
+    if (options.kubeConfig.getCurrentCluster() === null) {
+      throw new RangeError(`informer ${options.name}: the kubeconfig has no current cluster`);
+    }
+  }
+
+  /** Handlers added after start are first told about every object already in the store, as adds. */
+  addHandlers(handlers: InformerHandlers<T>): void {
+    this.#handlers.push(handlers);
+    for (const obj of this.#store.list()) this.#call(handlers, { type: "add", obj });
+  }
+
+  /** Lists and watches until `stop`; errors are reported through hooks and retried, never fatal. */
+  start(): void {
+    if (this.#running !== undefined || this.#stopped) {
+      throw new Error(`informer ${this.#name} was already started`);
+    }
+    this.#lastActivity = this.#clock.now();
+    this.#running = this.#run();
+  }
+
+  /** Aborts the watch or list in flight and every timer; resolves once nothing is running. */
+  async stop(): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      this.#cancelRelist();
+      this.#wake?.();
+      this.#endWatch?.({ kind: "stopped" });
+      this.#listRequest?.abort();
+      const stoppedError = new Error(`informer ${this.#name} stopped before its first list`);
+      for (const waiter of this.#syncWaiters) waiter.reject(stoppedError);
+      this.#syncWaiters.clear();
+    }
+    await this.#running;
+  }
+
+  /** True once the first full list is in the store. */
+  hasSynced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves after the first full list; rejects when `signal` aborts or the informer stops first. */
+  waitForSync(signal?: AbortSignal): Promise<void> {
+    if (this.#synced) return Promise.resolve();
+    if (this.#stopped) {
+      return Promise.reject(new Error(`informer ${this.#name} stopped before its first list`));
+    }
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal));
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#syncWaiters.delete(waiter);
+        reject(abortReason(signal));
+      };
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (err: Error) => {
+          signal?.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      };
+      this.#syncWaiters.add(waiter);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.#store.get(name, namespace);
+  }
+
+  /** Objects in `namespace` ("" for cluster-scoped ones), or every object when it is omitted. */
+  list(namespace?: string): T[] {
+    return this.#store.list(namespace);
+  }
+
+  size(): number {
+    return this.#store.size();
+  }
+
+  /** Clock time of the last data from a list or watch, or of the last watch (re)opening. */
+  lastActivity(): number {
+    return this.#lastActivity;
+  }
+
+  async #run(): Promise<void> {
+    let listNeeded = true;
+    while (!this.#stopped) {
+      if (listNeeded) {
+        try {
+          await this.#listIntoStore();
+          listNeeded = false;
+        } catch (err) {
+          if (this.#isStopped()) return;
+          const error = classifyKubeError(err);
+          this.#report(error);
+          await this.#sleep(this.#retryDelay(error));
+          continue;
+        }
+      }
+      const end = await this.#watch();
+      switch (end.kind) {
+        case "closed":
+          break;
+        case "stopped":
+          return;
+        case "stalled":
+          this.#hook(() => this.#hooks.onWatchRestart?.("stalled"));
+          break;
+        case "relist":
+          this.#hook(() => this.#hooks.onWatchRestart?.("relist"));
+          listNeeded = true;
+          break;
+        case "expired": {
+          this.#hook(() => this.#hooks.onWatchRestart?.("expired"));
+          listNeeded = true;
+          // A fresh list normally fixes a 410; only a 410 again with no healthy watch between backs off.
+          const delay = this.#failures === 0 ? 0 : backoffDelay(this.#backoff, this.#failures - 1);
+          this.#failures += 1;
+          await this.#sleep(delay);
+          break;
+        }
+        case "error":
+          this.#hook(() => this.#hooks.onWatchRestart?.("error"));
+          this.#report(end.error);
+          listNeeded = true;
+          await this.#sleep(this.#retryDelay(end.error));
+          break;
+      }
+    }
+  }
+
+  async #listIntoStore(): Promise<void> {
+    this.#cancelRelist();
+    const objects: T[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion: string;
+    do {
+      const query = this.#selectorQuery();
+      query.set("limit", String(this.#pageSize));
+      void continueToken;
+      const page = parseListPage(await this.#listPage(query), this.#name);
+      for (const item of page.items) {
+        // List items of built-in kinds come without kind and apiVersion; watch objects carry them.
+        objects.push(this.#transform(withTypeMeta(item, page)));
+      }
+      resourceVersion = page.resourceVersion;
+      continueToken = page.continueToken;
+    } while (continueToken !== undefined);
+    if (this.#stopped) return;
+
+    const changes = this.#store.replace(objects);
+    this.#resourceVersion = resourceVersion;
+    for (const change of changes) this.#emit(change);
+    this.#scheduleRelist();
+    if (!this.#synced) {
+      this.#synced = true;
+      this.#hook(() => this.#hooks.onSynced?.());
+      for (const waiter of this.#syncWaiters) waiter.resolve();
+      this.#syncWaiters.clear();
+    }
+  }
+
+  /** One list page as parsed JSON; throws a KubeError. */
+  async #listPage(query: URLSearchParams): Promise<unknown> {
+    const controller = new AbortController();
+    this.#listRequest = controller;
+    const limitMs = this.#watchTimeoutSeconds * 1000 + this.#stallGraceMs;
+    const watchdog = new StallWatchdog(this.#clock, limitMs, () => {
+      controller.abort();
+    });
+    const onData = (): void => {
+      watchdog.feed();
+      this.#lastActivity = this.#clock.now();
+    };
+    try {
+      if (this.#stopped) controller.abort();
+      const response = await openCollection(this.#kubeConfig, this.#path, query, controller.signal);
+      onData();
+      const body = await readBody(response, onData);
+      if (response.statusCode !== 200) throw httpError(response, body);
+      return parseJson(body, `list of ${this.#name}`);
+    } catch (err) {
+      if (watchdog.fired()) {
+        throw new KubeError({
+          kind: "Unavailable",
+          message: `list of ${this.#name} stalled: no data for ${limitMs} ms`,
+        });
+      }
+      throw classifyKubeError(err);
+    } finally {
+      watchdog.stop();
+      if (this.#listRequest === controller) this.#listRequest = undefined;
+    }
+  }
+
+  /** Runs one watch request from the current resourceVersion; never rejects. */
+  #watch(): Promise<WatchEnd> {
+    return new Promise((resolve) => {
+      const controller = new AbortController();
+      const startedAt = this.#clock.now();
+      const timeoutSeconds = Math.round(jittered(this.#watchTimeoutSeconds, watchTimeoutJitter));
+      let events = 0;
+      let pending = "";
+      let ended = false;
+
+      const end = (result: WatchEnd): void => {
+        if (ended) return;
+        ended = true;
+        watchdog.stop();
+        controller.abort();
+        if (this.#endWatch === end) this.#endWatch = undefined;
+        resolve(result);
+      };
+      const watchdog = new StallWatchdog(this.#clock, timeoutSeconds * 1000 + this.#stallGraceMs, () => {
+        end({ kind: "stalled" });
+      });
+      const onData = (): void => {
+        watchdog.feed();
+        this.#lastActivity = this.#clock.now();
+      };
+      const applyLines = (lines: string[]): void => {
+        for (const line of lines) {
+          if (ended) return;
+          if (line.trim() === "") continue;
+          let result: WatchEnd | undefined;
+          try {
+            result = this.#applyWatchLine(line);
+          } catch (err) {
+            result = { kind: "error", error: classifyKubeError(err) };
+          }
+          if (result !== undefined) {
+            end(result);
+            return;
+          }
+          events += 1;
+          this.#failures = 0;
+        }
+      };
+      const onEnd = (): void => {
+        applyLines([pending]);
+        if (ended) return;
+        onData();
+        const lastedMs = this.#clock.now() - startedAt;
+        if (events === 0 && lastedMs < shortWatchMs) {
+          end({
+            kind: "error",
+            error: new KubeError({
+              kind: "Unavailable",
+              message: `watch of ${this.#name} closed after ${lastedMs} ms without any event`,
+            }),
+          });
+          return;
+        }
+        this.#failures = 0;
+        end({ kind: "closed" });
+      };
+
+      this.#endWatch = end;
+      if (this.#stopped) {
+        end({ kind: "stopped" });
+        return;
+      }
+      if (this.#relistDue) {
+        end({ kind: "relist" });
+        return;
+      }
+      const query = this.#selectorQuery();
+      query.set("watch", "true");
+      query.set("allowWatchBookmarks", "true");
+      query.set("resourceVersion", this.#resourceVersion);
+      query.set("timeoutSeconds", String(timeoutSeconds));
+      openCollection(this.#kubeConfig, this.#path, query, controller.signal).then(
+        (response) => {
+          if (ended) {
+            response.destroy();
+            return;
+          }
+          onData();
+          if (response.statusCode !== 200) {
+            readBody(response, onData).then(
+              (body) => {
+                const error = httpError(response, body);
+                end(error.kind === "Gone" ? { kind: "expired" } : { kind: "error", error });
+              },
+              (err: unknown) => {
+                end({ kind: "error", error: classifyKubeError(err) });
+              },
+            );
+            return;
+          }
+          response.setEncoding("utf8");
+          response.on("data", (chunk: string) => {
+            if (ended) return;
+            onData();
+            const lines = (pending + chunk).split("\n");
+            pending = lines.pop() ?? "";
+            applyLines(lines);
+          });
+          response.on("end", onEnd);
+          response.on("error", (err) => {
+            end({ kind: "error", error: classifyKubeError(err) });
+          });
+          response.on("close", () => {
+            end({ kind: "error", error: closedEarly(`watch of ${this.#name}`) });
+          });
+        },
+        (err: unknown) => {
+          end({ kind: "error", error: classifyKubeError(err) });
+        },
+      );
+    });
+  }
+
+  /** Applies one watch event to the store; returns how the watch ends if the event ends it. */
+  #applyWatchLine(line: string): WatchEnd | undefined {
+    const event = parseWatchEvent(parseJson(line, `watch of ${this.#name}`), this.#name);
+    switch (event.type) {
+      case "ADDED":
+      case "MODIFIED":
+      case "DELETED": {
+        const resourceVersion = resourceVersionOf(event.object);
+        const obj = this.#transform(event.object);
+        const change = event.type === "DELETED" ? this.#store.delete(obj) : this.#store.upsert(obj);
+        if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
+        if (change !== undefined) this.#emit(change);
+        return undefined;
+      }
+      case "BOOKMARK": {
+        const resourceVersion = resourceVersionOf(event.object);
+        if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
+        return undefined;
+      }
+      case "ERROR": {
+        const error = classifyKubeError(event.object);
+        return error.kind === "Gone" ? { kind: "expired" } : { kind: "error", error };
+      }
+      default:
+        return {
+          kind: "error",
+          error: new KubeError({
+            kind: "Unknown",
+            message: `watch of ${this.#name} sent an event of unknown type ${JSON.stringify(event.type)}`,
+          }),
+        };
+    }
+  }
+
+  #selectorQuery(): URLSearchParams {
+    const query = new URLSearchParams();
+    if (this.#labelSelector !== undefined) query.set("labelSelector", this.#labelSelector);
+    if (this.#fieldSelector !== undefined) query.set("fieldSelector", this.#fieldSelector);
+    return query;
+  }
+
+  #emit(change: StoreChange<T>): void {
+    for (const handlers of this.#handlers) this.#call(handlers, change);
+  }
+
+  #call(handlers: InformerHandlers<T>, change: StoreChange<T>): void {
+    try {
+      switch (change.type) {
+        case "add":
+          handlers.onAdd?.(change.obj);
+          break;
+        case "update":
+          handlers.onUpdate?.(change.obj, change.old);
+          break;
+        case "delete":
+          handlers.onDelete?.(change.obj);
+          break;
+      }
+    } catch (err) {
+      const detail = err instanceof Error ? `${err.name}: ${err.message}` : typeof err;
+      this.#report(
+        new KubeError({
+          kind: "Unknown",
+          message: `informer ${this.#name}: ${change.type} handler threw ${detail}`,
+        }),
+      );
+    }
+  }
+
+  /** Backoff before the next list after `error`, at least as long as the server asked for. */
+  #retryDelay(error: KubeError): number {
+    const delay = backoffDelay(this.#backoff, this.#failures);
+    this.#failures += 1;
+    return Math.max(delay, (error.retryAfterSeconds ?? 0) * 1000);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (ms <= 0 || this.#stopped) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = this.#clock.setTimer(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        this.#clock.clearTimer(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  #scheduleRelist(): void {
+    this.#cancelRelist();
+    if (this.#stopped) return;
+    this.#relistTimer = this.#clock.setTimer(
+      () => {
+        this.#relistTimer = undefined;
+        this.#relistDue = true;
+        this.#endWatch?.({ kind: "relist" });
+      },
+      jittered(this.#relistIntervalMs, relistJitter),
+    );
+  }
+
+  #cancelRelist(): void {
+    this.#relistDue = false;
+    if (this.#relistTimer === undefined) return;
+    this.#clock.clearTimer(this.#relistTimer);
+    this.#relistTimer = undefined;
+  }
+
+  #report(error: KubeError): void {
+    this.#hook(() => this.#hooks.onError?.(error));
+  }
+
+  #isStopped(): boolean {
+    return this.#stopped;
+  }
+
+  #hook(call: () => void): void {
+    try {
+      call();
+    } catch (err) {
+      // Hooks feed logs and metrics; a failing one must not stop the informer, and reporting it
+      // through another hook could fail the same way, so it goes to Node's warning channel.
+      const detail = err instanceof Error ? `${err.name}: ${err.message}` : typeof err;
+      process.emitWarning(`informer ${this.#name}: a hook threw ${detail}`);
+    }
+  }
+}
+
+/** Calls `onStall` once `limitMs` pass without `feed`; feeding only records the time, so it is cheap. */
+class StallWatchdog {
+  readonly #clock: Clock;
+  readonly #limitMs: number;
+  readonly #onStall: () => void;
+  #lastFed: number;
+  #timer: TimerHandle | undefined;
+  #fired = false;
+
+  constructor(clock: Clock, limitMs: number, onStall: () => void) {
+    this.#clock = clock;
+    this.#limitMs = limitMs;
+    this.#onStall = onStall;
+    this.#lastFed = clock.now();
+    this.#arm(limitMs);
+  }
+
+  feed(): void {
+    this.#lastFed = this.#clock.now();
+  }
+
+  /** Whether `onStall` was called. */
+  fired(): boolean {
+    return this.#fired;
+  }
+
+  stop(): void {
+    if (this.#timer === undefined) return;
+    this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(ms: number): void {
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = undefined;
+      const idleMs = this.#clock.now() - this.#lastFed;
+      if (idleMs < this.#limitMs) {
+        this.#arm(this.#limitMs - idleMs);
+        return;
+      }
+      this.#fired = true;
+      this.#onStall();
+    }, ms);
+  }
+}
+
+interface ValidatedOptions {
+  pageSize: number;
+  watchTimeoutSeconds: number;
+  stallGraceMs: number;
+  relistIntervalMs: number;
+  backoff: BackoffOptions;
+}
+
+function validateOptions(name: string, options: ValidatedOptions): void {
+  const fail = (detail: string): never => {
+    throw new RangeError(`informer ${name}: ${detail}`);
+  };
+  if (!Number.isInteger(options.pageSize) || options.pageSize < 1) {
+    fail(`pageSize must be a positive integer, got ${options.pageSize}`);
+  }
+  if (!Number.isInteger(options.watchTimeoutSeconds) || options.watchTimeoutSeconds < 1) {
+    fail(`watchTimeoutSeconds must be a positive integer, got ${options.watchTimeoutSeconds}`);
+  }
+  if (!(options.stallGraceMs >= 0)) fail(`stallGraceMs must be >= 0, got ${options.stallGraceMs}`);
+  if (!(options.relistIntervalMs > 0)) {
+    fail(`relistIntervalMs must be > 0, got ${options.relistIntervalMs}`);
+  }
+  if (!(options.backoff.baseMs > 0) || !(options.backoff.maxMs >= options.backoff.baseMs)) {
+    fail(
+      `backoff needs 0 < baseMs <= maxMs, got baseMs=${options.backoff.baseMs} maxMs=${options.backoff.maxMs}`,
+    );
+  }
+}
+
+/** `base` stretched by a random factor in [1, 1 + spread), so replicas do not act in lockstep. */
+function jittered(base: number, spread: number): number {
+  return base * (1 + Math.random() * spread);
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason: unknown = signal?.reason;
+  return reason instanceof Error ? reason : new Error("waiting for the informer's first list was aborted");
+}
+
+/** Sends a GET for the collection with the kubeconfig's TLS and auth; resolves once headers arrive. */
+async function openCollection(
+  kubeConfig: KubeConfig,
+  path: string,
+  query: URLSearchParams,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const cluster = kubeConfig.getCurrentCluster();
+  if (cluster === null) {
+    throw new KubeError({ kind: "Invalid", message: "the kubeconfig has no current cluster" });
+  }
+  const url = new URL(`${cluster.server.replace(/\/+$/, "")}${path}?${query.toString()}`);
+  const options: RequestOptions = { method: "GET", headers: { accept: "application/json" }, signal };
+  await kubeConfig.applyToHTTPSOptions(options);
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const request =
+      url.protocol === "http:" ? httpRequest(url, options, resolve) : httpsRequest(url, options, resolve);
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+function readBody(response: IncomingMessage, onData: () => void): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on("data", (chunk: Buffer) => {
+      chunks.push(chunk);
+      onData();
+    });
+    response.on("end", () => {
+      resolve(Buffer.concat(chunks).toString("utf8"));
+    });
+    response.on("error", reject);
+    response.on("close", () => {
+      if (!response.complete) reject(closedEarly("response"));
+    });
+  });
+}
+
+function closedEarly(what: string): KubeError {
+  return new KubeError({
+    kind: "Unavailable",
+    message: `${what}: connection closed before the response ended`,
+  });
+}
+
+function httpError(response: IncomingMessage, body: string): KubeError {
+  return classifyKubeError({ statusCode: response.statusCode, body, headers: response.headers });
+}
+
+/** Parses JSON without letting V8's SyntaxError, which quotes the input, carry object data into logs. */
+function parseJson(text: string, what: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    if (!(err instanceof SyntaxError)) throw err;
+    throw new KubeError({ kind: "Unknown", message: `${what}: the server sent data that is not JSON` });
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function malformed(what: string): KubeError {
+  return new KubeError({ kind: "Unknown", message: `${what}: the server sent an unexpected response shape` });
+}
+
+function parseListPage(value: unknown, name: string): ListPage {
+  if (!isRecord(value) || !Array.isArray(value.items) || !isRecord(value.metadata)) {
+    throw malformed(`list of ${name}`);
+  }
+  const rawItems: unknown[] = value.items;
+  const items: KubernetesObject[] = [];
+  for (const item of rawItems) {
+    if (!isRecord(item)) throw malformed(`list of ${name}`);
+    items.push(item);
+  }
+  const { resourceVersion, continue: continueToken } = value.metadata;
+  if (typeof resourceVersion !== "string") throw malformed(`list of ${name}`);
+  return {
+    apiVersion: typeof value.apiVersion === "string" ? value.apiVersion : undefined,
+    itemKind: typeof value.kind === "string" ? value.kind.replace(/List$/, "") : undefined,
+    items,
+    resourceVersion,
+    continueToken: typeof continueToken === "string" && continueToken !== "" ? continueToken : undefined,
+  };
+}
+
+/** The item with the kind and apiVersion a watch event would carry, in the same key order. */
+function withTypeMeta(item: KubernetesObject, page: ListPage): KubernetesObject {
+  const typeMeta: KubernetesObject = {};
+  if (page.itemKind !== undefined) typeMeta.kind = page.itemKind;
+  if (page.apiVersion !== undefined) typeMeta.apiVersion = page.apiVersion;
+  return { ...typeMeta, ...item };
+}
+
+function parseWatchEvent(value: unknown, name: string): WatchEvent {
+  if (!isRecord(value) || typeof value.type !== "string" || !isRecord(value.object)) {
+    throw malformed(`watch of ${name}`);
+  }
+  return { type: value.type, object: value.object };
+}

@@ -1,0 +1,212 @@
+// Leader election on a coordination.k8s.io/v1 Lease, following client-go's algorithm: acquire
+// when the lease is free or has not been renewed for leaseDuration (by our own observation),
+// renew every retryPeriod, and give up leadership when no renewal succeeded within
+// renewDeadline, which is shorter than leaseDuration, so a leader stops before its lease can
+// be taken. Updates carry resourceVersion (optimistic concurrency).
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
+import { systemClock, type Clock } from "./clock.ts";
+import { classifyKubeError } from "./errors.ts";
+
+export interface LeaderElectionOptions {
+  api: CoordinationV1Api;
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  clock?: Clock;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  onNewLeader?: (identity: string) => void;
+  onError?: (message: string) => void;
+}
+
+export const leaderElectionDefaults = {
+  leaseDurationMs: 15_000,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+};
+
+interface Observed {
+  holder: string;
+  renewTime: string;
+  resourceVersion: string;
+  /** Our clock when we last saw the record change. */
+  observedAt: number;
+}
+
+export class LeaderElector {
+  private readonly options: Required<Omit<LeaderElectionOptions, "onNewLeader" | "onError">> &
+    Pick<LeaderElectionOptions, "onNewLeader" | "onError">;
+  private observed: Observed | undefined;
+  private leading = false;
+  private lastRenewAt = 0;
+  private stopped = false;
+  private timer: ReturnType<Clock["setTimer"]> | undefined;
+  private inFlight: Promise<void> | undefined;
+  private lastLeader = "";
+
+  constructor(options: LeaderElectionOptions) {
+    if (
+      (options.renewDeadlineMs ?? leaderElectionDefaults.renewDeadlineMs) >=
+      (options.leaseDurationMs ?? leaderElectionDefaults.leaseDurationMs)
+    ) {
+      throw new RangeError("renewDeadline must be shorter than leaseDuration");
+    }
+    this.options = { ...leaderElectionDefaults, clock: systemClock, ...options };
+  }
+
+  isLeader(): boolean {
+    return (
+      this.leading &&
+      !this.stopped &&
+      this.options.clock.now() - this.lastRenewAt < this.options.renewDeadlineMs
+    );
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = this.options.clock.setTimer(() => {
+      this.inFlight = this.tick().finally(() => {
+        this.inFlight = undefined;
+      });
+    }, delayMs);
+  }
+
+  private jittered(ms: number): number {
+    return ms * (1 + Math.random() * 0.2);
+  }
+
+  private async tick(): Promise<void> {
+    const { clock, retryPeriodMs, renewDeadlineMs } = this.options;
+    const renewed = await this.tryAcquireOrRenew();
+    if (this.stopped) return;
+    const now = clock.now();
+    if (renewed) {
+      this.lastRenewAt = now;
+      if (!this.leading) {
+        this.leading = true;
+        this.options.onStartedLeading();
+      }
+    } else if (this.leading && now - this.lastRenewAt >= renewDeadlineMs) {
+      this.loseLeadership();
+      return;
+    }
+    this.schedule(this.leading ? retryPeriodMs : this.jittered(retryPeriodMs));
+  }
+
+  private loseLeadership(): void {
+    this.leading = false;
+    this.stopped = true;
+    this.options.onStoppedLeading();
+  }
+
+  private leaseBody(existing: V1Lease | undefined, now: number, acquiring: boolean): V1Lease {
+    const { name, namespace, identity, leaseDurationMs } = this.options;
+    const spec = existing?.spec ?? {};
+    return {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      metadata: { name, namespace, resourceVersion: existing?.metadata?.resourceVersion },
+      spec: {
+        holderIdentity: identity,
+        leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
+        acquireTime: acquiring ? new V1MicroTime(now) : spec.acquireTime,
+        renewTime: new V1MicroTime(now),
+        leaseTransitions:
+          (spec.leaseTransitions ?? 0) + (acquiring && (spec.holderIdentity ?? "") !== "" ? 1 : 0),
+      },
+    };
+  }
+
+  private observe(lease: V1Lease): void {
+    const holder = lease.spec?.holderIdentity ?? "";
+    // client-node hands MicroTime fields back as strings or Dates; either compares consistently.
+    const renewTime = String(lease.spec?.renewTime ?? "");
+    const resourceVersion = lease.metadata?.resourceVersion ?? "";
+    if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime, resourceVersion, observedAt: this.options.clock.now() };
+    } else {
+      this.observed.resourceVersion = resourceVersion;
+    }
+    if (holder !== this.lastLeader) {
+      this.lastLeader = holder;
+      if (holder !== "") this.options.onNewLeader?.(holder);
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { api, name, namespace, identity, clock, leaseDurationMs } = this.options;
+    const now = clock.now();
+    try {
+      let lease: V1Lease;
+      try {
+        lease = await api.readNamespacedLease({ name, namespace });
+      } catch (err) {
+        if (classifyKubeError(err).kind !== "NotFound") throw err;
+        const created = await api.createNamespacedLease({
+          namespace,
+          body: this.leaseBody(undefined, now, true),
+        });
+        this.observe(created);
+        return true;
+      }
+      this.observe(lease);
+      const holder = lease.spec?.holderIdentity ?? "";
+      const observed = this.observed;
+      const expired = observed === undefined || observed.observedAt + leaseDurationMs <= now;
+      if (holder !== "" && holder !== identity && !expired) {
+        return false;
+      }
+      const updated = await api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: this.leaseBody(lease, now, holder !== identity),
+      });
+      this.observe(updated);
+      return true;
+    } catch (err) {
+      this.options.onError?.(classifyKubeError(err).message);
+      return false;
+    }
+  }
+
+  /** Stops electing; a leader hands the lease back so a successor can take over at once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer !== undefined) this.options.clock.clearTimer(this.timer);
+    await this.inFlight;
+    if (!this.leading) return;
+    this.leading = false;
+    const { api, name, namespace, identity } = this.options;
+    try {
+      const lease = await api.readNamespacedLease({ name, namespace });
+      if (lease.spec?.holderIdentity !== identity) return;
+      const now = this.options.clock.now();
+      await api.replaceNamespacedLease({
+        name,
+        namespace,
+        body: {
+          apiVersion: "coordination.k8s.io/v1",
+          kind: "Lease",
+          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
+          spec: {
+            holderIdentity: "",
+            leaseDurationSeconds: 1,
+            leaseTransitions: lease.spec.leaseTransitions,
+            renewTime: new V1MicroTime(now),
+            acquireTime: new V1MicroTime(now),
+          },
+        },
+      });
+    } catch (err) {
+      this.options.onError?.(`releasing the lease: ${classifyKubeError(err).message}`);
+    }
+  }
+}

@@ -1,0 +1,308 @@
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/labels.ts";
+import { eventually } from "../harness/wait.ts";
+import {
+  createNamespace,
+  createPullSecretCr,
+  credentialsSecretName,
+  deleteCr,
+  dockerConfigOf,
+  operatorNamespace,
+  pullSecretNames,
+  readCr,
+  readSecret,
+  readServiceAccount,
+  startOperatorEnv,
+  waitForPullSecret,
+  waitForReady,
+  type OperatorEnv,
+} from "../harness/operator-env.ts";
+
+const registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+async function expectNotFound(promise: Promise<unknown>): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => (err as { code?: number }).code === 404);
+}
+
+describe("the operator against a real API server and moto", () => {
+  let env: OperatorEnv;
+
+  before(async () => {
+    env = await startOperatorEnv();
+  });
+
+  after(async () => {
+    await env.stop();
+  });
+
+  it("runs the original operator's example CR end to end", async () => {
+    await createNamespace(env, "orig-a");
+    await createNamespace(env, "orig-b");
+    await createPullSecretCr(env, "original", {
+      secretName: "ecr-original",
+      namespaces: ["orig-a", "orig-b"],
+    });
+    for (const ns of ["orig-a", "orig-b"]) {
+      const secret = await waitForPullSecret(env, ns, "ecr-original");
+      assert.equal(secret.type, "kubernetes.io/dockerconfigjson");
+      assert.equal(secret.metadata?.labels?.[MANAGED_BY_LABEL], "ecr-creds-refresher");
+      assert.equal(secret.metadata.labels[OWNER_LABEL], "original");
+      assert.equal(secret.metadata.ownerReferences?.[0]?.kind, "ECRPullSecret");
+      const auth = dockerConfigOf(secret).auths[registry];
+      assert.ok(auth !== undefined, "no entry for the token's own registry");
+      assert.equal(auth.username, "AWS");
+      assert.equal(auth.password, "123456789012-auth-token");
+      assert.equal(Buffer.from(auth.auth, "base64").toString(), `AWS:${auth.password}`);
+    }
+    const cr = await waitForReady(env, "original");
+    assert.deepEqual(cr.status?.namespaces, { desired: 2, synced: 2 });
+    assert.equal(cr.status.synced, "2/2");
+    assert.ok(cr.metadata.finalizers?.includes(FINALIZER));
+    const expires = Date.parse(cr.status.tokenExpiresAt ?? "");
+    // moto reports an expiry in 2015; the operator treats it as 12 h from minting.
+    assert.ok(
+      expires > Date.now() + 11 * 3600_000 && expires < Date.now() + 13 * 3600_000,
+      `expiry ${cr.status.tokenExpiresAt ?? ""}`,
+    );
+  });
+
+  it("targets globs and a label selector, minus exclusions", async () => {
+    await createNamespace(env, "team-a");
+    await createNamespace(env, "team-b");
+    await createNamespace(env, "team-legacy");
+    await createNamespace(env, "labelled", { "ecr-pull": "true" });
+    await createNamespace(env, "unrelated");
+    await createPullSecretCr(env, "globs", {
+      secretName: "ecr-globs",
+      namespaces: ["team-*"],
+      namespaceSelector: { matchLabels: { "ecr-pull": "true" } },
+      excludeNamespaces: ["*-legacy"],
+    });
+    for (const ns of ["team-a", "team-b", "labelled"]) {
+      await waitForPullSecret(env, ns, "ecr-globs");
+    }
+    const cr = await waitForReady(env, "globs");
+    assert.deepEqual(cr.status?.namespaces, { desired: 3, synced: 3 });
+    await expectNotFound(readSecret(env, "team-legacy", "ecr-globs"));
+    await expectNotFound(readSecret(env, "unrelated", "ecr-globs"));
+  });
+
+  it("gives a new matching namespace its Secret and ServiceAccount entry", async () => {
+    await createNamespace(env, "team-new");
+    await waitForPullSecret(env, "team-new", "ecr-globs");
+  });
+
+  it("removes the Secret and the entry when a namespace's labels stop matching", async () => {
+    await createNamespace(env, "relabel", { "ecr-pull": "true" });
+    await waitForPullSecret(env, "relabel", "ecr-globs");
+    await env.core.patchNamespace({
+      name: "relabel",
+      body: [{ op: "remove", path: "/metadata/labels/ecr-pull" }],
+    });
+    await eventually(() => expectNotFound(readSecret(env, "relabel", "ecr-globs")), { timeoutMs: 30_000 });
+    await eventually(async () => {
+      const sa = await readServiceAccount(env, "relabel", "default");
+      assert.ok(!pullSecretNames(sa).includes("ecr-globs"));
+    });
+  });
+
+  it("restores a managed Secret that was deleted or edited", async () => {
+    const original = await readSecret(env, "team-a", "ecr-globs");
+    await env.core.deleteNamespacedSecret({ namespace: "team-a", name: "ecr-globs" });
+    const restored = await waitForPullSecret(env, "team-a", "ecr-globs");
+    assert.notEqual(restored.metadata?.uid, original.metadata?.uid);
+    assert.deepEqual(restored.data, original.data);
+
+    await env.core.patchNamespacedSecret({
+      namespace: "team-a",
+      name: "ecr-globs",
+      body: [
+        {
+          op: "replace",
+          path: "/data/.dockerconfigjson",
+          value: Buffer.from('{"auths":{}}').toString("base64"),
+        },
+      ],
+    });
+    await eventually(async () => {
+      const secret = await readSecret(env, "team-a", "ecr-globs");
+      assert.deepEqual(secret.data, original.data);
+    });
+  });
+
+  it("keeps a ServiceAccount's other imagePullSecrets when adding ours", async () => {
+    await createNamespace(env, "keep");
+    await eventually(() => readServiceAccount(env, "keep", "default"));
+    await env.core.patchNamespacedServiceAccount({
+      namespace: "keep",
+      name: "default",
+      body: [{ op: "add", path: "/imagePullSecrets", value: [{ name: "theirs-1" }, { name: "theirs-2" }] }],
+    });
+    await createPullSecretCr(env, "keep", { secretName: "ecr-keep", namespaces: ["keep"] });
+    await waitForPullSecret(env, "keep", "ecr-keep");
+    const sa = await readServiceAccount(env, "keep", "default");
+    assert.deepEqual(pullSecretNames(sa), ["theirs-1", "theirs-2", "ecr-keep"]);
+  });
+
+  it("patches a ServiceAccount again after it is re-created", async () => {
+    await env.core.deleteNamespacedServiceAccount({ namespace: "keep", name: "default" });
+    // The controller manager re-creates `default`; the operator must add its entry again.
+    await waitForPullSecret(env, "keep", "ecr-keep");
+    const sa = await readServiceAccount(env, "keep", "default");
+    assert.deepEqual(pullSecretNames(sa), ["ecr-keep"]);
+  });
+
+  it('adds the entry to every ServiceAccount, new ones included, with serviceAccounts ["*"]', async () => {
+    await createNamespace(env, "all-sas");
+    await env.core.createNamespacedServiceAccount({
+      namespace: "all-sas",
+      body: { metadata: { name: "builder" } },
+    });
+    await createPullSecretCr(env, "all-sas", {
+      secretName: "ecr-all",
+      namespaces: ["all-sas"],
+      serviceAccounts: ["*"],
+    });
+    await waitForPullSecret(env, "all-sas", "ecr-all", "builder");
+    await waitForPullSecret(env, "all-sas", "ecr-all", "default");
+    await env.core.createNamespacedServiceAccount({
+      namespace: "all-sas",
+      body: { metadata: { name: "late" } },
+    });
+    await waitForPullSecret(env, "all-sas", "ecr-all", "late");
+  });
+
+  it("leaves an unmanaged Secret of the same name untouched and reports the conflict", async () => {
+    await createNamespace(env, "conflict-a");
+    await createNamespace(env, "conflict-b");
+    const mine = await env.core.createNamespacedSecret({
+      namespace: "conflict-a",
+      body: { metadata: { name: "ecr-conflict" }, stringData: { note: "not yours" } },
+    });
+    await createPullSecretCr(env, "conflict", { secretName: "ecr-conflict", namespaces: ["conflict-*"] });
+    await waitForPullSecret(env, "conflict-b", "ecr-conflict");
+    const cr = await waitForReady(env, "conflict", "SecretConflict");
+    assert.deepEqual(cr.status?.namespaces, { desired: 2, synced: 1 });
+    assert.equal(cr.status.failures?.[0]?.namespace, "conflict-a");
+    assert.equal(cr.status.failures[0].reason, "SecretConflict");
+    const untouched = await readSecret(env, "conflict-a", "ecr-conflict");
+    assert.equal(untouched.metadata?.resourceVersion, mine.metadata?.resourceVersion);
+    assert.equal(untouched.type, "Opaque");
+    const sa = await readServiceAccount(env, "conflict-a", "default");
+    assert.ok(
+      !pullSecretNames(sa).includes("ecr-conflict"),
+      "ServiceAccount must not point at a Secret we do not manage",
+    );
+  });
+
+  it("never caches a Secret it does not manage", async () => {
+    await env.core.createNamespacedSecret({
+      namespace: "team-b",
+      body: { metadata: { name: "unmanaged-app-secret" }, stringData: { password: "hunter2" } },
+    });
+    const keys = env.operator?.cachedSecretKeys() ?? [];
+    assert.ok(keys.length > 0, "the managed Secrets should be cached");
+    assert.ok(!keys.includes("team-b/unmanaged-app-secret"));
+    assert.ok(!keys.includes("conflict-a/ecr-conflict"));
+    assert.ok(
+      !keys.some((key) => key.startsWith(`${operatorNamespace}/`)),
+      "credentials are read by name, not cached with managed Secrets",
+    );
+  });
+
+  it("mints one token for three CRs sharing credentials and region across many namespaces", async () => {
+    await env.stopOperator();
+    env.aws.reset();
+    for (let i = 0; i < 12; i++) {
+      await createNamespace(env, `shared-${i}`);
+    }
+    for (const name of ["shared-1", "shared-2", "shared-3"]) {
+      await createPullSecretCr(env, name, { secretName: `ecr-${name}`, namespaces: ["shared-*"] });
+    }
+    await env.startOperator();
+    for (const name of ["shared-1", "shared-2", "shared-3"]) {
+      const cr = await waitForReady(env, name);
+      assert.deepEqual(cr.status?.namespaces, { desired: 12, synced: 12 });
+    }
+    assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 1);
+  });
+
+  it("picks up rotated credentials without a restart", async () => {
+    const before = await readSecret(env, "shared-0", "ecr-shared-1");
+    env.aws.reset();
+    await env.core.patchNamespacedSecret({
+      namespace: operatorNamespace,
+      name: credentialsSecretName,
+      body: [
+        {
+          op: "replace",
+          path: "/data/AWS_ACCESS_KEY_ID",
+          value: Buffer.from("AKIAROTATEDKEY000002").toString("base64"),
+        },
+      ],
+    });
+    await eventually(() => {
+      const signedBy = env.aws
+        .calls()
+        .filter((c) => c.operation === "ecr:GetAuthorizationToken")
+        .map((c) => c.accessKeyId);
+      assert.deepEqual(signedBy, ["AKIAROTATEDKEY000002"]);
+    });
+    await eventually(async () => {
+      const after = await readSecret(env, "shared-0", "ecr-shared-1");
+      assert.notEqual(
+        after.metadata?.annotations?.["ecr-creds-refresher.io/refreshed-at"],
+        before.metadata?.annotations?.["ecr-creds-refresher.io/refreshed-at"],
+      );
+    });
+  });
+
+  it("keeps existing Secrets and reports the failure when minting fails", async () => {
+    const before = await readSecret(env, "shared-0", "ecr-shared-2");
+    env.aws.setFault("error");
+    try {
+      await env.core.patchNamespacedSecret({
+        namespace: operatorNamespace,
+        name: credentialsSecretName,
+        body: [
+          {
+            op: "replace",
+            path: "/data/AWS_ACCESS_KEY_ID",
+            value: Buffer.from("AKIAFAILINGKEY000003").toString("base64"),
+          },
+        ],
+      });
+      const cr = await waitForReady(env, "shared-2", "TokenRefreshFailed");
+      assert.equal(cr.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
+      const after = await readSecret(env, "shared-0", "ecr-shared-2");
+      assert.deepEqual(after.data, before.data);
+      assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion);
+      await eventually(async () => {
+        const events = await env.core.listNamespacedEvent({ namespace: "default" });
+        assert.ok(events.items.some((e) => e.reason === "TokenRefreshFailed" && e.involvedObject.name === "shared-2"));
+      });
+    } finally {
+      env.aws.setFault("none");
+    }
+    await waitForReady(env, "shared-2", "Synced", { timeoutMs: 60_000 });
+  });
+
+  it("removes exactly what it added when the CR is deleted", async () => {
+    await deleteCr(env, "keep");
+    await eventually(() => expectNotFound(readSecret(env, "keep", "ecr-keep")));
+    await eventually(() => expectNotFound(readCr(env, "keep")));
+    await env.core.patchNamespacedServiceAccount({
+      namespace: "all-sas",
+      name: "builder",
+      body: [{ op: "add", path: "/imagePullSecrets/-", value: { name: "theirs" } }],
+    });
+    await deleteCr(env, "all-sas");
+    await eventually(() => expectNotFound(readCr(env, "all-sas")));
+    for (const sa of ["default", "late"]) {
+      assert.deepEqual(pullSecretNames(await readServiceAccount(env, "all-sas", sa)), []);
+    }
+    assert.deepEqual(pullSecretNames(await readServiceAccount(env, "all-sas", "builder")), ["theirs"]);
+    await expectNotFound(readSecret(env, "all-sas", "ecr-all"));
+  });
+});
