@@ -69,6 +69,42 @@ export const flags = {
     description: "API writes in flight at once for one ECRPullSecret",
     default: "32",
   },
+  leaderElect: {
+    flag: "--leader-elect [bool]",
+    env: "ECR_REFRESHER_LEADER_ELECT",
+    description: "elect a leader through a Lease so that only one replica writes (run only)",
+    default: "true",
+  },
+  leaseName: {
+    flag: "--lease-name <name>",
+    env: "ECR_REFRESHER_LEASE_NAME",
+    description: "name of the leader-election Lease in the operator namespace",
+    default: "ecr-creds-refresher",
+  },
+  metricsAddr: {
+    flag: "--metrics-addr <host:port>",
+    env: "ECR_REFRESHER_METRICS_ADDR",
+    description: 'address for /metrics; "0" turns it off',
+    default: "0.0.0.0:8080",
+  },
+  healthAddr: {
+    flag: "--health-addr <host:port>",
+    env: "ECR_REFRESHER_HEALTH_ADDR",
+    description: 'address for /healthz and /readyz; "0" turns it off',
+    default: "0.0.0.0:8081",
+  },
+  dryRun: {
+    flag: "--dry-run [bool]",
+    env: "ECR_REFRESHER_DRY_RUN",
+    description: "compute and print planned changes, write nothing",
+    default: "false",
+  },
+  output: {
+    flag: "--output <format>",
+    env: "ECR_REFRESHER_OUTPUT",
+    description: "once and --dry-run report format: table or json",
+    default: "table",
+  },
 } as const satisfies Record<string, FlagSpec>;
 
 export type FlagName = keyof typeof flags;
@@ -95,6 +131,18 @@ const positiveInt = (max: number) =>
     .min(1, "must be at least 1")
     .max(max, `must be at most ${max}`);
 
+const booleanFlag = z
+  .enum(["true", "false", "1", "0", "yes", "no"], "must be true or false")
+  .transform((v) => ["true", "1", "yes"].includes(v));
+
+const address = z
+  .string()
+  .regex(
+    /^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$|^0$/,
+    'must be host:port (e.g. 0.0.0.0:8080, 127.0.0.1:0) or "0" for off',
+  )
+  .transform((v) => (v === "0" ? undefined : v));
+
 export const configSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   operatorNamespace: namespaceName,
@@ -117,6 +165,12 @@ export const configSchema = z.object({
   logFormat: z.enum(["json", "pretty", "auto"]),
   workers: positiveInt(64),
   writeConcurrency: positiveInt(256),
+  leaderElect: booleanFlag,
+  leaseName: z.string().regex(new RegExp(patterns.dns1123Subdomain), "must be a DNS-1123 name").max(253),
+  metricsAddr: address,
+  healthAddr: address,
+  dryRun: booleanFlag,
+  output: z.enum(["table", "json"]),
 });
 
 export type RawConfig = Partial<Record<FlagName, string>>;

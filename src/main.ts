@@ -1,14 +1,24 @@
 #!/usr/bin/env node
-// ecr-creds-refresher command line: `run` starts the controller.
+// ecr-creds-refresher command line: `run` (the controller), `once` (one pass, then exit),
+// `version`. Configuration errors exit with code 2.
 import { existsSync, readFileSync } from "node:fs";
-import { KubeConfig } from "@kubernetes/client-node";
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { Command, Option } from "commander";
 import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
 import { Operator } from "./controller/operator.ts";
+import type { PlannedChange } from "./controller/writer.ts";
+import { LeaderElector } from "./kube/leader-election.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
+import { Metrics } from "./observability/metrics.ts";
+import { startObservabilityServer, type ObservabilityServer } from "./observability/server.ts";
+import { formatChanges, formatSummary } from "./report.ts";
 
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 const fallbackNamespace = "ecr-creds-refresher";
+/** /healthz fails when no watch has seen data for this long (watches re-open every 30-45 s). */
+const watchStuckAfterMs = 3 * 60_000;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -31,8 +41,9 @@ function configFrom(command: Command): Config {
   const cli: RawConfig = {};
   for (const key of Object.keys(flags) as FlagName[]) {
     const value = values[key];
-    // commander already merged the environment and defaults; pass only what it found.
+    // commander already merged the environment and defaults; a bare switch (--dry-run) is true.
     if (typeof value === "string") cli[key] = value;
+    if (value === true) cli[key] = "true";
   }
   const inCluster = existsSync(serviceAccountNamespaceFile)
     ? readFileSync(serviceAccountNamespaceFile, "utf8").trim()
@@ -56,51 +67,142 @@ function loggerFor(config: Config): Logger {
   return createLogger({ level: config.logLevel, pretty });
 }
 
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : "unknown error";
+}
+
 async function run(config: Config): Promise<void> {
   const log = loggerFor(config);
-  const operator = new Operator({ config, kubeConfig: loadKubeConfig(config.kubeconfig), log });
-  const abort = new AbortController();
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const metrics = new Metrics();
+  const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
+  const elector = config.leaderElect
+    ? new LeaderElector({
+        api: kubeConfig.makeApiClient(CoordinationV1Api),
+        namespace: config.operatorNamespace,
+        name: config.leaseName,
+        identity,
+        onStartedLeading: () => {
+          metrics.leader.set(1);
+          log.info({ identity }, "became the leader; reconciling");
+          operator.startWorkers();
+        },
+        onStoppedLeading: () => {
+          metrics.leader.set(0);
+          log.error({ identity }, "lost the leader lease; stopping so that another replica takes over");
+          shutdown("lost leadership", 1);
+        },
+        onNewLeader: (leader) => {
+          if (leader !== identity) log.info({ leader }, "standing by; another replica leads");
+        },
+        onError: (message) => {
+          log.warn({ err: message }, "leader election request failed");
+        },
+      })
+    : undefined;
+  const operator = new Operator({
+    config,
+    kubeConfig,
+    log,
+    metrics,
+    canWrite: () => elector === undefined || elector.isLeader(),
+  });
+  const server: ObservabilityServer = await startObservabilityServer({
+    metricsAddr: config.metricsAddr,
+    healthAddr: config.healthAddr,
+    registry: metrics.registry,
+    live: [() => (operator.cachesSynced() ? operator.liveness(watchStuckAfterMs) : undefined)],
+    ready: [() => operator.readiness()],
+  });
+
   let stopping = false;
-  const shutdown = (signal: string): void => {
+  const shutdown = (reason: string, code: number): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, "shutting down");
-    abort.abort();
+    log.info({ reason }, "shutting down");
     const forced = setTimeout(() => {
       log.error("shutdown took too long; exiting");
       process.exit(1);
-    }, 5_000);
+    }, 4_500);
     forced.unref();
-    operator.stop().then(
-      () => {
-        log.info("stopped");
-        process.exit(0);
-      },
-      (err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : "unknown" }, "error while stopping");
-        process.exit(1);
-      },
-    );
+    // Finish in-flight writes first, then hand the lease back so a successor starts at once.
+    operator
+      .stop()
+      .then(() => elector?.stop())
+      .then(() => server.close())
+      .then(
+        () => {
+          log.info("stopped");
+          process.exit(code);
+        },
+        (err: unknown) => {
+          log.error({ err: errorText(err) }, "error while stopping");
+          process.exit(1);
+        },
+      );
   };
   process.once("SIGTERM", () => {
-    shutdown("SIGTERM");
+    shutdown("SIGTERM", 0);
   });
   process.once("SIGINT", () => {
-    shutdown("SIGINT");
+    shutdown("SIGINT", 0);
   });
+
   log.info(
     {
       version: version(),
+      identity,
       operatorNamespace: config.operatorNamespace,
       credentials:
         config.credentialsSecret === undefined
           ? "default chain"
           : `${config.credentialsSecret.namespace}/${config.credentialsSecret.name}`,
       trustedCredentialsNamespaces: config.trustedCredentialsNamespaces,
+      leaderElect: config.leaderElect,
+      dryRun: config.dryRun,
+      metrics: server.addresses.metrics,
+      health: server.addresses.health,
     },
     "starting",
   );
-  await operator.start(abort.signal);
+  await operator.startCaches();
+  if (elector === undefined) {
+    metrics.leader.set(1);
+    operator.startWorkers();
+    return;
+  }
+  metrics.leader.set(0);
+  elector.start();
+}
+
+async function once(config: Config): Promise<number> {
+  const log = createLogger({
+    level: config.logFormat === "json" ? config.logLevel : "warn",
+    pretty: false,
+    destination: process.stderr,
+  });
+  const changes: PlannedChange[] = [];
+  const operator = new Operator({
+    config,
+    kubeConfig: loadKubeConfig(config.kubeconfig),
+    log,
+    onPlannedChange: (change) => changes.push(change),
+  });
+  try {
+    await operator.startCaches();
+    const reports = await operator.reconcileAllOnce();
+    if (config.dryRun) {
+      process.stdout.write(formatChanges(changes, config.output));
+      if (config.output === "table") process.stdout.write("\nstatus once these changes are made:\n");
+    }
+    process.stdout.write(formatSummary(reports, config.output));
+    const allReady = reports.every(
+      (r) => r.status.conditions?.find((c) => c.type === "Ready")?.status === "True",
+    );
+    return allReady ? 0 : 1;
+  } finally {
+    await operator.stop();
+  }
 }
 
 export function buildProgram(): Command {
@@ -113,6 +215,17 @@ export function buildProgram(): Command {
       await run(configFrom(command));
     },
   );
+  addConfigOptions(
+    program
+      .command("once")
+      .description(
+        "reconcile every ECRPullSecret once, print a summary and exit: 0 when all are Ready, 1 otherwise",
+      ),
+  ).action(async (_options: unknown, command: Command) => {
+    const code = await once(configFrom(command));
+    // Idle keep-alive sockets of the API and AWS clients would hold the process open.
+    process.exit(code);
+  });
   program
     .command("version")
     .description("print the version")
@@ -133,9 +246,9 @@ async function main(argv: string[]): Promise<void> {
     }
     const code = (err as { exitCode?: unknown }).exitCode;
     if (typeof code === "number") {
-      process.exit(code);
+      process.exit(code === 1 ? 2 : code);
     }
-    console.error(`ecr-creds-refresher: ${err instanceof Error ? err.message : "failed"}`);
+    console.error(`ecr-creds-refresher: ${errorText(err)}`);
     process.exit(1);
   }
 }

@@ -274,6 +274,7 @@ describe("openAPIV3Schema", () => {
     assert.deepEqual(
       rules.map(({ path }) => path),
       [
+        "",
         ".spec.namespaceSelector.matchExpressions[]",
         ".spec.namespaceSelector.matchExpressions[]",
         ".spec.serviceAccounts",
@@ -404,10 +405,7 @@ describe("openAPIV3Schema", () => {
     {
       name: "a one-character external id",
       spec: { aws: { assumeRole: { roleArn: "arn:aws:iam::123456789012:role/r", externalId: "x" } } },
-      errors: [
-        ".spec.aws.assumeRole.externalId: does not match pattern",
-        ".spec.aws.assumeRole.externalId: too short",
-      ],
+      errors: [".spec.aws.assumeRole.externalId: too short"],
     },
     {
       name: "a session name with a colon",
@@ -520,7 +518,7 @@ describe("printer columns", () => {
   it("shows Ready, Synced, Expires and Age", () => {
     assert.deepEqual(
       printerColumns.map(({ name, type }) => `${name}:${type}`),
-      ["Ready:string", "Synced:string", "Expires:date", "Age:date"],
+      ["Ready:string", "Synced:string", "Expires:string", "Age:date"],
     );
   });
 

@@ -353,7 +353,8 @@ export const openAPIV3Schema = {
 export const printerColumns = [
   { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
   { name: "Synced", type: "string", jsonPath: ".status.synced" },
-  { name: "Expires", type: "date", jsonPath: ".status.tokenExpiresAt" },
+  // "string", not "date": kubectl shows future dates as <invalid>.
+  { name: "Expires", type: "string", jsonPath: ".status.tokenExpiresAt" },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ] as const;
 

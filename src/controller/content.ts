@@ -127,7 +127,12 @@ export function createTokenContentSource({
         return { ok: true, content, refreshAt, minted: fresh };
       } catch (err) {
         const last = lastGood(source, spec);
-        return { ok: false, problem: problemFor(err, last), lastGood: last };
+        return {
+          ok: false,
+          problem: problemFor(err, last),
+          lastGood: last,
+          awsErrorKind: classifyAwsError(err).kind,
+        };
       }
     },
   };

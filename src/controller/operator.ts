@@ -22,9 +22,10 @@ import { ClusterCache } from "./cluster-cache.ts";
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
 import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./labels.ts";
-import { Reconciler, RetryLater } from "./reconciler.ts";
+import { Reconciler, RetryLater, type ReconcileReport } from "./reconciler.ts";
 import { SpecResolver } from "./spec-resolver.ts";
-import { createPullSecretWriter } from "./writer.ts";
+import { createDryRunWriter, createPullSecretWriter, type PlannedChange } from "./writer.ts";
+import type { Metrics } from "../observability/metrics.ts";
 
 /** Queue key of the sweep that removes what no CR claims; not a valid CR name. */
 export const SWEEP_KEY = "~sweep";
@@ -33,7 +34,12 @@ export interface OperatorOptions {
   config: Config;
   kubeConfig: KubeConfig;
   log: Logger;
+  metrics?: Metrics;
   clock?: Clock;
+  /** Writes are allowed only while this says so (leader election); default: always. */
+  canWrite?: () => boolean;
+  /** With config.dryRun: receives every change the operator would make. */
+  onPlannedChange?: (change: PlannedChange) => void;
   /** Period of the full resync that re-enqueues every CR. */
   resyncIntervalMs?: number;
   /** Shortest requeue delay. */
@@ -65,13 +71,23 @@ export class Operator {
   private readonly reconciler: Reconciler;
   private workers: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly metrics: Metrics | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
     const { config, kubeConfig, log } = options;
     this.clock = options.clock ?? systemClock;
     this.log = log;
-    this.queue = new Workqueue({ clock: this.clock });
+    const metrics = options.metrics;
+    this.metrics = metrics;
+    this.queue = new Workqueue({
+      clock: this.clock,
+      hooks: {
+        onAdd: () => metrics?.queueAdds.inc(),
+        onRetry: () => metrics?.queueRetries.inc(),
+        onDepth: (depth) => metrics?.queueDepth.set(depth),
+      },
+    });
 
     const informer = <T extends KubernetesObject>(
       name: string,
@@ -87,9 +103,11 @@ export class Operator {
         transform: (raw) => slim(raw) as T,
         hooks: {
           onWatchRestart: (reason) => {
+            metrics?.watchRestarts.inc({ resource: name, reason });
             log.debug({ informer: name, reason }, "watch restarted");
           },
           onError: (err) => {
+            metrics?.apiErrors.inc({ kind: err.kind });
             log.warn({ informer: name, err: err.message }, "watch failed; retrying");
           },
         },
@@ -124,7 +142,19 @@ export class Operator {
         this.enqueueAll();
       },
     });
-    this.tokens = createTokenCache({ clock: this.clock, endpoint: config.awsEndpointUrl });
+    this.tokens = createTokenCache({
+      clock: this.clock,
+      endpoint: config.awsEndpointUrl,
+      onMint: (target, result) => {
+        metrics?.tokenMints.inc({ result, region: target.region });
+      },
+    });
+    const canWrite = options.canWrite ?? (() => true);
+    const record =
+      options.onPlannedChange ??
+      ((change: PlannedChange) => {
+        log.info(change, "dry run: would change");
+      });
     this.reconciler = new Reconciler({
       cache,
       specs,
@@ -133,7 +163,7 @@ export class Operator {
         tokens: this.tokens,
         clock: this.clock,
       }),
-      writer: createPullSecretWriter(core),
+      writer: config.dryRun ? createDryRunWriter(record) : createPullSecretWriter(core),
       objects,
       events: createEventRecorder({
         core,
@@ -150,6 +180,9 @@ export class Operator {
       writeConcurrency: config.writeConcurrency,
       minRequeueMs: options.minRequeueMs ?? 10_000,
       conflictRequeueMs: 5 * 60_000,
+      canWrite,
+      dryRun: config.dryRun,
+      observer: metrics === undefined ? undefined : new MetricsObserver(metrics),
     });
 
     this.crs.addHandlers({
@@ -237,8 +270,20 @@ export class Operator {
   startWorkers(): void {
     this.enqueueAll();
     this.queue.add(SWEEP_KEY);
-    const handle = (key: string): Promise<WorkResult> =>
-      key === SWEEP_KEY ? this.reconciler.sweep() : this.reconciler.reconcile(key);
+    const handle = async (key: string): Promise<WorkResult> => {
+      if (key === SWEEP_KEY) return this.reconciler.sweep();
+      const end = this.metrics?.reconcileDuration.startTimer();
+      let result = "success";
+      try {
+        return await this.reconciler.reconcile(key);
+      } catch (err) {
+        result = err instanceof RetryLater ? "retry" : "error";
+        throw err;
+      } finally {
+        end?.({ result });
+        this.metrics?.reconciles.inc({ result });
+      }
+    };
     this.workers = runWorkers(this.queue, this.options.config.workers, handle, {
       onError: (name, err) => {
         const message = err instanceof Error ? err.message : "unknown error";
@@ -257,6 +302,42 @@ export class Operator {
     this.resyncTimer.unref();
   }
 
+  /**
+   * One pass over every CR, without requeues: for `once`. Returns each CR's report; a CR whose
+   * reconcile failed still has one (its status says why).
+   */
+  async reconcileAllOnce(): Promise<ReconcileReport[]> {
+    const reports: ReconcileReport[] = [];
+    const names = this.crs
+      .list()
+      .map((cr) => cr.metadata.name ?? "")
+      .sort();
+    for (const name of names) {
+      try {
+        await this.reconciler.reconcile(name);
+      } catch (err) {
+        this.log.warn({ cr: name, err: err instanceof Error ? err.message : "unknown" }, "reconcile failed");
+      }
+      const report = this.reconciler.lastReport(name);
+      if (report !== undefined) reports.push(report);
+    }
+    return reports;
+  }
+
+  /** Why the operator is not alive, for /healthz: a watch that has seen nothing for too long. */
+  liveness(stuckAfterMs: number): string | undefined {
+    const now = this.clock.now();
+    const stuck = this.informers().filter((informer) => now - informer.lastActivity() > stuckAfterMs);
+    return stuck.length === 0
+      ? undefined
+      : `watches stuck for more than ${Math.round(stuckAfterMs / 1000)} s: ${stuck.length}`;
+  }
+
+  /** Why the operator is not ready, for /readyz. */
+  readiness(): string | undefined {
+    return this.cachesSynced() ? undefined : "caches not synced yet";
+  }
+
   async start(signal?: AbortSignal): Promise<void> {
     await this.startCaches(signal);
     this.startWorkers();
@@ -267,5 +348,76 @@ export class Operator {
     await this.queue.shutDownWithDrain();
     await this.workers;
     await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
+  }
+}
+
+/** Turns reconcile reports into the per-CR and aggregate gauges. */
+class MetricsObserver {
+  private readonly metrics: Metrics;
+  private readonly perCr = new Map<
+    string,
+    { synced: number; failed: number; saSynced: number; registries: string[] }
+  >();
+
+  constructor(metrics: Metrics) {
+    this.metrics = metrics;
+  }
+
+  onReport(report: ReconcileReport): void {
+    const { metrics } = this;
+    const name = report.name;
+    const ready = report.status.conditions?.find((c) => c.type === "Ready");
+    metrics.ready.set({ ecrpullsecret: name }, ready?.status === "True" ? 1 : 0);
+    const previous = this.perCr.get(name);
+    for (const registry of previous?.registries ?? []) {
+      if (!report.registries.includes(registry))
+        metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
+    }
+    const expires = Date.parse(report.status.tokenExpiresAt ?? "");
+    if (!Number.isNaN(expires)) {
+      for (const registry of report.registries) {
+        metrics.tokenExpiry.set({ ecrpullsecret: name, registry }, expires / 1000);
+      }
+    }
+    const desired = report.status.namespaces?.desired ?? 0;
+    const synced = report.status.namespaces?.synced ?? 0;
+    this.perCr.set(name, {
+      synced,
+      failed: desired - synced,
+      saSynced: report.serviceAccountsSynced,
+      registries: report.registries,
+    });
+    this.publishTotals();
+  }
+
+  onDeleted(name: string): void {
+    for (const registry of this.perCr.get(name)?.registries ?? []) {
+      this.metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
+    }
+    this.metrics.ready.remove({ ecrpullsecret: name });
+    this.perCr.delete(name);
+    this.publishTotals();
+  }
+
+  onAwsError(kind: string): void {
+    this.metrics.awsErrors.inc({ kind });
+  }
+
+  onApiError(kind: string): void {
+    this.metrics.apiErrors.inc({ kind });
+  }
+
+  private publishTotals(): void {
+    let synced = 0;
+    let failed = 0;
+    let saSynced = 0;
+    for (const entry of this.perCr.values()) {
+      synced += entry.synced;
+      failed += entry.failed;
+      saSynced += entry.saSynced;
+    }
+    this.metrics.managedSecrets.set({ state: "synced" }, synced);
+    this.metrics.managedSecrets.set({ state: "failed" }, failed);
+    this.metrics.managedServiceAccounts.set({ state: "synced" }, saSynced);
   }
 }

@@ -14,6 +14,7 @@ import {
   PLURAL,
   VERSION,
   type ECRPullSecret,
+  type ECRPullSecretStatus,
   type NamespaceFailure,
 } from "../api/types.ts";
 import type { Clock } from "../kube/clock.ts";
@@ -33,15 +34,29 @@ import { WriteFailure, type PullSecretWriter } from "./writer.ts";
 
 export type ContentResult =
   | { ok: true; content: SecretContent; refreshAt: number; minted: boolean }
-  | { ok: false; problem: TokenProblem; lastGood: SecretContent | undefined };
+  | { ok: false; problem: TokenProblem; lastGood: SecretContent | undefined; awsErrorKind?: string };
 
 /** Supplies the .dockerconfigjson content (tokens) a CR needs. */
 export interface ContentSource {
   contentFor(cr: ECRPullSecret, spec: ResolvedSpec): Promise<ContentResult>;
 }
 
+/** What one reconcile of a CR found and did, for metrics, `once` summaries and dry runs. */
+export interface ReconcileReport {
+  name: string;
+  status: ECRPullSecretStatus;
+  /** Registry hosts in the managed Secrets, when token content was available. */
+  registries: string[];
+  plan: Plan | undefined;
+  /** ServiceAccounts in target namespaces that list the Secret. */
+  serviceAccountsSynced: number;
+}
+
 export interface ReconcileObserver {
-  onPlanApplied?(cr: string, plan: Plan, failures: number): void;
+  onReport?(report: ReconcileReport): void;
+  onDeleted?(name: string): void;
+  onAwsError?(kind: string): void;
+  onApiError?(kind: string): void;
 }
 
 export interface ReconcilerDeps {
@@ -60,6 +75,10 @@ export interface ReconcilerDeps {
   /** When namespaces are in conflict, look again after this long. */
   conflictRequeueMs: number;
   observer?: ReconcileObserver;
+  /** False while this replica must not write (not the leader); writes then wait for a retry. */
+  canWrite: () => boolean;
+  /** Plan only: the writer records instead of writing, and status and finalizers are left alone. */
+  dryRun: boolean;
 }
 
 /** A reconcile that should be retried with backoff; the message is safe to log. */
@@ -80,24 +99,37 @@ export class Reconciler {
     this.deps = deps;
   }
 
+  private readonly reports = new Map<string, ReconcileReport>();
+
+  /** The last report of a CR, if it was reconciled since start. */
+  lastReport(name: string): ReconcileReport | undefined {
+    return this.reports.get(name);
+  }
+
+  private ensureWritable(): void {
+    if (!this.deps.canWrite()) {
+      throw new RetryLater("not the leader: writes wait");
+    }
+  }
+
   async reconcile(name: string): Promise<WorkResult> {
-    const cr = this.deps.cache.ecrPullSecrets.get(name);
+    let cr = this.deps.cache.ecrPullSecrets.get(name);
     if (cr === undefined) {
+      if (this.reports.delete(name)) this.deps.observer?.onDeleted?.(name);
       return {};
     }
+    this.ensureWritable();
     const owner: Owner = { name, uid: cr.metadata.uid ?? "" };
     if (cr.metadata.deletionTimestamp !== undefined) {
       return this.cleanUp(cr, owner);
     }
-    if (!(cr.metadata.finalizers ?? []).includes(FINALIZER)) {
-      await this.setFinalizers(cr, [...(cr.metadata.finalizers ?? []), FINALIZER]);
-      // The update comes back through the informer and triggers the next pass.
-      return {};
+    if (!(cr.metadata.finalizers ?? []).includes(FINALIZER) && !this.deps.dryRun) {
+      cr = (await this.setFinalizers(cr, [...(cr.metadata.finalizers ?? []), FINALIZER])) ?? cr;
     }
 
     const spec = this.deps.specs.resolve(cr);
     if ("reason" in spec) {
-      this.deps.events.warning(eventTarget(cr), spec.reason, spec.message);
+      if (!this.deps.dryRun) this.deps.events.warning(eventTarget(cr), spec.reason, spec.message);
       await this.writeStatus(cr, { kind: "invalid", reason: spec.reason, message: spec.message });
       return {};
     }
@@ -107,11 +139,12 @@ export class Reconciler {
     }
 
     const result = await this.deps.content.contentFor(cr, spec);
+    if (!result.ok && result.awsErrorKind !== undefined)
+      this.deps.observer?.onAwsError?.(result.awsErrorKind);
     const content = result.ok ? result.content : result.lastGood;
     const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
     const plan = planPullSecrets(owner, spec, view, content);
     const failures = await this.apply(plan);
-    this.deps.observer?.onPlanApplied?.(name, plan, failures.length);
 
     const failed = new Set(failures.map((f) => f.namespace));
     const synced = plan.desired.filter((ns) => !failed.has(ns) && content !== undefined).length;
@@ -124,14 +157,25 @@ export class Reconciler {
             nextRefreshAt: new Date(result.refreshAt).toISOString(),
           }
         : undefined;
-    await this.writeStatus(cr, {
-      kind: "reconciled",
-      desired: plan.desired.length,
-      synced,
-      failures,
-      token: tokenTimes,
-      tokenProblem: result.ok ? undefined : result.problem,
-    });
+    await this.writeStatus(
+      cr,
+      {
+        kind: "reconciled",
+        desired: plan.desired.length,
+        synced,
+        failures,
+        token: tokenTimes,
+        tokenProblem: result.ok ? undefined : result.problem,
+      },
+      {
+        plan,
+        registries:
+          content === undefined
+            ? []
+            : Object.keys((JSON.parse(content.dockerConfigJson) as { auths: object }).auths),
+        serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName),
+      },
+    );
     this.report(cr, plan, failures, result, writes);
 
     if (!result.ok) {
@@ -207,6 +251,7 @@ export class Reconciler {
         err instanceof WriteFailure
           ? err
           : new WriteFailure("WriteFailed", classifyKubeError(err).message, true);
+      this.deps.observer?.onApiError?.(failure.reason);
       failures.set(namespace, {
         namespace,
         reason: failure.reason,
@@ -219,6 +264,7 @@ export class Reconciler {
     }
 
     const secretResults = await mapLimit(plan.secretWrites, writeConcurrency, async (write) => {
+      this.ensureWritable();
       cache.recordSecret(await writer.writeSecret(write));
     });
     for (const r of secretResults) {
@@ -227,6 +273,7 @@ export class Reconciler {
     // A ServiceAccount only gets the entry once its namespace has the Secret.
     const edits = plan.serviceAccountEdits.filter((e) => e.remove.length > 0 || !failures.has(e.namespace));
     const editResults = await mapLimit(edits, writeConcurrency, async (edit) => {
+      this.ensureWritable();
       const cached: V1ServiceAccount | undefined = cache.serviceAccount(edit.namespace, edit.name);
       const updated = await writer.editServiceAccount(edit, cached);
       if (updated !== undefined) cache.recordServiceAccount(updated);
@@ -235,6 +282,7 @@ export class Reconciler {
       if (r.status === "rejected") fail(r.item.namespace, r.reason);
     }
     const deleteResults = await mapLimit(plan.secretDeletes, writeConcurrency, async (target) => {
+      this.ensureWritable();
       await writer.deleteSecret(target);
       cache.recordSecretDeleted(target.namespace, target.name);
     });
@@ -246,6 +294,7 @@ export class Reconciler {
 
   /** Removes what no live CR claims any more (see sweep.ts). */
   async sweep(): Promise<WorkResult> {
+    this.ensureWritable();
     const { cache, specs } = this.deps;
     const sweep = planSweep({
       crs: cache.ecrPullSecrets.list(),
@@ -292,16 +341,18 @@ export class Reconciler {
       },
       "cleaned up",
     );
-    await this.setFinalizers(
-      cr,
-      (cr.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
-    );
+    if (!this.deps.dryRun) {
+      await this.setFinalizers(
+        cr,
+        (cr.metadata.finalizers ?? []).filter((f) => f !== FINALIZER),
+      );
+    }
     return {};
   }
 
-  private async setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<void> {
+  private async setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<ECRPullSecret | undefined> {
     try {
-      await this.deps.objects.patchClusterCustomObject(
+      return (await this.deps.objects.patchClusterCustomObject(
         {
           group: GROUP,
           version: VERSION,
@@ -310,20 +361,42 @@ export class Reconciler {
           body: { metadata: { finalizers, resourceVersion: cr.metadata.resourceVersion } },
         },
         mergePatch,
-      );
+      )) as ECRPullSecret;
     } catch (err) {
       const error = classifyKubeError(err);
       if (error.kind !== "NotFound" && error.kind !== "Conflict") {
         throw error;
       }
+      return undefined;
     }
   }
 
-  private async writeStatus(cr: ECRPullSecret, outcome: Outcome): Promise<void> {
+  private countServiceAccountsSynced(plan: Plan, secretName: string): number {
+    let count = 0;
+    for (const ns of plan.desired) {
+      for (const sa of this.deps.cache.serviceAccountsIn(ns)) {
+        if ((sa.imagePullSecrets ?? []).some((ref) => ref.name === secretName)) count += 1;
+      }
+    }
+    return count;
+  }
+
+  private async writeStatus(
+    cr: ECRPullSecret,
+    outcome: Outcome,
+    details: Omit<ReconcileReport, "name" | "status"> = {
+      plan: undefined,
+      registries: [],
+      serviceAccountsSynced: 0,
+    },
+  ): Promise<ECRPullSecretStatus> {
     const now = new Date(this.deps.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
     const status = buildStatus(cr.status, cr.metadata.generation ?? 0, outcome, now);
-    if (sameStatus(cr.status, status)) {
-      return;
+    const report: ReconcileReport = { name: cr.metadata.name ?? "", status, ...details };
+    this.reports.set(report.name, report);
+    this.deps.observer?.onReport?.(report);
+    if (this.deps.dryRun || sameStatus(cr.status, status)) {
+      return status;
     }
     try {
       await this.deps.objects.patchClusterCustomObjectStatus(
@@ -342,6 +415,7 @@ export class Reconciler {
         throw error;
       }
     }
+    return status;
   }
 }
 

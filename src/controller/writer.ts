@@ -11,7 +11,13 @@ import {
 } from "@kubernetes/client-node";
 import { classifyKubeError, type KubeError } from "../kube/errors.ts";
 import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./desired.ts";
-import { ADDED_PULL_SECRETS_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, OWNER_LABEL } from "./labels.ts";
+import {
+  ADDED_PULL_SECRETS_ANNOTATION,
+  EXPIRES_AT_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  OWNER_LABEL,
+} from "./labels.ts";
 
 export const FIELD_MANAGER = "ecr-creds-refresher";
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -209,5 +215,41 @@ export function serviceAccountPatch(current: V1ServiceAccount, edit: ServiceAcco
       annotations: { [ADDED_PULL_SECRETS_ANNOTATION]: nextAdded.length > 0 ? nextAdded.join(",") : null },
     },
     imagePullSecrets: nextEntries.map((name) => ({ name })),
+  };
+}
+
+/** A change a dry run would have made. */
+export interface PlannedChange {
+  action: "create" | "update" | "delete" | "patch";
+  kind: "Secret" | "ServiceAccount";
+  namespace: string;
+  name: string;
+  detail: string;
+}
+
+/** Records what would be written and writes nothing. */
+export function createDryRunWriter(record: (change: PlannedChange) => void): PullSecretWriter {
+  return {
+    writeSecret(write) {
+      const { name, namespace } = write.body.metadata;
+      const expires = write.body.metadata.annotations[EXPIRES_AT_ANNOTATION] ?? "";
+      record({ action: write.action, kind: "Secret", namespace, name, detail: `token expires ${expires}` });
+      return Promise.resolve({ ...write.body, metadata: { ...write.body.metadata } });
+    },
+    deleteSecret({ namespace, name }) {
+      record({ action: "delete", kind: "Secret", namespace, name, detail: "no longer targeted" });
+      return Promise.resolve();
+    },
+    editServiceAccount(edit) {
+      const parts = [...edit.add.map((n) => `+${n}`), ...edit.remove.map((n) => `-${n}`)];
+      record({
+        action: "patch",
+        kind: "ServiceAccount",
+        namespace: edit.namespace,
+        name: edit.name,
+        detail: `imagePullSecrets ${parts.join(" ")}`,
+      });
+      return Promise.resolve(undefined);
+    },
   };
 }

@@ -1,0 +1,107 @@
+// Prometheus metrics: one registry, every metric the operator exports, with Prometheus naming.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+const prefix = "ecr_creds_refresher_";
+
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly tokenExpiry = new Gauge({
+    name: `${prefix}token_expiry_timestamp_seconds`,
+    help: "When the token in an ECRPullSecret's managed Secrets expires, per registry host (Unix seconds).",
+    labelNames: ["ecrpullsecret", "registry"] as const,
+    registers: [this.registry],
+  });
+
+  readonly tokenMints = new Counter({
+    name: `${prefix}token_mints_total`,
+    help: "ECR authorization tokens requested from AWS, by result and region.",
+    labelNames: ["result", "region"] as const,
+    registers: [this.registry],
+  });
+
+  readonly reconciles = new Counter({
+    name: `${prefix}reconcile_total`,
+    help: "Reconciles of ECRPullSecrets, by result (success, retry, error).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly reconcileDuration = new Histogram({
+    name: `${prefix}reconcile_duration_seconds`,
+    help: "Time one reconcile took, by result.",
+    labelNames: ["result"] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+
+  readonly queueDepth = new Gauge({
+    name: `${prefix}workqueue_depth`,
+    help: "Keys waiting in the workqueue.",
+    registers: [this.registry],
+  });
+
+  readonly queueAdds = new Counter({
+    name: `${prefix}workqueue_adds_total`,
+    help: "Keys added to the workqueue.",
+    registers: [this.registry],
+  });
+
+  readonly queueRetries = new Counter({
+    name: `${prefix}workqueue_retries_total`,
+    help: "Rate-limited retries scheduled by the workqueue.",
+    registers: [this.registry],
+  });
+
+  readonly managedSecrets = new Gauge({
+    name: `${prefix}managed_secrets`,
+    help: "Target namespaces' pull Secrets by state (synced, failed), over all ECRPullSecrets.",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly managedServiceAccounts = new Gauge({
+    name: `${prefix}managed_serviceaccounts`,
+    help: "ServiceAccounts in target namespaces that list the managed Secret (state=synced).",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+
+  readonly ready = new Gauge({
+    name: `${prefix}ecrpullsecret_ready`,
+    help: "1 when an ECRPullSecret is Ready, else 0.",
+    labelNames: ["ecrpullsecret"] as const,
+    registers: [this.registry],
+  });
+
+  readonly watchRestarts = new Counter({
+    name: `${prefix}watch_restarts_total`,
+    help: "Watch streams restarted, by resource and reason (error, stalled, expired, relist).",
+    labelNames: ["resource", "reason"] as const,
+    registers: [this.registry],
+  });
+
+  readonly leader = new Gauge({
+    name: `${prefix}leader`,
+    help: "1 while this process holds the leader Lease (or runs without leader election), else 0.",
+    registers: [this.registry],
+  });
+
+  readonly awsErrors = new Counter({
+    name: `${prefix}aws_errors_total`,
+    help: "Failed AWS calls, by error kind (AwsAuth, Throttled, Unavailable, InvalidInput, Unknown).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+
+  readonly apiErrors = new Counter({
+    name: `${prefix}api_errors_total`,
+    help: "Failed Kubernetes API calls, by error kind (Conflict, Forbidden, Unavailable, ...).",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
