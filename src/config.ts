@@ -2,6 +2,8 @@
 // validated once at start. Nothing else in src/ reads process.env.
 import { z } from "zod";
 import { patterns } from "./api/crd.ts";
+import { parseDuration } from "./api/duration.ts";
+import { isInvalidInput } from "./api/invalid-input.ts";
 
 export interface FlagSpec {
   flag: string;
@@ -93,6 +95,12 @@ export const flags = {
     description: 'address for /healthz and /readyz; "0" turns it off',
     default: "0.0.0.0:8081",
   },
+  watchStuckAfter: {
+    flag: "--watch-stuck-after <duration>",
+    env: "ECR_REFRESHER_WATCH_STUCK_AFTER",
+    description: "/healthz fails when no watch has received anything for this long (watches re-open every 30-45 s)",
+    default: "3m",
+  },
   dryRun: {
     flag: "--dry-run [bool]",
     env: "ECR_REFRESHER_DRY_RUN",
@@ -169,6 +177,16 @@ export const configSchema = z.object({
   leaseName: z.string().regex(new RegExp(patterns.dns1123Subdomain), "must be a DNS-1123 name").max(253),
   metricsAddr: address,
   healthAddr: address,
+  watchStuckAfter: z
+    .string()
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (isInvalidInput(ms) || ms < 1000) {
+        ctx.addIssue({ code: "custom", message: "must be a duration of at least 1s, e.g. 3m" });
+        return z.NEVER;
+      }
+      return ms;
+    }),
   dryRun: booleanFlag,
   output: z.enum(["table", "json"]),
 });

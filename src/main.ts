@@ -17,8 +17,6 @@ import { formatChanges, formatSummary } from "./report.ts";
 
 const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 const fallbackNamespace = "ecr-creds-refresher";
-/** /healthz fails when no watch has seen data for this long (watches re-open every 30-45 s). */
-const watchStuckAfterMs = 3 * 60_000;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -111,7 +109,7 @@ async function run(config: Config): Promise<void> {
     metricsAddr: config.metricsAddr,
     healthAddr: config.healthAddr,
     registry: metrics.registry,
-    live: [() => (operator.cachesSynced() ? operator.liveness(watchStuckAfterMs) : undefined)],
+    live: [() => (operator.cachesSynced() ? operator.liveness(config.watchStuckAfter) : undefined)],
     ready: [() => operator.readiness()],
   });
 

@@ -239,13 +239,22 @@ export class Operator {
 
   /** Starts the informers and waits until every cache holds a full list. */
   async startCaches(signal?: AbortSignal): Promise<void> {
+    const credentialWatches = [];
     if (this.options.config.credentialsSecret !== undefined) {
-      this.credentials.watch(this.options.config.credentialsSecret);
+      credentialWatches.push(this.credentials.watch(this.options.config.credentialsSecret));
     }
     for (const informer of this.informers()) {
       informer.start();
     }
     await Promise.all(this.informers().map((informer) => informer.waitForSync(signal)));
+    // Read the credentials the CRs name before the first reconcile needs them.
+    const trusted = new Set(this.options.config.trustedCredentialsNamespaces);
+    for (const cr of this.crs.list()) {
+      const ref = cr.spec.aws?.credentialsSecretRef;
+      if (ref !== undefined && trusted.has(ref.namespace))
+        credentialWatches.push(this.credentials.watch(ref));
+    }
+    await Promise.all(credentialWatches.map((informer) => informer.waitForSync(signal)));
     this.log.info(
       {
         ecrPullSecrets: this.crs.size(),

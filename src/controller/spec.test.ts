@@ -192,10 +192,10 @@ describe("resolveSpec", () => {
         name: "reads the region of FIPS and China hosts",
         registries: [fipsUsEast, china],
         bindings: [
-          { host: fipsUsEast, target: privateIn("us-east-1") },
+          { host: fipsUsEast, target: { ...privateIn("us-east-1"), fips: true } },
           { host: china, target: privateIn("cn-north-1") },
         ],
-        targets: [privateIn("us-east-1"), privateIn("cn-north-1")],
+        targets: [{ ...privateIn("us-east-1"), fips: true }, privateIn("cn-north-1")],
       },
     ];
     for (const { name, registries, bindings, targets } of cases) {
@@ -215,6 +215,7 @@ describe("resolveSpec", () => {
     it("keys targets by kind and region", () => {
       assert.equal(targetKey(privateIn("eu-west-1")), "private:eu-west-1");
       assert.equal(targetKey(publicTarget), "public:us-east-1");
+      assert.equal(targetKey({ ...privateIn("us-east-1"), fips: true }), "private-fips:us-east-1");
     });
   });
 

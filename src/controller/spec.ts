@@ -10,6 +10,8 @@ import { DEFAULT_SERVICE_ACCOUNTS, type AssumeRole, type ECRPullSecret } from ".
 export interface TokenTarget {
   kind: "private" | "public";
   region: string;
+  /** Mint through ECR's FIPS endpoint: set for dkr.ecr-fips hosts only. */
+  fips?: true;
 }
 
 /** A registry host and the token it takes; `host` undefined means "the token's own endpoint". */
@@ -48,7 +50,7 @@ export interface SpecContext {
 }
 
 export function targetKey(target: TokenTarget): string {
-  return `${target.kind}:${target.region}`;
+  return `${target.kind}${target.fips === true ? "-fips" : ""}:${target.region}`;
 }
 
 export function resolveSpec(cr: ECRPullSecret, context: SpecContext): ResolvedSpec | SpecProblem {
@@ -75,7 +77,11 @@ export function resolveSpec(cr: ECRPullSecret, context: SpecContext): ResolvedSp
     if (isInvalidInput(parsed)) {
       return invalid(`spec.registries: ${parsed.message}`);
     }
-    registries.push({ host, target: { kind: parsed.kind, region: parsed.region } });
+    const target: TokenTarget =
+      parsed.kind === "private" && parsed.fips
+        ? { kind: "private", region: parsed.region, fips: true }
+        : { kind: parsed.kind, region: parsed.region };
+    registries.push({ host, target });
   }
   if (registries.length === 0) {
     const region = spec.region ?? context.defaultRegion;

@@ -11,6 +11,9 @@ import type { KubeError } from "./errors.ts";
 import { dropManagedFields, Informer, ObjectStore } from "./informer.ts";
 import type { InformerOptions } from "./informer.ts";
 
+/** Tests with sockets fail instead of hanging when the informer does not let go. */
+const testTimeoutMs = 20_000;
+
 function secret(name: string, resourceVersion: string, namespace = "ns1"): KubernetesObject {
   return { kind: "Secret", apiVersion: "v1", metadata: { name, namespace, resourceVersion } };
 }
@@ -151,65 +154,75 @@ function newInformer(
 }
 
 describe("Informer", () => {
-  it("retries a failing list with doubling backoff up to the cap, and never gives up", async () => {
-    const server = await tcpServer((socket) => {
-      socket.resetAndDestroy();
-    });
-    const { informer, clock, errors } = newInformer(server.port, { backoff: { baseMs: 1000, maxMs: 4000 } });
-    informer.start();
-    try {
-      const delays = [1000, 2000, 4000, 4000, 4000];
-      for (const [attempt, delay] of delays.entries()) {
+  it(
+    "retries a failing list with doubling backoff up to the cap, and never gives up",
+    { timeout: testTimeoutMs },
+    async () => {
+      const server = await tcpServer((socket) => {
+        socket.resetAndDestroy();
+      });
+      const { informer, clock, errors } = newInformer(server.port, {
+        backoff: { baseMs: 1000, maxMs: 4000 },
+      });
+      informer.start();
+      try {
+        const delays = [1000, 2000, 4000, 4000, 4000];
+        for (const [attempt, delay] of delays.entries()) {
+          await eventually(() => {
+            assert.equal(errors.length, attempt + 1);
+          });
+          assert.equal(errors[attempt]?.kind, "Unavailable");
+          assert.equal(clock.pendingTimers(), 1, "only the backoff timer is pending");
+          clock.advance(delay - 1);
+          assert.equal(clock.pendingTimers(), 1, `retry ${attempt + 1} waits the full ${delay} ms`);
+          clock.advance(1);
+          assert.equal(clock.pendingTimers(), 0, `retry ${attempt + 1} starts after ${delay} ms`);
+        }
         await eventually(() => {
-          assert.equal(errors.length, attempt + 1);
+          assert.equal(server.connections(), delays.length + 1);
         });
-        assert.equal(errors[attempt]?.kind, "Unavailable");
-        assert.equal(clock.pendingTimers(), 1, "only the backoff timer is pending");
-        clock.advance(delay - 1);
-        assert.equal(clock.pendingTimers(), 1, `retry ${attempt + 1} waits the full ${delay} ms`);
-        clock.advance(1);
-        assert.equal(clock.pendingTimers(), 0, `retry ${attempt + 1} starts after ${delay} ms`);
+        assert.equal(informer.hasSynced(), false);
+      } finally {
+        await informer.stop();
+        await server.close();
       }
-      await eventually(() => {
-        assert.equal(server.connections(), delays.length + 1);
-      });
-      assert.equal(informer.hasSynced(), false);
-    } finally {
-      await informer.stop();
-      await server.close();
-    }
-  });
+    },
+  );
 
-  it("abandons a list request that sends nothing for watchTimeoutSeconds plus grace", async () => {
-    const server = await tcpServer(() => undefined);
-    const { informer, clock, errors } = newInformer(server.port, {
-      watchTimeoutSeconds: 2,
-      stallGraceMs: 500,
-    });
-    informer.start();
-    try {
-      await eventually(() => {
-        assert.equal(server.openSockets(), 1);
+  it(
+    "abandons a list request that sends nothing for watchTimeoutSeconds plus grace",
+    { timeout: testTimeoutMs },
+    async () => {
+      const server = await tcpServer(() => undefined);
+      const { informer, clock, errors } = newInformer(server.port, {
+        watchTimeoutSeconds: 2,
+        stallGraceMs: 500,
       });
-      clock.advance(2499);
-      assert.equal(clock.pendingTimers(), 1, "the stall watchdog has not fired yet");
-      clock.advance(1);
-      await eventually(() => {
-        assert.equal(errors.length, 1);
-      });
-      assert.equal(errors[0]?.kind, "Unavailable");
-      assert.match(errors[0].message, /list of secrets stalled: no data for 2500 ms/);
-      await eventually(() => {
-        assert.equal(server.openSockets(), 0, "the stalled connection is closed");
-      });
-      assert.equal(clock.pendingTimers(), 1, "a retry is scheduled");
-    } finally {
-      await informer.stop();
-      await server.close();
-    }
-  });
+      informer.start();
+      try {
+        await eventually(() => {
+          assert.equal(server.openSockets(), 1);
+        });
+        clock.advance(2499);
+        assert.equal(clock.pendingTimers(), 1, "the stall watchdog has not fired yet");
+        clock.advance(1);
+        await eventually(() => {
+          assert.equal(errors.length, 1);
+        });
+        assert.equal(errors[0]?.kind, "Unavailable");
+        assert.match(errors[0].message, /list of secrets stalled: no data for 2500 ms/);
+        await eventually(() => {
+          assert.equal(server.openSockets(), 0, "the stalled connection is closed");
+        });
+        assert.equal(clock.pendingTimers(), 1, "a retry is scheduled");
+      } finally {
+        await informer.stop();
+        await server.close();
+      }
+    },
+  );
 
-  it("stop() aborts the request in flight and clears every timer", async () => {
+  it("stop() aborts the request in flight and clears every timer", { timeout: testTimeoutMs }, async () => {
     const server = await tcpServer(() => undefined);
     const { informer, clock, errors } = newInformer(server.port);
     informer.start();
@@ -228,26 +241,30 @@ describe("Informer", () => {
     }
   });
 
-  it("rejects waitForSync when its signal aborts, and when the informer stops before syncing", async () => {
-    const server = await tcpServer(() => undefined);
-    const { informer } = newInformer(server.port);
-    informer.start();
-    try {
-      const controller = new AbortController();
-      const aborted = informer.waitForSync(controller.signal);
-      controller.abort(new Error("gave up waiting"));
-      await assert.rejects(aborted, /gave up waiting/);
-      const pending = informer.waitForSync();
-      await informer.stop();
-      await assert.rejects(pending, /stopped before its first list/);
-      await assert.rejects(informer.waitForSync(), /stopped before its first list/);
-    } finally {
-      await informer.stop();
-      await server.close();
-    }
-  });
+  it(
+    "rejects waitForSync when its signal aborts, and when the informer stops before syncing",
+    { timeout: testTimeoutMs },
+    async () => {
+      const server = await tcpServer(() => undefined);
+      const { informer } = newInformer(server.port);
+      informer.start();
+      try {
+        const controller = new AbortController();
+        const aborted = informer.waitForSync(controller.signal);
+        controller.abort(new Error("gave up waiting"));
+        await assert.rejects(aborted, /gave up waiting/);
+        const pending = informer.waitForSync();
+        await informer.stop();
+        await assert.rejects(pending, /stopped before its first list/);
+        await assert.rejects(informer.waitForSync(), /stopped before its first list/);
+      } finally {
+        await informer.stop();
+        await server.close();
+      }
+    },
+  );
 
-  it("refuses options that would make it spin or never page", () => {
+  it("refuses options that would make it spin or never page", { timeout: testTimeoutMs }, () => {
     const kubeConfig = kubeConfigFor(1);
     const base = { name: "secrets", kubeConfig, path: "/api/v1/secrets" };
     assert.throws(() => new Informer({ ...base, pageSize: 0 }), RangeError);

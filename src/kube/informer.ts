@@ -278,7 +278,6 @@ export class Informer<T extends KubernetesObject> {
       this.#cancelRelist();
       this.#wake?.();
       this.#endWatch?.({ kind: "stopped" });
-      this.#listRequest?.abort();
       const stoppedError = new Error(`informer ${this.#name} stopped before its first list`);
       for (const waiter of this.#syncWaiters) waiter.reject(stoppedError);
       this.#syncWaiters.clear();
@@ -391,7 +390,7 @@ export class Informer<T extends KubernetesObject> {
     do {
       const query = this.#selectorQuery();
       query.set("limit", String(this.#pageSize));
-      void continueToken;
+      if (continueToken !== undefined) query.set("continue", continueToken);
       const page = parseListPage(await this.#listPage(query), this.#name);
       for (const item of page.items) {
         // List items of built-in kinds come without kind and apiVersion; watch objects carry them.

@@ -1,0 +1,93 @@
+// A loopback TCP proxy in front of the API server for network faults: it can stall every
+// connection (bytes stop flowing, sockets stay open), cut them without a clean close, or refuse
+// new ones. TLS passes through untouched, so the server certificate for 127.0.0.1 still matches.
+import { connect, createServer, type Server, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export type TcpProxyMode = "forward" | "stall" | "refuse";
+
+export interface TcpProxy {
+  readonly port: number;
+  readonly mode: TcpProxyMode;
+  setMode(mode: TcpProxyMode): void;
+  /** Destroys every open connection at once (no FIN handshake the client could wait for). */
+  cutAll(): void;
+  /** A copy of `kc` whose server is this proxy. */
+  kubeConfigVia(kc: KubeConfig): KubeConfig;
+  stop(): Promise<void>;
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let mode: TcpProxyMode = "forward";
+  const pairs = new Set<{ client: Socket; upstream: Socket }>();
+
+  const server: Server = createServer((client) => {
+    if (mode === "refuse") {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(targetPort, "127.0.0.1");
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const forward = (from: Socket, to: Socket): void => {
+      from.on("data", (chunk: Buffer) => {
+        // While stalled, bytes are dropped: the peer sees an open, silent connection.
+        if (mode === "forward") to.write(chunk);
+      });
+    };
+    forward(client, upstream);
+    forward(upstream, client);
+    const close = (): void => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close);
+    upstream.on("error", close);
+    client.on("close", close);
+    upstream.on("close", close);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    port,
+    get mode() {
+      return mode;
+    },
+    setMode(next) {
+      mode = next;
+    },
+    cutAll() {
+      for (const { client, upstream } of pairs) {
+        client.resetAndDestroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+    },
+    kubeConfigVia(kc) {
+      const copy = new KubeConfig();
+      copy.loadFromString(kc.exportConfig());
+      const cluster = copy.getCurrentCluster();
+      if (cluster === null) throw new Error("kubeconfig has no current cluster");
+      copy.loadFromOptions({
+        clusters: copy
+          .getClusters()
+          .map((c) => (c.name === cluster.name ? { ...c, server: `https://127.0.0.1:${port}` } : c)),
+        users: copy.getUsers(),
+        contexts: copy.getContexts(),
+        currentContext: copy.getCurrentContext(),
+      });
+      return copy;
+    },
+    async stop() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+    },
+  };
+}
