@@ -1,0 +1,230 @@
+// The demo: a local control plane with moto as AWS, the operator as its own process, a few
+// namespaces and ECRPullSecrets, and a summary of what the operator did.
+//   npm run demo            keeps running until Ctrl-C
+//   npm run demo -- --once  prints the summary and stops
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { ecrPullSecretCrd } from "../src/api/crd.ts";
+import {
+  API_VERSION,
+  GROUP,
+  KIND,
+  PLURAL,
+  VERSION,
+  type ECRPullSecret,
+  type ECRPullSecretSpec,
+} from "../src/api/types.ts";
+import { OWNER_LABEL } from "../src/controller/labels.ts";
+import { startControlPlane } from "../test/harness/controlplane.ts";
+import { motoDefaultCredentials, startMoto } from "../test/harness/moto.ts";
+import { startOperatorProcess } from "../test/harness/operator-process.ts";
+import { eventually } from "../test/harness/wait.ts";
+
+const once = process.argv.includes("--once");
+const operatorNamespace = "ecr-system";
+
+const namespaces: { name: string; labels?: Record<string, string> }[] = [
+  { name: "shop" },
+  { name: "team-a" },
+  { name: "team-b" },
+  { name: "team-legacy" },
+  { name: "payments", labels: { "ecr-pull": "true" } },
+];
+
+const examples: { name: string; description: string; spec: ECRPullSecretSpec }[] = [
+  {
+    name: "original-style",
+    description: "the original operator's spec: a Secret name and a list of namespaces",
+    spec: { secretName: "ecr-pull", namespaces: ["shop"] },
+  },
+  {
+    name: "teams",
+    description: "globs + a label selector, minus exclusions, on every ServiceAccount",
+    spec: {
+      secretName: "ecr-teams",
+      namespaces: ["team-*"],
+      namespaceSelector: { matchLabels: { "ecr-pull": "true" } },
+      excludeNamespaces: ["*-legacy"],
+      serviceAccounts: ["*"],
+    },
+  },
+  {
+    name: "multi-registry",
+    description: "two accounts in eu-west-1 and one in us-east-1 in one Secret (one token per region)",
+    spec: {
+      secretName: "ecr-multi",
+      namespaces: ["payments"],
+      registries: [
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+      ],
+    },
+  },
+];
+
+function say(line = ""): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+say("Starting a local Kubernetes control plane and moto as the AWS stand-in ...");
+const plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
+const moto = await startMoto();
+const core = plane.kubeConfig.makeApiClient(CoreV1Api);
+const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
+let operator: Awaited<ReturnType<typeof startOperatorProcess>> | undefined;
+
+async function stopAll(): Promise<void> {
+  await operator?.stop();
+  await moto.stop();
+  await plane.stop();
+}
+
+process.removeAllListeners("SIGINT");
+process.removeAllListeners("SIGTERM");
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    say("\nStopping the operator, moto and the control plane ...");
+    void stopAll().then(() => process.exit(0));
+  });
+}
+
+try {
+  await core.createNamespace({ body: { metadata: { name: operatorNamespace } } });
+  await core.createNamespacedSecret({
+    namespace: operatorNamespace,
+    body: {
+      metadata: { name: "aws-creds" },
+      stringData: {
+        AWS_ACCESS_KEY_ID: motoDefaultCredentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: motoDefaultCredentials.secretAccessKey,
+      },
+    },
+  });
+  for (const ns of namespaces) {
+    await core.createNamespace({ body: { metadata: { name: ns.name, labels: ns.labels } } });
+  }
+  await core.createNamespacedServiceAccount({ namespace: "team-a", body: { metadata: { name: "builder" } } });
+  for (const example of examples) {
+    await objects.createClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: PLURAL,
+      body: { apiVersion: API_VERSION, kind: KIND, metadata: { name: example.name }, spec: example.spec },
+    });
+  }
+  const kubeconfigPath = join(plane.dir, "demo.kubeconfig");
+  await writeFile(kubeconfigPath, plane.kubeConfig.exportConfig(), { mode: 0o600 });
+
+  say("Starting the operator: node src/main.ts run ...");
+  operator = await startOperatorProcess({
+    kubeconfigPath,
+    args: [
+      "--operator-namespace",
+      operatorNamespace,
+      "--credentials-secret",
+      `${operatorNamespace}/aws-creds`,
+      "--region",
+      "eu-west-1",
+      "--aws-endpoint-url",
+      moto.endpoint,
+      "--leader-elect=false",
+      "--metrics-addr",
+      "127.0.0.1:0",
+      "--health-addr",
+      "127.0.0.1:0",
+    ],
+  });
+
+  const crs = await eventually(
+    async () => {
+      const list = (await objects.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: PLURAL,
+      })) as { items: ECRPullSecret[] };
+      for (const cr of list.items) {
+        const ready = cr.status?.conditions?.find((c) => c.type === "Ready");
+        if (ready?.status !== "True")
+          throw new Error(`${cr.metadata.name ?? ""} is not Ready yet: ${ready?.message ?? "no status"}`);
+      }
+      return list.items;
+    },
+    { timeoutMs: 60_000, message: "every ECRPullSecret Ready" },
+  );
+
+  say("\nECRPullSecrets:");
+  for (const example of examples) say(`  ${example.name.padEnd(16)} ${example.description}`);
+
+  say("\nWhat the operator wrote:");
+  const rows = [["NAMESPACE", "SECRET", "REGISTRIES", "SERVICEACCOUNTS PATCHED", "TOKEN EXPIRES"]];
+  for (const ns of namespaces) {
+    const secrets = (await core.listNamespacedSecret({ namespace: ns.name, labelSelector: OWNER_LABEL }))
+      .items;
+    const accounts = (await core.listNamespacedServiceAccount({ namespace: ns.name })).items;
+    if (secrets.length === 0) {
+      rows.push([ns.name, "-", "(not targeted)", "-", "-"]);
+    }
+    for (const secret of secrets) {
+      const name = secret.metadata?.name ?? "";
+      const config = JSON.parse(
+        Buffer.from(secret.data?.[".dockerconfigjson"] ?? "", "base64").toString(),
+      ) as { auths: object };
+      const patched = accounts
+        .filter((sa) => (sa.imagePullSecrets ?? []).some((ref) => ref.name === name))
+        .map((sa) => sa.metadata?.name ?? "");
+      const [first = "", ...more] = Object.keys(config.auths);
+      const expires = secret.metadata?.annotations?.["ecr-creds-refresher.io/expires-at"] ?? "";
+      rows.push([ns.name, name, first, patched.join(", "), expires]);
+      for (const registry of more) rows.push(["", "", registry, "", ""]);
+    }
+  }
+  say(table(rows));
+
+  say("\nkubectl get ecrps:");
+  const kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].find((p) => existsSync(p));
+  if (kubectl !== undefined) {
+    say(
+      execFileSync(kubectl, ["--kubeconfig", kubeconfigPath, "get", "ecrps"], { encoding: "utf8" }).trimEnd(),
+    );
+  } else {
+    const crRows = [["NAME", "READY", "SYNCED", "EXPIRES"]];
+    for (const cr of crs) {
+      crRows.push([
+        cr.metadata.name ?? "",
+        cr.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "",
+        cr.status?.synced ?? "",
+        cr.status?.tokenExpiresAt ?? "",
+      ]);
+    }
+    say(table(crRows));
+  }
+  if (once) {
+    await stopAll();
+    say("Demo finished; everything it started has stopped.");
+    process.exit(0);
+  }
+  say(`\nTry it yourself: kubectl --kubeconfig ${kubeconfigPath} get secrets,serviceaccounts -A`);
+  say(
+    "The operator keeps running: delete a Secret or create a namespace named team-* and watch it react. Ctrl-C stops everything.",
+  );
+} catch (err) {
+  process.stderr.write(`demo failed: ${err instanceof Error ? err.message : "unknown error"}\n`);
+  await stopAll();
+  process.exit(1);
+}
