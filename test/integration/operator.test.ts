@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/labels.ts";
+import { motoDefaultCredentials } from "../harness/moto.ts";
 import { eventually } from "../harness/wait.ts";
 import {
   createNamespace,
@@ -280,7 +281,9 @@ describe("the operator against a real API server and moto", () => {
       assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion);
       await eventually(async () => {
         const events = await env.core.listNamespacedEvent({ namespace: "default" });
-        assert.ok(events.items.some((e) => e.reason === "TokenRefreshFailed" && e.involvedObject.name === "shared-2"));
+        assert.ok(
+          events.items.some((e) => e.reason === "TokenRefreshFailed" && e.involvedObject.name === "shared-2"),
+        );
       });
     } finally {
       env.aws.setFault("none");
@@ -304,5 +307,26 @@ describe("the operator against a real API server and moto", () => {
     }
     assert.deepEqual(pullSecretNames(await readServiceAccount(env, "all-sas", "builder")), ["theirs"]);
     await expectNotFound(readSecret(env, "all-sas", "ecr-all"));
+  });
+
+  it("never puts a secret in a log line, an Event or a status", async () => {
+    const password = "123456789012-auth-token";
+    const secrets = [
+      motoDefaultCredentials.secretAccessKey,
+      password,
+      Buffer.from(`AWS:${password}`).toString("base64"),
+      Buffer.from(password).toString("base64"),
+    ];
+    const events = await env.core.listEventForAllNamespaces();
+    const crs: unknown = await env.objects.listClusterCustomObject({
+      group: "ecr-creds-refresher.io",
+      version: "v1alpha1",
+      plural: "ecrpullsecrets",
+    });
+    const captured = [...env.logs, JSON.stringify(events.items), JSON.stringify(crs)].join("\n");
+    assert.ok(env.logs.length > 50, `only ${env.logs.length} log lines captured`);
+    for (const secret of secrets) {
+      assert.ok(!captured.includes(secret), "a secret appeared in logs, Events or status");
+    }
   });
 });
