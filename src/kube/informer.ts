@@ -265,7 +265,7 @@ export class Informer<T extends KubernetesObject> {
   /** Lists and watches until `stop`; errors are reported through hooks and retried, never fatal. */
   start(): void {
     if (this.#running !== undefined || this.#stopped) {
-      throw new Error(`informer ${this.#name} was already started`);
+      throw new Error(`informer ${this.#name} cannot start twice or after stop`);
     }
     this.#lastActivity = this.#clock.now();
     this.#running = this.#run();
@@ -278,6 +278,7 @@ export class Informer<T extends KubernetesObject> {
       this.#cancelRelist();
       this.#wake?.();
       this.#endWatch?.({ kind: "stopped" });
+      this.#listRequest?.abort();
       const stoppedError = new Error(`informer ${this.#name} stopped before its first list`);
       for (const waiter of this.#syncWaiters) waiter.reject(stoppedError);
       this.#syncWaiters.clear();
@@ -545,8 +546,14 @@ export class Informer<T extends KubernetesObject> {
           response.on("data", (chunk: string) => {
             if (ended) return;
             onData();
-            const lines = (pending + chunk).split("\n");
-            pending = lines.pop() ?? "";
+            // Only a chunk with a newline completes a line; an object larger than a chunk is not re-split.
+            const lastNewline = chunk.lastIndexOf("\n");
+            if (lastNewline === -1) {
+              pending += chunk;
+              return;
+            }
+            const lines = (pending + chunk.slice(0, lastNewline)).split("\n");
+            pending = chunk.slice(lastNewline + 1);
             applyLines(lines);
           });
           response.on("end", onEnd);

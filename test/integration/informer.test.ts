@@ -6,6 +6,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
+import { ManualClock } from "../../src/kube/clock.ts";
 import type { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer.ts";
@@ -19,6 +20,8 @@ type SecretJson = KubernetesObject & { data?: Record<string, string> };
 const managedBy = "app.kubernetes.io/managed-by";
 /** Bounds every wait for a first list, so a broken informer fails the test instead of hanging it. */
 const syncTimeoutMs = 20_000;
+/** Bounds each test, including the informer's stop(). */
+const testTimeoutMs = 120_000;
 
 /**
  * A loopback TCP proxy to the API server that can stop forwarding bytes, both ways, without
@@ -132,14 +135,20 @@ describe("Informer against a real API server", () => {
     core = plane.kubeConfig.makeApiClient(CoreV1Api);
   });
 
-  afterEach(async () => {
-    await Promise.all(informers.splice(0).map((informer) => informer.stop()));
-    await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
-  });
+  afterEach(
+    async () => {
+      await Promise.all(informers.splice(0).map((informer) => informer.stop()));
+      await Promise.all(proxies.splice(0).map((proxy) => proxy.close()));
+    },
+    { timeout: testTimeoutMs },
+  );
 
-  after(async () => {
-    await plane.stop();
-  });
+  after(
+    async () => {
+      await plane.stop();
+    },
+    { timeout: testTimeoutMs },
+  );
 
   function observe(options: Partial<InformerOptions<SecretJson>> & { path: string }): Observed {
     const events: string[] = [];
@@ -191,7 +200,7 @@ describe("Informer against a real API server", () => {
     return obj;
   }
 
-  it("lists every existing object across pages of pageSize", async () => {
+  it("lists every existing object across pages of pageSize", { timeout: testTimeoutMs }, async () => {
     await createNamespace("paging");
     const names = Array.from({ length: 30 }, (_, i) => `s${String(i).padStart(2, "0")}`);
     for (const name of names) await createSecret("paging", name);
@@ -228,48 +237,56 @@ describe("Informer against a real API server", () => {
     assert.equal(listCalls.filter((query) => query.has("continue")).length, 4);
   });
 
-  it("tells handlers added after sync about every object already cached", async () => {
-    await createNamespace("late-handlers");
-    for (const name of ["a", "b", "c"]) await createSecret("late-handlers", name);
-    const { informer } = observe({ path: "/api/v1/namespaces/late-handlers/secrets" });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    const late: string[] = [];
-    informer.addHandlers({ onAdd: (obj) => late.push(obj.metadata?.name ?? "") });
-    assert.deepEqual(late.sort(), ["a", "b", "c"]);
-  });
+  it(
+    "tells handlers added after sync about every object already cached",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("late-handlers");
+      for (const name of ["a", "b", "c"]) await createSecret("late-handlers", name);
+      const { informer } = observe({ path: "/api/v1/namespaces/late-handlers/secrets" });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      const late: string[] = [];
+      informer.addHandlers({ onAdd: (obj) => late.push(obj.metadata?.name ?? "") });
+      assert.deepEqual(late.sort(), ["a", "b", "c"]);
+    },
+  );
 
-  it("delivers ADDED, MODIFIED and DELETED to the handlers and the store", async () => {
-    await createNamespace("events");
-    const { informer, events } = observe({ path: "/api/v1/namespaces/events/secrets" });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    assert.equal(informer.size(), 0);
+  it(
+    "delivers ADDED, MODIFIED and DELETED to the handlers and the store",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("events");
+      const { informer, events } = observe({ path: "/api/v1/namespaces/events/secrets" });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      assert.equal(informer.size(), 0);
 
-    await createSecret("events", "s1");
-    await eventually(() => present(informer, "s1", "events"));
-    const created = present(informer, "s1", "events");
+      await createSecret("events", "s1");
+      await eventually(() => present(informer, "s1", "events"));
+      const created = present(informer, "s1", "events");
 
-    await core.replaceNamespacedSecret({
-      namespace: "events",
-      name: "s1",
-      body: { metadata: { name: "s1" }, stringData: { v: "2" } },
-    });
-    await eventually(() => {
-      assert.equal(present(informer, "s1", "events").data?.v, Buffer.from("2").toString("base64"));
-    });
-    assert.notEqual(
-      present(informer, "s1", "events").metadata?.resourceVersion,
-      created.metadata?.resourceVersion,
-    );
+      await core.replaceNamespacedSecret({
+        namespace: "events",
+        name: "s1",
+        body: { metadata: { name: "s1" }, stringData: { v: "2" } },
+      });
+      await eventually(() => {
+        assert.equal(present(informer, "s1", "events").data?.v, Buffer.from("2").toString("base64"));
+      });
+      assert.notEqual(
+        present(informer, "s1", "events").metadata?.resourceVersion,
+        created.metadata?.resourceVersion,
+      );
 
-    await core.deleteNamespacedSecret({ namespace: "events", name: "s1" });
-    await eventually(() => {
-      assert.equal(informer.get("s1", "events"), undefined);
-    });
-    assert.deepEqual(events, ["add:s1", "update:s1", "delete:s1"]);
-    assert.equal(informer.size(), 0);
-  });
+      await core.deleteNamespacedSecret({ namespace: "events", name: "s1" });
+      await eventually(() => {
+        assert.equal(informer.get("s1", "events"), undefined);
+      });
+      assert.deepEqual(events, ["add:s1", "update:s1", "delete:s1"]);
+      assert.equal(informer.size(), 0);
+    },
+  );
 
-  it("caches cluster-scoped objects under the empty namespace", async () => {
+  it("caches cluster-scoped objects under the empty namespace", { timeout: testTimeoutMs }, async () => {
     await createNamespace("cluster-scoped-probe");
     const { informer } = observe({ path: "/api/v1/namespaces" });
     await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
@@ -279,7 +296,7 @@ describe("Informer against a real API server", () => {
     assert.equal(informer.get("kube-system")?.kind, "Namespace");
   });
 
-  it("never caches a Secret its label selector excludes", async () => {
+  it("never caches a Secret its label selector excludes", { timeout: testTimeoutMs }, async () => {
     await createNamespace("selected");
     await createSecret("selected", "unmanaged");
     await createSecret("selected", "managed", { [managedBy]: "ecr-creds-refresher" });
@@ -314,172 +331,200 @@ describe("Informer against a real API server", () => {
     assert.deepEqual(events, ["add:managed", "add:managed-2", "delete:managed"]);
   });
 
-  it("gives objects the same plain-JSON shape from list and from watch, without managedFields", async () => {
-    await createNamespace("shape");
-    await createSecret("shape", "listed");
-    const watching = observe({ path: "/api/v1/namespaces/shape/secrets" }).informer;
-    await watching.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    await createSecret("shape", "watched");
-    await eventually(() => present(watching, "watched", "shape"));
-    const listing = observe({ path: "/api/v1/namespaces/shape/secrets" }).informer;
-    await listing.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+  it(
+    "gives objects the same plain-JSON shape from list and from watch, without managedFields",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("shape");
+      await createSecret("shape", "listed");
+      const watching = observe({ path: "/api/v1/namespaces/shape/secrets" }).informer;
+      await watching.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      await createSecret("shape", "watched");
+      await eventually(() => present(watching, "watched", "shape"));
+      const listing = observe({ path: "/api/v1/namespaces/shape/secrets" }).informer;
+      await listing.waitForSync(AbortSignal.timeout(syncTimeoutMs));
 
-    const fromList = present(watching, "listed", "shape");
-    const fromWatch = present(watching, "watched", "shape");
-    assert.deepEqual(
-      fromWatch,
-      present(listing, "watched", "shape"),
-      "one object, once watched and once listed",
-    );
-    for (const obj of [fromList, fromWatch]) {
-      assert.equal(Object.getPrototypeOf(obj), Object.prototype, "a plain object, not a model class");
-      assert.equal(typeof (obj.metadata?.creationTimestamp as unknown), "string");
-      assert.equal(obj.kind, "Secret");
-      assert.equal(obj.apiVersion, "v1");
-      assert.equal(obj.metadata?.managedFields, undefined);
-    }
-    // The server does record managedFields, so the check above is not vacuous.
-    const raw = await core.readNamespacedSecret({ namespace: "shape", name: "watched" });
-    assert.ok((raw.metadata?.managedFields?.length ?? 0) > 0);
-  });
+      const fromList = present(watching, "listed", "shape");
+      const fromWatch = present(watching, "watched", "shape");
+      assert.deepEqual(
+        fromWatch,
+        present(listing, "watched", "shape"),
+        "one object, once watched and once listed",
+      );
+      for (const obj of [fromList, fromWatch]) {
+        assert.equal(Object.getPrototypeOf(obj), Object.prototype, "a plain object, not a model class");
+        assert.equal(typeof (obj.metadata?.creationTimestamp as unknown), "string");
+        assert.equal(obj.kind, "Secret");
+        assert.equal(obj.apiVersion, "v1");
+        assert.equal(obj.metadata?.managedFields, undefined);
+      }
+      // The server does record managedFields, so the check above is not vacuous.
+      const raw = await core.readNamespacedSecret({ namespace: "shape", name: "watched" });
+      assert.ok((raw.metadata?.managedFields?.length ?? 0) > 0);
+    },
+  );
 
-  it("keeps delivering events after a handler throws, and reports the failure", async () => {
-    await createNamespace("throwing");
-    const { informer, errors } = observe({ path: "/api/v1/namespaces/throwing/secrets" });
-    const added: string[] = [];
-    informer.addHandlers({
-      onAdd: (obj) => {
-        if (obj.metadata?.name === "poison") throw new Error("handler bug");
-        added.push(obj.metadata?.name ?? "");
-      },
-    });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    await createSecret("throwing", "poison");
-    await createSecret("throwing", "after-poison");
-    await eventually(() => {
-      assert.deepEqual(added, ["after-poison"]);
-    });
-    assert.ok(informer.get("poison", "throwing"), "the store was updated before the handler ran");
-    assert.equal(errors.length, 1);
-    assert.match(errors[0]?.message ?? "", /add handler threw Error: handler bug/);
-  });
+  it(
+    "keeps delivering events after a handler throws, and reports the failure",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("throwing");
+      const { informer, errors } = observe({ path: "/api/v1/namespaces/throwing/secrets" });
+      const added: string[] = [];
+      informer.addHandlers({
+        onAdd: (obj) => {
+          if (obj.metadata?.name === "poison") throw new Error("handler bug");
+          added.push(obj.metadata?.name ?? "");
+        },
+      });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      await createSecret("throwing", "poison");
+      await createSecret("throwing", "after-poison");
+      await eventually(() => {
+        assert.deepEqual(added, ["after-poison"]);
+      });
+      assert.ok(informer.get("poison", "throwing"), "the store was updated before the handler ran");
+      assert.equal(errors.length, 1);
+      assert.match(errors[0]?.message ?? "", /add handler threw Error: handler bug/);
+    },
+  );
 
-  it("relists periodically and emits no update for objects that did not change", async () => {
-    await createNamespace("relist");
-    await createSecret("relist", "steady");
-    const { informer, events, restarts } = observe({
-      path: "/api/v1/namespaces/relist/secrets",
-      relistIntervalMs: 500,
-    });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    await eventually(
-      () => {
-        assert.ok(restarts.filter((r) => r.reason === "relist").length >= 3);
-      },
-      { timeoutMs: 10_000 },
-    );
-    await createSecret("relist", "newcomer");
-    await eventually(() => present(informer, "newcomer", "relist"));
-    assert.deepEqual(events, ["add:steady", "add:newcomer"]);
-  });
+  it(
+    "relists periodically and emits no update for objects that did not change",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("relist");
+      await createSecret("relist", "steady");
+      const { informer, events, restarts } = observe({
+        path: "/api/v1/namespaces/relist/secrets",
+        relistIntervalMs: 500,
+      });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      await eventually(
+        () => {
+          assert.ok(restarts.filter((r) => r.reason === "relist").length >= 3);
+        },
+        { timeoutMs: 10_000 },
+      );
+      await createSecret("relist", "newcomer");
+      await eventually(() => present(informer, "newcomer", "relist"));
+      assert.deepEqual(events, ["add:steady", "add:newcomer"]);
+    },
+  );
 
-  it("re-watches when the server ends a watch, and restarts a watch gone silent within timeout plus grace", async () => {
-    await createNamespace("stall");
-    const path = await proxy();
-    const { informer, restarts } = observe({
-      path: "/api/v1/namespaces/stall/secrets",
-      kubeConfig: path.kubeConfig,
-      watchTimeoutSeconds: 2,
-      stallGraceMs: 1000,
-    });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+  it(
+    "re-watches when the server ends a watch, and restarts a watch gone silent within timeout plus grace",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("stall");
+      const path = await proxy();
+      const { informer, restarts } = observe({
+        path: "/api/v1/namespaces/stall/secrets",
+        kubeConfig: path.kubeConfig,
+        watchTimeoutSeconds: 2,
+        stallGraceMs: 1000,
+      });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
 
-    // Healthy watches end after 2-3 s and are replaced at once, never taken for stalls.
-    const connections = path.connectionsOpened();
-    await eventually(
-      () => {
-        assert.ok(path.connectionsOpened() >= connections + 2);
-      },
-      { timeoutMs: 10_000 },
-    );
-    assert.equal(restarts.length, 0, `unexpected restarts: ${JSON.stringify(restarts)}`);
+      // Healthy watches end after 2-3 s and are replaced at once, never taken for stalls.
+      const connections = path.connectionsOpened();
+      await eventually(
+        () => {
+          assert.ok(path.connectionsOpened() >= connections + 2);
+        },
+        { timeoutMs: 10_000 },
+      );
+      assert.equal(restarts.length, 0, `unexpected restarts: ${JSON.stringify(restarts)}`);
 
-    const darkAt = Date.now();
-    path.darken();
-    await createSecret("stall", "made-while-dark");
-    const stall = await eventually(
-      () => {
-        const found = restarts.find((r) => r.reason === "stalled");
-        assert.ok(found, "a stalled watch was reported");
-        return found;
-      },
-      { timeoutMs: 10_000 },
-    );
-    // The longest jittered timeout is 3 s, plus 1 s grace; 1 s of slack for a busy machine.
-    const limitMs = 3000 + 1000;
-    assert.ok(stall.at - darkAt <= limitMs + 1000, `stall detected after ${stall.at - darkAt} ms`);
+      const darkAt = Date.now();
+      path.darken();
+      await createSecret("stall", "made-while-dark");
+      const stall = await eventually(
+        () => {
+          const found = restarts.find((r) => r.reason === "stalled");
+          assert.ok(found, "a stalled watch was reported");
+          return found;
+        },
+        { timeoutMs: 10_000 },
+      );
+      // The longest jittered timeout is 3 s, plus 1 s grace; 1 s of slack for a busy machine.
+      const limitMs = 3000 + 1000;
+      assert.ok(stall.at - darkAt <= limitMs + 1000, `stall detected after ${stall.at - darkAt} ms`);
 
-    path.restore();
-    await eventually(() => present(informer, "made-while-dark", "stall"), { timeoutMs: 15_000 });
-  });
+      path.restore();
+      await eventually(() => present(informer, "made-while-dark", "stall"), { timeoutMs: 15_000 });
+    },
+  );
 
-  it("stops promptly with a watch open, leaving no connection behind", async () => {
-    await createNamespace("stopping");
-    const path = await proxy();
-    const { informer } = observe({
-      path: "/api/v1/namespaces/stopping/secrets",
-      kubeConfig: path.kubeConfig,
-    });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    await eventually(() => {
-      assert.equal(path.openConnections(), 1);
-    });
-    const stopping = Date.now();
-    await informer.stop();
-    assert.ok(Date.now() - stopping < 1000, `stop took ${Date.now() - stopping} ms`);
-    await eventually(() => {
-      assert.equal(path.openConnections(), 0);
-    });
-  });
+  it(
+    "stops promptly with a watch open, leaving no connection behind",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("stopping");
+      const path = await proxy();
+      // A clock that never moves: only stop() can end the watch, and leftover timers stay countable.
+      const clock = new ManualClock();
+      const { informer } = observe({
+        path: "/api/v1/namespaces/stopping/secrets",
+        kubeConfig: path.kubeConfig,
+        clock,
+      });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      await eventually(() => {
+        assert.equal(path.openConnections(), 1);
+      });
+      const stopping = Date.now();
+      await informer.stop();
+      assert.ok(Date.now() - stopping < 1000, `stop took ${Date.now() - stopping} ms`);
+      assert.equal(clock.pendingTimers(), 0, "no relist, stall or backoff timer left");
+      await eventually(() => {
+        assert.equal(path.openConnections(), 0);
+      });
+    },
+  );
 
-  it("recovers after the API server restarts and catches up on changes made meanwhile", async () => {
-    await createNamespace("restart");
-    await createSecret("restart", "kept");
-    await createSecret("restart", "doomed");
-    const { informer, events, errors, restarts } = observe({ path: "/api/v1/namespaces/restart/secrets" });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-    events.length = 0;
+  it(
+    "recovers after the API server restarts and catches up on changes made meanwhile",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("restart");
+      await createSecret("restart", "kept");
+      await createSecret("restart", "doomed");
+      const { informer, events, errors, restarts } = observe({ path: "/api/v1/namespaces/restart/secrets" });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      events.length = 0;
 
-    await plane.restartApiServer();
-    await createSecret("restart", "born-after-restart");
-    await core.deleteNamespacedSecret({ namespace: "restart", name: "doomed" });
-    const updated = await core.replaceNamespacedSecret({
-      namespace: "restart",
-      name: "kept",
-      body: { metadata: { name: "kept" }, stringData: { v: "2" } },
-    });
+      await plane.restartApiServer();
+      await createSecret("restart", "born-after-restart");
+      await core.deleteNamespacedSecret({ namespace: "restart", name: "doomed" });
+      const updated = await core.replaceNamespacedSecret({
+        namespace: "restart",
+        name: "kept",
+        body: { metadata: { name: "kept" }, stringData: { v: "2" } },
+      });
 
-    await eventually(
-      () => {
-        present(informer, "born-after-restart", "restart");
-        assert.equal(informer.get("doomed", "restart"), undefined);
-        assert.equal(
-          present(informer, "kept", "restart").metadata?.resourceVersion,
-          updated.metadata?.resourceVersion,
-        );
-      },
-      { timeoutMs: 60_000, message: "the informer caught up after the restart" },
-    );
-    assert.deepEqual([...events].sort(), ["add:born-after-restart", "delete:doomed", "update:kept"]);
-    assert.ok(
-      restarts.some((r) => r.reason === "error"),
-      "the broken watch was reported",
-    );
-    assert.ok(
-      errors.every((err) => err.kind === "Unavailable"),
-      errors.map((e) => e.message).join("; "),
-    );
-  });
+      await eventually(
+        () => {
+          present(informer, "born-after-restart", "restart");
+          assert.equal(informer.get("doomed", "restart"), undefined);
+          assert.equal(
+            present(informer, "kept", "restart").metadata?.resourceVersion,
+            updated.metadata?.resourceVersion,
+          );
+        },
+        { timeoutMs: 60_000, message: "the informer caught up after the restart" },
+      );
+      assert.deepEqual([...events].sort(), ["add:born-after-restart", "delete:doomed", "update:kept"]);
+      assert.ok(
+        restarts.some((r) => r.reason === "error"),
+        "the broken watch was reported",
+      );
+      assert.ok(
+        errors.every((err) => err.kind === "Unavailable"),
+        errors.map((e) => e.message).join("; "),
+      );
+    },
+  );
 });
 
 describe("Informer whose resourceVersion was compacted away", () => {
@@ -497,11 +542,14 @@ describe("Informer whose resourceVersion was compacted away", () => {
     core = plane.kubeConfig.makeApiClient(CoreV1Api);
   });
 
-  after(async () => {
-    await informer?.stop();
-    await path?.close();
-    await plane.stop();
-  });
+  after(
+    async () => {
+      await informer?.stop();
+      await path?.close();
+      await plane.stop();
+    },
+    { timeout: testTimeoutMs },
+  );
 
   async function isCompacted(namespace: string, resourceVersion: string): Promise<void> {
     try {
@@ -513,48 +561,52 @@ describe("Informer whose resourceVersion was compacted away", () => {
     throw new Error(`resourceVersion ${resourceVersion} is still available`);
   }
 
-  it("relists after 410 Gone and catches up on changes no watch can deliver any more", async () => {
-    await core.createNamespace({ body: { metadata: { name: "gone" } } });
-    await core.createNamespacedSecret({ namespace: "gone", body: { metadata: { name: "old" } } });
-    path = await startDarkeningProxy(plane);
-    const events: string[] = [];
-    const restarts: { reason: WatchRestartReason; at: number }[] = [];
-    const cache = new Informer<SecretJson>({
-      name: "secrets",
-      kubeConfig: path.kubeConfig,
-      path: "/api/v1/namespaces/gone/secrets",
-      watchTimeoutSeconds: 2,
-      stallGraceMs: 1000,
-      hooks: { onWatchRestart: (reason) => restarts.push({ reason, at: Date.now() }) },
-    });
-    informer = cache;
-    cache.addHandlers({
-      onAdd: (obj) => events.push(`add:${obj.metadata?.name ?? ""}`),
-      onDelete: (obj) => events.push(`delete:${obj.metadata?.name ?? ""}`),
-    });
-    cache.start();
-    await cache.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+  it(
+    "relists after 410 Gone and catches up on changes no watch can deliver any more",
+    { timeout: testTimeoutMs },
+    async () => {
+      await core.createNamespace({ body: { metadata: { name: "gone" } } });
+      await core.createNamespacedSecret({ namespace: "gone", body: { metadata: { name: "old" } } });
+      path = await startDarkeningProxy(plane);
+      const events: string[] = [];
+      const restarts: { reason: WatchRestartReason; at: number }[] = [];
+      const cache = new Informer<SecretJson>({
+        name: "secrets",
+        kubeConfig: path.kubeConfig,
+        path: "/api/v1/namespaces/gone/secrets",
+        watchTimeoutSeconds: 2,
+        stallGraceMs: 1000,
+        hooks: { onWatchRestart: (reason) => restarts.push({ reason, at: Date.now() }) },
+      });
+      informer = cache;
+      cache.addHandlers({
+        onAdd: (obj) => events.push(`add:${obj.metadata?.name ?? ""}`),
+        onDelete: (obj) => events.push(`delete:${obj.metadata?.name ?? ""}`),
+      });
+      cache.start();
+      await cache.waitForSync(AbortSignal.timeout(syncTimeoutMs));
 
-    path.darken();
-    await core.createNamespacedSecret({ namespace: "gone", body: { metadata: { name: "missed" } } });
-    await core.deleteNamespacedSecret({ namespace: "gone", name: "old" });
-    const afterChanges = await core.listNamespacedSecret({ namespace: "gone" });
-    const resourceVersion = afterChanges.metadata?.resourceVersion ?? "";
-    await eventually(() => isCompacted("gone", resourceVersion), { timeoutMs: 20_000 });
+      path.darken();
+      await core.createNamespacedSecret({ namespace: "gone", body: { metadata: { name: "missed" } } });
+      await core.deleteNamespacedSecret({ namespace: "gone", name: "old" });
+      const afterChanges = await core.listNamespacedSecret({ namespace: "gone" });
+      const resourceVersion = afterChanges.metadata?.resourceVersion ?? "";
+      await eventually(() => isCompacted("gone", resourceVersion), { timeoutMs: 20_000 });
 
-    const restoredAt = Date.now();
-    path.restore();
-    await eventually(
-      () => {
-        assert.ok(cache.get("missed", "gone"));
-        assert.equal(cache.get("old", "gone"), undefined);
-      },
-      { timeoutMs: 20_000 },
-    );
-    assert.ok(
-      restarts.some((r) => r.reason === "expired" && r.at >= restoredAt),
-      `restarts: ${JSON.stringify(restarts)}`,
-    );
-    assert.deepEqual(events, ["add:old", "add:missed", "delete:old"]);
-  });
+      const restoredAt = Date.now();
+      path.restore();
+      await eventually(
+        () => {
+          assert.ok(cache.get("missed", "gone"));
+          assert.equal(cache.get("old", "gone"), undefined);
+        },
+        { timeoutMs: 20_000 },
+      );
+      assert.ok(
+        restarts.some((r) => r.reason === "expired" && r.at >= restoredAt),
+        `restarts: ${JSON.stringify(restarts)}`,
+      );
+      assert.deepEqual(events, ["add:old", "add:missed", "delete:old"]);
+    },
+  );
 });

@@ -309,6 +309,48 @@ describe("the operator against a real API server and moto", () => {
     await expectNotFound(readSecret(env, "all-sas", "ecr-all"));
   });
 
+  it("skips a terminating namespace quietly", async () => {
+    await createNamespace(env, "term-live");
+    await createNamespace(env, "term-dying");
+    await env.core.createNamespacedConfigMap({
+      namespace: "term-dying",
+      body: { metadata: { name: "hold", finalizers: ["example.com/hold"] } },
+    });
+    await env.core.deleteNamespace({ name: "term-dying" });
+    await eventually(async () => {
+      const ns = await env.core.readNamespace({ name: "term-dying" });
+      assert.equal(ns.status?.phase, "Terminating");
+    });
+    await createPullSecretCr(env, "term", { secretName: "ecr-term", namespaces: ["term-*"] });
+    await waitForPullSecret(env, "term-live", "ecr-term");
+    const cr = await waitForReady(env, "term");
+    assert.deepEqual(cr.status?.namespaces, { desired: 1, synced: 1 });
+    assert.deepEqual(cr.status.failures, []);
+    await expectNotFound(readSecret(env, "term-dying", "ecr-term"));
+  });
+
+  it("lets garbage collection remove the Secrets of a CR deleted while the operator is down, and removes its entries on return", async () => {
+    await createNamespace(env, "gc-one");
+    await createPullSecretCr(env, "gc", { secretName: "ecr-gc", namespaces: ["gc-one"] });
+    await waitForPullSecret(env, "gc-one", "ecr-gc");
+    await env.stopOperator();
+    await deleteCr(env, "gc");
+    // Forced deletion: the finalizer is removed by hand, as when the operator is uninstalled.
+    await env.objects.patchClusterCustomObject({
+      group: "ecr-creds-refresher.io",
+      version: "v1alpha1",
+      plural: "ecrpullsecrets",
+      name: "gc",
+      body: [{ op: "remove", path: "/metadata/finalizers" }],
+    });
+    await eventually(() => expectNotFound(readSecret(env, "gc-one", "ecr-gc")), { timeoutMs: 60_000 });
+    assert.ok(pullSecretNames(await readServiceAccount(env, "gc-one", "default")).includes("ecr-gc"));
+    await env.startOperator();
+    await eventually(async () => {
+      assert.deepEqual(pullSecretNames(await readServiceAccount(env, "gc-one", "default")), []);
+    });
+  });
+
   it("never puts a secret in a log line, an Event or a status", async () => {
     const password = "123456789012-auth-token";
     const secrets = [
