@@ -1,0 +1,163 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
+import { ManualClock } from "./clock.ts";
+import { LeaderElector } from "./leader-election.ts";
+
+/** An in-memory Lease endpoint with resourceVersion checks, that can be made unreachable. */
+class LeaseStore {
+  lease: V1Lease | undefined;
+  version = 0;
+  reachable = true;
+
+  private check(): void {
+    if (!this.reachable) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+  }
+
+  private store(body: V1Lease): V1Lease {
+    this.version += 1;
+    const stored = structuredClone(body);
+    stored.metadata = {
+      name: body.metadata?.name,
+      namespace: body.metadata?.namespace,
+      resourceVersion: String(this.version),
+    };
+    this.lease = stored;
+    return structuredClone(stored);
+  }
+
+  api(): CoordinationV1Api {
+    const api = {
+      readNamespacedLease: () => {
+        this.check();
+        if (this.lease === undefined) {
+          return Promise.reject(
+            Object.assign(new Error("not found"), {
+              code: 404,
+              body: '{"kind":"Status","reason":"NotFound","code":404}',
+            }),
+          );
+        }
+        return Promise.resolve(structuredClone(this.lease));
+      },
+      createNamespacedLease: ({ body }: { body: V1Lease }) => {
+        this.check();
+        return Promise.resolve(this.store(body));
+      },
+      replaceNamespacedLease: ({ body }: { body: V1Lease }) => {
+        this.check();
+        if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) {
+          return Promise.reject(
+            Object.assign(new Error("conflict"), {
+              code: 409,
+              body: '{"kind":"Status","reason":"Conflict","code":409}',
+            }),
+          );
+        }
+        return Promise.resolve(this.store(body));
+      },
+    };
+    return api as unknown as CoordinationV1Api;
+  }
+}
+
+/** Lets the promise chains of a tick settle. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+async function advance(clock: ManualClock, ms: number, step = 100): Promise<void> {
+  for (let done = 0; done < ms; done += step) {
+    clock.advance(step);
+    await settle();
+  }
+}
+
+function elector(store: LeaseStore, clock: ManualClock, identity: string, events: string[]): LeaderElector {
+  return new LeaderElector({
+    api: store.api(),
+    namespace: "ns",
+    name: "lease",
+    identity,
+    clock,
+    onStartedLeading: () => events.push(`${identity} started`),
+    onStoppedLeading: () => events.push(`${identity} stopped`),
+  });
+}
+
+describe("LeaderElector", () => {
+  it("makes the first candidate leader and keeps the second waiting while the lease is renewed", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    const a = elector(store, clock, "a", events);
+    const b = elector(store, clock, "b", events);
+    a.start();
+    await advance(clock, 500);
+    b.start();
+    await advance(clock, 60_000);
+    assert.deepEqual(events, ["a started"]);
+    assert.ok(a.isLeader());
+    assert.ok(!b.isLeader());
+    assert.equal(store.lease?.spec?.holderIdentity, "a");
+  });
+
+  it("stops leading within the renew deadline, before the lease can be taken over", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    const a = elector(store, clock, "a", events);
+    a.start();
+    await advance(clock, 500);
+    const renewedAt = clock.now();
+    store.reachable = false;
+    await advance(clock, 9_000);
+    assert.ok(a.isLeader(), "still within the renew deadline");
+    await advance(clock, 2_000);
+    assert.ok(!a.isLeader(), "past the renew deadline");
+    assert.deepEqual(events, ["a started", "a stopped"]);
+    // A rival may take the lease only leaseDuration (15 s) after it last saw it change.
+    assert.ok(clock.now() - renewedAt < 15_000);
+  });
+
+  it("takes over an expired lease and counts the transition", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    const a = elector(store, clock, "a", events);
+    a.start();
+    await advance(clock, 500);
+    await a.stop();
+    // Simulate a leader that died without releasing: put its identity back.
+    const spec = store.lease?.spec;
+    assert.ok(spec !== undefined);
+    spec.holderIdentity = "a";
+    spec.leaseDurationSeconds = 15;
+    const b = elector(store, clock, "b", events);
+    b.start();
+    await advance(clock, 10_000);
+    assert.ok(!b.isLeader(), "the lease is still valid");
+    await advance(clock, 10_000);
+    assert.ok(b.isLeader());
+    const taken = store.lease?.spec;
+    assert.deepEqual(
+      { holder: taken?.holderIdentity, transitions: taken?.leaseTransitions },
+      { holder: "b", transitions: 1 },
+    );
+  });
+
+  it("releases the lease on stop so a successor takes over at once", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    const a = elector(store, clock, "a", events);
+    a.start();
+    await advance(clock, 500);
+    await a.stop();
+    assert.equal(store.lease?.spec?.holderIdentity, "");
+    const b = elector(store, clock, "b", events);
+    b.start();
+    await advance(clock, 500);
+    assert.ok(b.isLeader());
+  });
+});
