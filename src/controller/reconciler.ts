@@ -144,7 +144,7 @@ export class Reconciler {
     const content = result.ok ? result.content : result.lastGood;
     const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
     const plan = planPullSecrets(owner, spec, view, content);
-    const failures = await this.apply(plan);
+    const failures = await this.apply(plan, name);
 
     const failed = new Set(failures.map((f) => f.namespace));
     const synced = plan.desired.filter((ns) => !failed.has(ns) && content !== undefined).length;
@@ -240,8 +240,12 @@ export class Reconciler {
   }
 
   /** Applies a plan; returns one failure per namespace that did not sync. */
-  private async apply(plan: Plan): Promise<(NamespaceFailure & { retryable: boolean })[]> {
+  private async apply(plan: Plan, owner: string): Promise<(NamespaceFailure & { retryable: boolean })[]> {
     const { cache, writer, writeConcurrency } = this.deps;
+    const log = this.deps.log.child({ cr: owner });
+    const done = (namespace: string, action: string, kind: string, name: string): void => {
+      if (!this.deps.dryRun) log.info({ namespace, action, kind, name }, `${kind} ${action}`);
+    };
     const failures = new Map<string, NamespaceFailure & { retryable: boolean }>();
     const fail = (namespace: string, err: unknown): void => {
       if (failures.has(namespace)) {
@@ -266,6 +270,12 @@ export class Reconciler {
     const secretResults = await mapLimit(plan.secretWrites, writeConcurrency, async (write) => {
       this.ensureWritable();
       cache.recordSecret(await writer.writeSecret(write));
+      done(
+        write.namespace,
+        write.action === "create" ? "created" : "updated",
+        "Secret",
+        write.body.metadata.name,
+      );
     });
     for (const r of secretResults) {
       if (r.status === "rejected") fail(r.item.namespace, r.reason);
@@ -277,6 +287,10 @@ export class Reconciler {
       const cached: V1ServiceAccount | undefined = cache.serviceAccount(edit.namespace, edit.name);
       const updated = await writer.editServiceAccount(edit, cached);
       if (updated !== undefined) cache.recordServiceAccount(updated);
+      const change = [...edit.add.map((n) => `added ${n}`), ...edit.remove.map((n) => `removed ${n}`)].join(
+        ", ",
+      );
+      done(edit.namespace, change, "ServiceAccount", edit.name);
     });
     for (const r of editResults) {
       if (r.status === "rejected") fail(r.item.namespace, r.reason);
@@ -285,6 +299,7 @@ export class Reconciler {
       this.ensureWritable();
       await writer.deleteSecret(target);
       cache.recordSecretDeleted(target.namespace, target.name);
+      done(target.namespace, "deleted", "Secret", target.name);
     });
     for (const r of deleteResults) {
       if (r.status === "rejected") fail(r.item.namespace, r.reason);
@@ -306,7 +321,7 @@ export class Reconciler {
     if (sweep.serviceAccountEdits.length + sweep.secretDeletes.length === 0) {
       return {};
     }
-    const failures = await this.apply({ ...emptyPlan(), ...sweep });
+    const failures = await this.apply({ ...emptyPlan(), ...sweep }, "(sweep)");
     this.deps.log.info(
       {
         secretsDeleted: sweep.secretDeletes.length,
@@ -329,7 +344,7 @@ export class Reconciler {
       owner,
       this.deps.cache.viewFor(cr, () => undefined),
     );
-    const failures = await this.apply(plan);
+    const failures = await this.apply(plan, owner.name);
     if (failures.length > 0) {
       throw new RetryLater(`clean-up failed in ${failures.length} namespaces: ${summarise(failures)}`);
     }

@@ -195,6 +195,14 @@ describe("the operator against a real API server and moto", () => {
       !pullSecretNames(sa).includes("ecr-conflict"),
       "ServiceAccount must not point at a Secret we do not manage",
     );
+    // Reconciles repeat the conflict; the Events aggregate instead of piling up.
+    await createNamespace(env, "conflict-c");
+    await waitForPullSecret(env, "conflict-c", "ecr-conflict");
+    const events = await env.core.listNamespacedEvent({ namespace: "default" });
+    const conflictEvents = events.items.filter(
+      (e) => e.involvedObject.name === "conflict" && e.reason === "SecretConflict",
+    );
+    assert.equal(conflictEvents.length, 1);
   });
 
   it("never caches a Secret it does not manage", async () => {
