@@ -487,7 +487,7 @@ describe("planPullSecrets", () => {
         desired: ["default"],
         writes: ["create default/ecr-pull-v2"],
         deletes: ["default/ecr-pull"],
-        edits: ["default/default +ecr-pull-v2", "default/default -ecr-pull"],
+        edits: ["default/default +ecr-pull-v2 -ecr-pull"],
       },
     },
     {

@@ -250,7 +250,24 @@ export function planPullSecrets(
     plan.secretDeletes.push({ namespace: secret.namespace, name: secret.name });
     plan.serviceAccountEdits.push(...removalsIn(view, secret.namespace, secret.name));
   }
+  plan.serviceAccountEdits = mergeEdits(plan.serviceAccountEdits);
   return plan;
+}
+
+/** One edit per ServiceAccount, so a renamed Secret costs one write there, not two. */
+function mergeEdits(edits: readonly ServiceAccountEdit[]): ServiceAccountEdit[] {
+  const merged = new Map<string, ServiceAccountEdit>();
+  for (const edit of edits) {
+    const key = `${edit.namespace}/${edit.name}`;
+    const existing = merged.get(key);
+    if (existing === undefined) {
+      merged.set(key, { ...edit, add: [...edit.add], remove: [...edit.remove] });
+    } else {
+      existing.add.push(...edit.add.filter((n) => !existing.add.includes(n)));
+      existing.remove.push(...edit.remove.filter((n) => !existing.remove.includes(n)));
+    }
+  }
+  return [...merged.values()];
 }
 
 /** What deleting the CR must undo: its Secrets and the ServiceAccount entries it added. */
