@@ -76,6 +76,14 @@ const cases: Case[] = [
     retryable: false,
   },
   {
+    name: "InvalidSignatureException for a region AWS does not have, without blaming the secret key",
+    err: sdkError("InvalidSignatureException", 400, "Credential should be scoped to a valid region. "),
+    kind: "InvalidInput",
+    code: "InvalidSignatureException",
+    retryable: false,
+    message: /^InvalidSignatureException: AWS does not accept the region the request was signed for; check the region name and the endpoint$/,
+  },
+  {
     name: "AccessDeniedException, keeping AWS's text that names principal and action",
     err: sdkError(
       "AccessDeniedException",

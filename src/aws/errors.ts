@@ -165,11 +165,24 @@ interface Classified {
   retryable?: boolean;
 }
 
+/**
+ * AWS's text when a request is signed for a region it does not have or the endpoint does not serve
+ * (e.g. "Credential should be scoped to a valid region"): a signature error, but the keys are fine.
+ */
+const wrongRegionText = /scoped to a valid region|the region '[^']*' is wrong/i;
+
 function fromKnownCode(chain: object[]): Classified | undefined {
   for (const candidate of chain) {
     const code = awsCode(candidate);
     const known = code === undefined ? undefined : knownCodes.get(code);
     if (code === undefined || known === undefined) continue;
+    if (known.kind === "AwsAuth" && wrongRegionText.test(messageOf(candidate) ?? "")) {
+      return {
+        kind: "InvalidInput",
+        code,
+        description: `${code}: AWS does not accept the region the request was signed for; check the region name and the endpoint`,
+      };
+    }
     const classified: Classified = {
       kind: known.kind,
       code,

@@ -11,6 +11,8 @@ export interface TokenTarget {
   readonly kind: TokenKind;
   /** The region to mint in; ECR Public tokens come from us-east-1 whatever is given. */
   readonly region: string;
+  /** Mint a private token through ECR's FIPS endpoint (for dkr.ecr-fips hosts). */
+  readonly fips?: boolean;
 }
 
 export type MintToken = (source: CredentialSource, target: TokenTarget) => Promise<EcrToken>;
@@ -146,7 +148,8 @@ export class TokenCache {
 
 function cacheKey(source: CredentialSource, target: TokenTarget): string {
   const region = target.kind === "public" ? ecrPublicRegion : target.region;
-  return `${source.key}|${target.kind}|${region}`;
+  const fips = target.kind === "private" && target.fips === true ? "-fips" : "";
+  return `${source.key}|${target.kind}${fips}|${region}`;
 }
 
 export interface EcrTokenCacheOptions {
@@ -174,6 +177,7 @@ export function createTokenCache(options: EcrTokenCacheOptions): TokenCache {
             clients,
             requestTimeoutMs,
             endpoint: options.endpoint,
+            fips: target.fips === true,
           }),
     onInvalidate: (prefix) => {
       clients.forget(prefix);

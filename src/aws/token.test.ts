@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
+
+import { staticSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
-import { decodeAuthorizationToken, sanitizeExpiry } from "./token.ts";
+import { decodeAuthorizationToken, EcrClientPool, sanitizeExpiry, type ClientSettings } from "./token.ts";
 
 const hour = 3_600_000;
 const mintedAt = Date.UTC(2030, 0, 1);
@@ -82,4 +85,39 @@ describe("decodeAuthorizationToken", () => {
       );
     });
   }
+});
+
+describe("EcrClientPool endpoints", () => {
+  /** The host a GetAuthorizationToken request would go to; stops before anything is sent. */
+  async function hostFor(settings: ClientSettings): Promise<string | undefined> {
+    const pool = new EcrClientPool();
+    const source = staticSource({ accessKeyId: "AKIAFIPSTEST00000001", secretAccessKey: "test" });
+    const client = pool.privateClient(source, "us-west-2", settings);
+    let host: string | undefined;
+    client.middlewareStack.add(
+      () => (args) => {
+        host = (args.request as { hostname?: string }).hostname;
+        return Promise.reject(new Error("stopped before sending"));
+      },
+      { step: "build" },
+    );
+    try {
+      await assert.rejects(client.send(new GetAuthorizationTokenCommand({})), /stopped before sending/);
+    } finally {
+      pool.destroy();
+    }
+    return host;
+  }
+
+  it("sends a FIPS mint to ECR's FIPS endpoint", async () => {
+    const fips = await hostFor({ endpoint: undefined, requestTimeoutMs: 1000, fips: true });
+    assert.match(fips ?? "", /(^|\.)ecr-fips\.us-west-2\.amazonaws\.com$/);
+    const standard = await hostFor({ endpoint: undefined, requestTimeoutMs: 1000 });
+    assert.match(standard ?? "", /(^|\.)ecr\.us-west-2\.amazonaws\.com$/);
+  });
+
+  it("lets an endpoint override win over FIPS", async () => {
+    const settings = { endpoint: "http://127.0.0.1:1", requestTimeoutMs: 1000, fips: true };
+    assert.equal(await hostFor(settings), "127.0.0.1");
+  });
 });

@@ -39,6 +39,8 @@ export interface MintOptions {
   readonly clock: Clock;
   /** Overrides the ECR (or ECR Public) API endpoint, e.g. for a VPC endpoint or a test stand-in. */
   readonly endpoint?: string;
+  /** Private tokens through ECR's FIPS endpoint (dkr.ecr-fips hosts); an `endpoint` override wins. */
+  readonly fips?: boolean;
   /** Bounds each HTTP request (connect and response); defaults to 10 s. */
   readonly requestTimeoutMs?: number;
   /** SDK clients to reuse; defaults to one pool shared by the process. */
@@ -70,7 +72,8 @@ export async function mintPrivateToken(
   region: string,
   options: MintOptions,
 ): Promise<EcrToken> {
-  const context = `ECR GetAuthorizationToken in ${region} with ${source.description}`;
+  const fips = options.fips === true ? " (FIPS)" : "";
+  const context = `ECR GetAuthorizationToken in ${region}${fips} with ${source.description}`;
   if (!regionPattern.test(region)) {
     throw new AwsError({
       kind: "InvalidInput",
@@ -163,15 +166,17 @@ function withoutPasswordInLogs(token: EcrToken): EcrToken {
   return token;
 }
 
-interface ClientSettings {
+export interface ClientSettings {
   readonly endpoint: string | undefined;
   readonly requestTimeoutMs: number;
+  readonly fips?: boolean;
 }
 
 function settingsOf(options: MintOptions): ClientSettings {
   return {
     endpoint: options.endpoint,
     requestTimeoutMs: options.requestTimeoutMs ?? defaultRequestTimeoutMs,
+    fips: options.fips === true,
   };
 }
 
@@ -194,6 +199,7 @@ export class EcrClientPool {
       region,
       settings.endpoint ?? "",
       settings.requestTimeoutMs,
+      settings.fips === true,
     ]);
     const existing = this.#clients.get(key)?.client;
     if (existing instanceof ECRClient) return existing;
@@ -239,5 +245,7 @@ function clientConfig(source: CredentialSource, region: string, settings: Client
     maxAttempts: 2,
     requestHandler: { requestTimeout: timeout, connectionTimeout: timeout, throwOnRequestTimeout: true },
     endpoint: settings.endpoint,
+    // The SDK refuses FIPS together with a custom endpoint; the endpoint names the exact host anyway.
+    useFipsEndpoint: settings.fips === true && settings.endpoint === undefined,
   };
 }

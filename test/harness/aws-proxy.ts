@@ -1,5 +1,6 @@
 // A loopback HTTP proxy in front of moto that counts AWS API calls by operation and can inject
-// faults (5xx, throttling, hanging connections), for tests of minting, sharing and backoff.
+// faults (5xx, throttling, hanging connections), for tests of minting, sharing and backoff. Calls
+// of a service moto lacks can be routed to a stand-in by their X-Amz-Target.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
@@ -9,6 +10,10 @@ export interface AwsCall {
   operation: string;
   /** The access key id that signed the request (from the SigV4 Authorization header). */
   accessKeyId: string | undefined;
+  /** The region of the SigV4 credential scope; undefined for unsigned calls (AssumeRoleWithWebIdentity). */
+  region: string | undefined;
+  /** The form parameters of a Query-protocol call (STS); empty for JSON calls. */
+  params: Readonly<Record<string, string>>;
   at: number;
 }
 
@@ -18,6 +23,13 @@ export interface AwsProxy {
   count(operation: string): number;
   calls(): AwsCall[];
   setFault(fault: Fault): void;
+  /**
+   * Answers signed calls for any other region as AWS does for a region that does not exist (moto
+   * serves every region name); undefined serves all regions again.
+   */
+  setKnownRegions(regions: readonly string[] | undefined): void;
+  /** Sends calls whose X-Amz-Target starts with `targetPrefix` to `upstream` instead of moto. */
+  routeTarget(targetPrefix: string, upstream: string): void;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -50,11 +62,19 @@ const faultResponses: Record<
   },
 };
 
+function formParams(req: IncomingMessage, body: string): Record<string, string> {
+  const type = req.headers["content-type"] ?? "";
+  if (!type.startsWith("application/x-www-form-urlencoded")) return {};
+  return Object.fromEntries(new URLSearchParams(body));
+}
+
 export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
-  const target = new URL(upstream);
+  const moto = new URL(upstream);
+  const routes = new Map<string, URL>();
   const seen: AwsCall[] = [];
   const hanging = new Set<ServerResponse>();
   let fault: Fault = "none";
+  let knownRegions: ReadonlySet<string> | undefined;
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -62,9 +82,22 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const operation = operationOf(req, body.toString());
+      const scope = /Credential=([^/]+)\/[^/]+\/([^/]+)\//.exec(req.headers.authorization ?? "");
       if (!operation.startsWith("http:")) {
-        const signature = /Credential=([^/]+)\//.exec(req.headers.authorization ?? "");
-        seen.push({ operation, accessKeyId: signature?.[1], at: Date.now() });
+        seen.push({
+          operation,
+          accessKeyId: scope?.[1],
+          region: scope?.[2],
+          params: formParams(req, body.toString()),
+          at: Date.now(),
+        });
+      }
+      const region = scope?.[2];
+      if (knownRegions !== undefined && region !== undefined && !knownRegions.has(region)) {
+        const type = "InvalidSignatureException";
+        res.writeHead(400, { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": type });
+        res.end(JSON.stringify({ __type: type, message: "Credential should be scoped to a valid region. " }));
+        return;
       }
       if (fault === "hang") {
         hanging.add(res);
@@ -79,6 +112,11 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
         res.end(JSON.stringify({ __type: type, message }));
         return;
       }
+      const targetHeader = req.headers["x-amz-target"];
+      const routed = [...routes].find(
+        ([prefix]) => typeof targetHeader === "string" && targetHeader.startsWith(prefix),
+      );
+      const target = routed?.[1] ?? moto;
       const upstreamReq = request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (upstreamRes) => {
@@ -106,6 +144,12 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
         for (const res of hanging) res.destroy();
         hanging.clear();
       }
+    },
+    setKnownRegions(regions) {
+      knownRegions = regions === undefined ? undefined : new Set(regions);
+    },
+    routeTarget(targetPrefix, to) {
+      routes.set(targetPrefix, new URL(to));
     },
     reset() {
       seen.length = 0;

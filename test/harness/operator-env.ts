@@ -17,7 +17,7 @@ import { Operator } from "../../src/controller/operator.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { startControlPlane, type ControlPlane } from "./controlplane.ts";
-import { motoDefaultCredentials, startMoto, type Moto } from "./moto.ts";
+import { motoDefaultCredentials, startMoto, type Moto, type MotoOptions } from "./moto.ts";
 import { eventually, type EventuallyOptions } from "./wait.ts";
 
 export const operatorNamespace = "ecr-system";
@@ -38,11 +38,30 @@ export interface OperatorEnv {
   stop(): Promise<void>;
 }
 
-export async function startOperatorEnv(
-  options: { startOperator?: boolean; config?: RawConfig } = {},
-): Promise<OperatorEnv> {
-  const plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
-  const moto = await startMoto();
+export interface OperatorEnvOptions {
+  startOperator?: boolean;
+  config?: RawConfig;
+  /** Write the API server's audit log (plane.auditLogPath). */
+  audit?: boolean;
+  /** Run the operator as this user (in system:masters) instead of admin, to tell its requests apart in the audit log. */
+  operatorUser?: string;
+  /** The operator user's groups instead of system:masters, e.g. a ServiceAccount's, to run it under RBAC. */
+  operatorGroups?: readonly string[];
+  moto?: MotoOptions;
+}
+
+export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promise<OperatorEnv> {
+  const plane = await startControlPlane({
+    controllerManager: true,
+    crds: [ecrPullSecretCrd],
+    audit: options.audit === true,
+  });
+  const operatorKubeConfig =
+    options.operatorUser === undefined
+      ? plane.kubeConfig
+      : (await plane.userKubeConfig(options.operatorUser, options.operatorGroups ?? ["system:masters"]))
+          .kubeConfig;
+  const moto = await startMoto(options.moto);
   const aws = await startAwsProxy(moto.endpoint);
   const core = plane.kubeConfig.makeApiClient(CoreV1Api);
   const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
@@ -93,7 +112,7 @@ export async function startOperatorEnv(
         {},
       );
       const log = createLogger({ level: config.logLevel, pretty: false, destination: sink });
-      const operator = new Operator({ config, kubeConfig: plane.kubeConfig, log, minRequeueMs: 1_000 });
+      const operator = new Operator({ config, kubeConfig: operatorKubeConfig, log, minRequeueMs: 1_000 });
       await operator.start();
       env.operator = operator;
       return operator;
