@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local environment need: Node modules (npm ci
-# when missing or stale), the control plane (kube-apiserver, etcd, kube-controller-manager) built from
-# Go modules and cached per version outside the work tree, and moto in a
+# when missing or stale), the control plane (kube-apiserver, etcd, kube-controller-manager) and helm built
+# from Go modules and cached per version outside the work tree, and moto in a
 # project-local Python virtualenv. Safe to run again: it only does what is missing.
 set -euo pipefail
 
@@ -12,6 +12,18 @@ moto_version=5.2.5
 if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$repo/package-lock.json" -nt "$repo/node_modules/.package-lock.json" ]; then
   echo "setup: installing Node modules (npm ci)"
   (cd "$repo" && npm ci --no-audit --no-fund)
+fi
+
+# The production-bundle test installs production dependencies with `npm ci --omit=dev --offline`
+# (tests use no network beyond loopback); fill the npm cache for that install once per lockfile.
+prod_marker="$cache_root/npm-production/$(sha256sum "$repo/package-lock.json" | cut -c1-12)"
+if [ ! -f "$prod_marker" ]; then
+  echo "setup: caching the production dependencies for the bundle test"
+  prod_dir=$(mktemp -d)
+  cp "$repo/package.json" "$repo/package-lock.json" "$prod_dir/"
+  (cd "$prod_dir" && PATH="$repo/node_modules/.bin:$PATH" npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  rm -rf "$prod_dir"
+  mkdir -p "$(dirname "$prod_marker")" && touch "$prod_marker"
 fi
 
 tools="$repo/tools/controlplane"
@@ -27,6 +39,30 @@ if [ ! -x "$bin_dir/kube-apiserver" ] || [ ! -x "$bin_dir/etcd" ] || [ ! -x "$bi
 fi
 mkdir -p "$repo/.cache"
 ln -sfn "$bin_dir" "$repo/.cache/bin"
+
+# helm (for the chart tests and the static manifest) from its own Go module, plus the
+# prometheus-operator CRDs that the chart's ServiceMonitor and PrometheusRule are validated against.
+helm_tools="$repo/tools/helm"
+helm_version=$(awk '$1 == "require" && $2 == "helm.sh/helm/v4" { print $3 } $1 == "helm.sh/helm/v4" { print $2 }' "$helm_tools/go.mod")
+prometheus_operator_version=v0.90.1
+helm_key=$(cat "$helm_tools/go.mod" "$helm_tools/go.sum" "$helm_tools"/cmd/helm/main.go <(echo "$prometheus_operator_version") | sha256sum | cut -c1-12)
+helm_dir="$cache_root/helm/$helm_version-$helm_key"
+
+if [ ! -x "$helm_dir/helm" ] || [ ! -f "$helm_dir/monitoring.coreos.com_prometheusrules.yaml" ]; then
+  echo "setup: building helm $helm_version (first time only; a few minutes)"
+  rm -rf "$helm_dir.tmp" && mkdir -p "$helm_dir.tmp"
+  (cd "$helm_tools" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" -o "$helm_dir.tmp/" ./cmd/helm)
+  crd_module=$(cd "$helm_dir.tmp" && go mod download -json \
+    "github.com/prometheus-operator/prometheus-operator@$prometheus_operator_version" |
+    awk -F'"' '$2 == "Dir" { print $4 }')
+  for kind in servicemonitors prometheusrules; do
+    cp "$crd_module/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$helm_dir.tmp/"
+  done
+  chmod u+w "$helm_dir.tmp"/*.yaml
+  rm -rf "$helm_dir" && mv "$helm_dir.tmp" "$helm_dir"
+fi
+ln -sfn "$helm_dir" "$repo/.cache/helm-bin"
 
 venv="$repo/.cache/moto-venv"
 if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then

@@ -98,7 +98,8 @@ export const flags = {
   watchStuckAfter: {
     flag: "--watch-stuck-after <duration>",
     env: "ECR_REFRESHER_WATCH_STUCK_AFTER",
-    description: "/healthz fails when no watch has received anything for this long (watches re-open every 30-45 s)",
+    description:
+      "/healthz fails when no watch has received anything for this long (watches re-open every 30-45 s)",
     default: "3m",
   },
   dryRun: {
@@ -177,16 +178,14 @@ export const configSchema = z.object({
   leaseName: z.string().regex(new RegExp(patterns.dns1123Subdomain), "must be a DNS-1123 name").max(253),
   metricsAddr: address,
   healthAddr: address,
-  watchStuckAfter: z
-    .string()
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (isInvalidInput(ms) || ms < 1000) {
-        ctx.addIssue({ code: "custom", message: "must be a duration of at least 1s, e.g. 3m" });
-        return z.NEVER;
-      }
-      return ms;
-    }),
+  watchStuckAfter: z.string().transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (isInvalidInput(ms) || ms < 1000) {
+      ctx.addIssue({ code: "custom", message: "must be a duration of at least 1s, e.g. 3m" });
+      return z.NEVER;
+    }
+    return ms;
+  }),
   dryRun: booleanFlag,
   output: z.enum(["table", "json"]),
 });

@@ -9,6 +9,7 @@ import { Command, Option } from "commander";
 import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
 import { Operator } from "./controller/operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
+import { makeApiClient } from "./kube/api-client.ts";
 import { LeaderElector } from "./kube/leader-election.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
@@ -76,7 +77,7 @@ async function run(config: Config): Promise<void> {
   const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
   const elector = config.leaderElect
     ? new LeaderElector({
-        api: kubeConfig.makeApiClient(CoordinationV1Api),
+        api: makeApiClient(kubeConfig, CoordinationV1Api),
         namespace: config.operatorNamespace,
         name: config.leaseName,
         identity,

@@ -168,7 +168,7 @@ describe("parseRegistryHost", () => {
       host: `${account}.dkr.ecr.us-iso-east-1.amazonaws.com`,
       message: /ISO partition, which is not supported/,
     },
-    { name: "Docker Hub", host: "docker.io", message: /is not an ECR registry/ },
+    { name: "a non-ECR registry", host: "registry.example.org", message: /is not an ECR registry/ },
     { name: "a public ECR lookalike", host: "public.ecr.aws.example.com", message: /is not an ECR registry/ },
     {
       name: "a host with a trailing dot",

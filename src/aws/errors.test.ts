@@ -81,7 +81,8 @@ const cases: Case[] = [
     kind: "InvalidInput",
     code: "InvalidSignatureException",
     retryable: false,
-    message: /^InvalidSignatureException: AWS does not accept the region the request was signed for; check the region name and the endpoint$/,
+    message:
+      /^InvalidSignatureException: AWS does not accept the region the request was signed for; check the region name and the endpoint$/,
   },
   {
     name: "AccessDeniedException, keeping AWS's text that names principal and action",

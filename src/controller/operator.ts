@@ -13,6 +13,7 @@ import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
 import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import type { Config } from "../config.ts";
+import { makeApiClient } from "../kube/api-client.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
@@ -117,8 +118,8 @@ export class Operator {
     this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
     this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR);
 
-    const core = kubeConfig.makeApiClient(CoreV1Api);
-    const objects = kubeConfig.makeApiClient(CustomObjectsApi);
+    const core = makeApiClient(kubeConfig, CoreV1Api);
+    const objects = makeApiClient(kubeConfig, CustomObjectsApi);
     const cache = new ClusterCache(
       {
         ecrPullSecrets: this.crs,

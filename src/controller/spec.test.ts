@@ -207,9 +207,12 @@ describe("resolveSpec", () => {
     }
 
     it("reports InvalidSpec naming spec.registries and the host for a host that is not ECR", () => {
-      const result = problem({ registries: [euWest, "ghcr.io"] });
+      const result = problem({ registries: [euWest, "registry.example.org"] });
       assert.equal(result.reason, "InvalidSpec");
-      assert.match(result.message, /^spec\.registries: registry host "ghcr\.io" is not an ECR registry/);
+      assert.match(
+        result.message,
+        /^spec\.registries: registry host "registry\.example\.org" is not an ECR registry/,
+      );
     });
 
     it("keys targets by kind and region", () => {

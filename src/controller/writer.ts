@@ -115,11 +115,21 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
   // (cache lag, or someone stripped the labels) or somebody else's, which we must not touch.
   async function adoptOrReportConflict(body: SecretBody): Promise<V1Secret> {
     const { name, namespace } = body.metadata;
-    let current: V1Secret;
+    let current: V1Secret | undefined;
     try {
-      current = await core.readNamespacedSecret({ name, namespace });
+      // A list by name, not a get: the operator's RBAC grants no get on Secrets, so that it cannot
+      // be made to read an arbitrary Secret by name.
+      const found = await core.listNamespacedSecret({ namespace, fieldSelector: `metadata.name=${name}` });
+      current = found.items[0];
     } catch (err) {
       throw failureFrom(classifyKubeError(err), `reading Secret ${namespace}/${name}`);
+    }
+    if (current === undefined) {
+      throw new WriteFailure(
+        "WriteFailed",
+        `Secret ${namespace}/${name} was deleted while being created; retrying`,
+        true,
+      );
     }
     if (!isOurs(current, body)) {
       throw new WriteFailure(

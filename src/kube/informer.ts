@@ -44,7 +44,7 @@ export interface InformerOptions<T> {
   /**
    * A watch that neither sends data nor closes within its timeout plus this grace is stalled and
    * replaced; a list page that sends nothing for watchTimeoutSeconds plus this grace fails.
-   * Default 15000.
+   * Default 10000.
    */
   stallGraceMs?: number;
   /** Full relist that heals missed events, jittered up to +20%; default 10 minutes. */
@@ -65,7 +65,9 @@ export const defaultInformerBackoff: BackoffOptions = { baseMs: 1000, maxMs: 30_
 
 const defaultPageSize = 500;
 const defaultWatchTimeoutSeconds = 30;
-const defaultStallGraceMs = 15_000;
+// A silent watch is replaced at most 45 s (the longest jittered timeout) + 10 s after its last
+// data: within the 60 s in which the informer must notice a dead connection and recover.
+const defaultStallGraceMs = 10_000;
 const defaultRelistIntervalMs = 10 * 60_000;
 const watchTimeoutJitter = 0.5;
 const relistJitter = 0.2;

@@ -10,7 +10,12 @@ export interface AuditEvent {
   namespace: string | undefined;
   name: string | undefined;
   code: number | undefined;
+  /** When the request completed (stageTimestamp). */
   at: number;
+  /** When the API server received the request. */
+  receivedAt: number;
+  /** Path and query, e.g. "/api/v1/secrets?labelSelector=...&watch=true". */
+  uri: string;
 }
 
 interface RawAuditEvent {
@@ -20,6 +25,8 @@ interface RawAuditEvent {
   objectRef?: { resource?: string; subresource?: string; namespace?: string; name?: string };
   responseStatus?: { code?: number };
   stageTimestamp?: string;
+  requestReceivedTimestamp?: string;
+  requestURI?: string;
 }
 
 export function readAuditLog(path: string): AuditEvent[] {
@@ -40,6 +47,8 @@ export function readAuditLog(path: string): AuditEvent[] {
       name: e.objectRef?.name,
       code: e.responseStatus?.code,
       at: Date.parse(e.stageTimestamp ?? ""),
+      receivedAt: Date.parse(e.requestReceivedTimestamp ?? ""),
+      uri: e.requestURI ?? "",
     }));
 }
 

@@ -53,6 +53,10 @@ export interface ControlPlane {
   userKubeConfig(user: string, groups?: readonly string[]): Promise<UserCredentials>;
   /** Kills the API server (SIGKILL) and starts it again on the same port. */
   restartApiServer(): Promise<void>;
+  /** Stops etcd (SIGTERM, or `signal`); the API server keeps running and fails what needs storage. */
+  stopEtcd(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts etcd again on the same ports and data directory, and waits until it is healthy. */
+  startEtcd(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -140,22 +144,24 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const saKey = await createServiceAccountSigningKey(dir);
 
     const etcdUrl = `http://127.0.0.1:${etcdClientPort}`;
-    const etcd = startProcess(
-      "etcd",
-      etcdBin,
-      [
-        `--data-dir=${join(dir, "etcd")}`,
-        `--listen-client-urls=${etcdUrl}`,
-        `--advertise-client-urls=${etcdUrl}`,
-        `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
-        `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
-        "--unsafe-no-fsync",
-        "--log-level=warn",
-        "--quota-backend-bytes=8589934592",
-      ],
-      join(dir, "etcd.log"),
-    );
+    const startEtcd = (): ManagedProcess =>
+      startProcess(
+        "etcd",
+        etcdBin,
+        [
+          `--data-dir=${join(dir, "etcd")}`,
+          `--listen-client-urls=${etcdUrl}`,
+          `--advertise-client-urls=${etcdUrl}`,
+          `--listen-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+          `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeerPort}`,
+          `--initial-cluster=default=http://127.0.0.1:${etcdPeerPort}`,
+          "--unsafe-no-fsync",
+          "--log-level=warn",
+          "--quota-backend-bytes=8589934592",
+        ],
+        join(dir, "etcd.log"),
+      );
+    let etcd = startEtcd();
     processes.push(etcd);
     await whileRunning(etcd, waitForHttpOk(`${etcdUrl}/health`, 30_000));
 
@@ -217,7 +223,9 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeConfig,
       kubeconfigPath,
       auditLogPath,
-      etcd,
+      get etcd() {
+        return etcd;
+      },
       get apiServer() {
         return apiServer;
       },
@@ -241,6 +249,20 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         apiServer = startApiServer();
         processes.push(apiServer);
         await whileRunning(apiServer, waitForHttpOk(`${server}/readyz`, 60_000, tlsOptions));
+      },
+      async stopEtcd(signal = "SIGTERM") {
+        if (signal === "SIGTERM") {
+          await etcd.stop();
+        } else {
+          etcd.kill(signal);
+          await etcd.exited;
+        }
+      },
+      async startEtcd() {
+        etcd = startEtcd();
+        // Before the API server in the list, so that stop() still stops etcd last.
+        processes.unshift(etcd);
+        await whileRunning(etcd, waitForHttpOk(`${etcdUrl}/health`, 30_000));
       },
       async stop() {
         await stopAll(processes);

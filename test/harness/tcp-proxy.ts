@@ -13,6 +13,11 @@ export interface TcpProxy {
   setMode(mode: TcpProxyMode): void;
   /** Destroys every open connection at once (no FIN handshake the client could wait for). */
   cutAll(): void;
+  /**
+   * Stalls every connection open now, for good (a half-open path: nothing flows, nothing closes),
+   * while new connections are forwarded as the mode says.
+   */
+  stallOpen(): void;
   /** A copy of `kc` whose server is this proxy. */
   kubeConfigVia(kc: KubeConfig): KubeConfig;
   stop(): Promise<void>;
@@ -20,7 +25,7 @@ export interface TcpProxy {
 
 export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let mode: TcpProxyMode = "forward";
-  const pairs = new Set<{ client: Socket; upstream: Socket }>();
+  const pairs = new Set<{ client: Socket; upstream: Socket; dark: boolean }>();
 
   const server: Server = createServer((client) => {
     if (mode === "refuse") {
@@ -28,12 +33,12 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       return;
     }
     const upstream = connect(targetPort, "127.0.0.1");
-    const pair = { client, upstream };
+    const pair = { client, upstream, dark: false };
     pairs.add(pair);
     const forward = (from: Socket, to: Socket): void => {
       from.on("data", (chunk: Buffer) => {
         // While stalled, bytes are dropped: the peer sees an open, silent connection.
-        if (mode === "forward") to.write(chunk);
+        if (mode === "forward" && !pair.dark) to.write(chunk);
       });
     };
     forward(client, upstream);
@@ -43,10 +48,16 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       client.destroy();
       upstream.destroy();
     };
+    // The server hanging up reaches the client only while the path is not dark: a half-open
+    // connection ends when the client gives up on it.
+    const upstreamGone = (): void => {
+      if (pair.dark) upstream.destroy();
+      else close();
+    };
     client.on("error", close);
-    upstream.on("error", close);
+    upstream.on("error", upstreamGone);
     client.on("close", close);
-    upstream.on("close", close);
+    upstream.on("close", upstreamGone);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -65,6 +76,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         upstream.destroy();
       }
       pairs.clear();
+    },
+    stallOpen() {
+      for (const pair of pairs) pair.dark = true;
     },
     kubeConfigVia(kc) {
       const copy = new KubeConfig();
@@ -87,7 +101,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
         upstream.destroy();
       }
       pairs.clear();
-      await new Promise<void>((resolve) => server.close(() => { resolve(); }));
+      await new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
     },
   };
 }
