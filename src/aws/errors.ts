@@ -3,6 +3,8 @@
 // carries a secret (AWS error text is cut to one line, access key ids are masked, and anything
 // shaped like a secret key or session token is removed).
 
+import { causeChain } from "../cause-chain.ts";
+
 export type AwsErrorKind = "AwsAuth" | "Throttled" | "Unavailable" | "InvalidInput" | "Unknown";
 
 export interface AwsErrorInit {
@@ -125,7 +127,6 @@ const unavailableCodes = new Set([
 /** Names every JavaScript error has; never taken for an AWS error code. */
 const genericNames = new Set(["Error", "TypeError", "SyntaxError", "RangeError"]);
 
-const maxCauseDepth = 8;
 const maxDescriptionLength = 300;
 
 /**
@@ -292,20 +293,6 @@ function httpStatusOf(value: object): number | undefined {
 function messageOf(value: object): string | undefined {
   const message = (value as Record<string, unknown>).message;
   return typeof message === "string" ? message : undefined;
-}
-
-/** The error, its `cause`s and the members of any AggregateError (Node reports dual-stack connect failures so). */
-function causeChain(err: unknown): object[] {
-  const chain: object[] = [];
-  const pending: unknown[] = [err];
-  while (pending.length > 0 && chain.length < maxCauseDepth) {
-    const next = pending.shift();
-    if (typeof next !== "object" || next === null || chain.includes(next)) continue;
-    chain.push(next);
-    if (next instanceof AggregateError) pending.push(...(next.errors as unknown[]));
-    if ("cause" in next) pending.push(next.cause);
-  }
-  return chain;
 }
 
 /** First line of AWS or library text, secrets removed, cut to a length that fits a status message. */

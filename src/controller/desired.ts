@@ -113,6 +113,18 @@ export interface Plan {
   conflicts: NamespaceConflict[];
 }
 
+/** A plan that changes nothing. */
+export function emptyPlan(): Plan {
+  return {
+    desired: [],
+    inSync: [],
+    secretWrites: [],
+    secretDeletes: [],
+    serviceAccountEdits: [],
+    conflicts: [],
+  };
+}
+
 export function desiredSecretBody(
   owner: Owner,
   namespace: string,
@@ -176,14 +188,7 @@ export function planPullSecrets(
   view: ClusterView,
   content: SecretContent | undefined,
 ): Plan {
-  const plan: Plan = {
-    desired: [],
-    inSync: [],
-    secretWrites: [],
-    secretDeletes: [],
-    serviceAccountEdits: [],
-    conflicts: [],
-  };
+  const plan = emptyPlan();
   const name = spec.secretName;
   const targeted = new Set<string>();
 
@@ -272,14 +277,7 @@ function mergeEdits(edits: readonly ServiceAccountEdit[]): ServiceAccountEdit[] 
 
 /** What deleting the CR must undo: its Secrets and the ServiceAccount entries it added. */
 export function planCleanup(owner: Owner, view: ClusterView): Plan {
-  const plan: Plan = {
-    desired: [],
-    inSync: [],
-    secretWrites: [],
-    secretDeletes: [],
-    serviceAccountEdits: [],
-    conflicts: [],
-  };
+  const plan = emptyPlan();
   for (const secret of view.ownedSecrets(owner.name)) {
     if (!secret.ownerUids.includes(owner.uid)) {
       continue;

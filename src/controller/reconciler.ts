@@ -24,7 +24,14 @@ import type { EventRecorder, EventTarget } from "../kube/events.ts";
 import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
-import { planCleanup, planPullSecrets, type Owner, type Plan, type SecretContent } from "./desired.ts";
+import {
+  emptyPlan,
+  planCleanup,
+  planPullSecrets,
+  type Owner,
+  type Plan,
+  type SecretContent,
+} from "./desired.ts";
 import { FINALIZER } from "./labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import { planSweep } from "./sweep.ts";
@@ -446,15 +453,4 @@ function withRemovals(previous: object | undefined, next: object): Record<string
     .filter((key) => !(key in next))
     .map((key): [string, null] => [key, null]);
   return { ...Object.fromEntries(removals), ...next };
-}
-
-function emptyPlan(): Plan {
-  return {
-    desired: [],
-    inSync: [],
-    secretWrites: [],
-    secretDeletes: [],
-    serviceAccountEdits: [],
-    conflicts: [],
-  };
 }

@@ -4,6 +4,7 @@
 // never copied.
 
 import { STATUS_CODES } from "node:http";
+import { causeChain } from "../cause-chain.ts";
 
 export type KubeErrorKind =
   | "NotFound"
@@ -69,8 +70,6 @@ const unavailableCodes = new Set([
   "UND_ERR_SOCKET",
   "UND_ERR_CLOSED",
 ]);
-
-const maxCauseDepth = 8;
 
 /**
  * Classifies anything a Kubernetes call can throw: client-node's ApiException (`code` + `body`),
@@ -156,20 +155,6 @@ function fromNetworkError(value: object): KubeError | undefined {
     return new KubeError({ kind: "Unavailable", message: "Kubernetes API request timed out" });
   }
   return undefined;
-}
-
-/** The error, its `cause`s and the members of any AggregateError (Node reports dual-stack connect failures so). */
-function causeChain(err: unknown): object[] {
-  const chain: object[] = [];
-  const pending: unknown[] = [err];
-  while (pending.length > 0 && chain.length < maxCauseDepth) {
-    const next = pending.shift();
-    if (typeof next !== "object" || next === null || chain.includes(next)) continue;
-    chain.push(next);
-    if (next instanceof AggregateError) pending.push(...(next.errors as unknown[]));
-    if ("cause" in next) pending.push(next.cause);
-  }
-  return chain;
 }
 
 function httpStatus(value: unknown): number | undefined {
