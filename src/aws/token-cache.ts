@@ -81,6 +81,17 @@ export class TokenCache {
     return this.#mintOnce(key, source, target);
   }
 
+  /**
+   * Adopts a token minted earlier (e.g. read back from the Secrets an earlier process wrote), unless
+   * one is cached or being minted already. Returns whether it was taken.
+   */
+  seed(source: CredentialSource, target: TokenTarget, token: EcrToken): boolean {
+    const key = cacheKey(source, target);
+    if (this.#entries.has(key) || this.#flights.has(key)) return false;
+    this.#entries.set(key, { sourceKey: source.key, token });
+    return true;
+  }
+
   /** The last token minted successfully, however old; check expiresAt before using it. */
   peek(source: CredentialSource, target: TokenTarget): EcrToken | undefined {
     return this.#entries.get(cacheKey(source, target))?.token;

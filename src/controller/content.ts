@@ -1,6 +1,7 @@
 // The .dockerconfigjson content for one CR: the tokens its registries need, from the shared
 // token cache, written under each registry host. When minting fails the last good tokens are
 // offered instead, so that what works keeps working.
+import { createHash } from "node:crypto";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
 import { classifyAwsError } from "../aws/errors.ts";
@@ -29,10 +30,16 @@ function endpointHost(token: EcrToken): string | undefined {
   return token.proxyEndpoint?.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
 }
 
+/** A one-way hash of a credential source's key: safe to write into an annotation. */
+export function identityOf(source: CredentialSource): string {
+  return createHash("sha256").update(source.key).digest("hex").slice(0, 16);
+}
+
 /** Content from one token per target; undefined if a token lacks the host it must serve. */
 export function contentFromTokens(
   spec: ResolvedSpec,
   tokens: ReadonlyMap<string, EcrToken>,
+  identity: string,
 ): SecretContent | undefined {
   const credentials: RegistryCredential[] = [];
   let expiresAt = Number.POSITIVE_INFINITY;
@@ -51,7 +58,56 @@ export function contentFromTokens(
     dockerConfigJson: buildDockerConfigJson(credentials),
     expiresAt: toIso(expiresAt),
     refreshedAt: toIso(refreshedAt),
+    identity,
   };
+}
+
+/**
+ * The tokens inside content an earlier run wrote, one per target, when that content was minted by
+ * the same identity and has not expired; undefined when anything does not fit.
+ */
+export function tokensFromContent(
+  spec: ResolvedSpec,
+  content: SecretContent,
+  identity: string,
+  now: number,
+): Map<string, EcrToken> | undefined {
+  const mintedAt = Date.parse(content.refreshedAt);
+  const expiresAt = Date.parse(content.expiresAt);
+  if (content.identity !== identity || !(expiresAt > now) || !(mintedAt <= now)) {
+    return undefined;
+  }
+  let auths: Record<string, { username?: unknown; password?: unknown }>;
+  try {
+    auths = (JSON.parse(content.dockerConfigJson) as { auths: typeof auths }).auths;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  const hosts = Object.keys(auths);
+  const tokens = new Map<string, EcrToken>();
+  for (const binding of spec.registries) {
+    // Without registries the one host is the token's own endpoint.
+    const host = binding.host ?? (spec.registries.length === 1 && hosts.length === 1 ? hosts[0] : undefined);
+    const entry = host === undefined ? undefined : auths[host];
+    if (host === undefined || typeof entry?.username !== "string" || typeof entry.password !== "string") {
+      return undefined;
+    }
+    const key = targetKey(binding.target);
+    const token: EcrToken = {
+      kind: binding.target.kind,
+      region: binding.target.region,
+      username: entry.username,
+      password: entry.password,
+      proxyEndpoint: binding.target.kind === "private" ? `https://${host}` : undefined,
+      mintedAt,
+      expiresAt,
+    };
+    const known = tokens.get(key);
+    if (known !== undefined && known.password !== token.password) return undefined;
+    tokens.set(key, known ?? token);
+  }
+  return tokens;
 }
 
 export interface TokenContentSourceOptions {
@@ -74,7 +130,7 @@ export function createTokenContentSource({
       const token = tokens.peek(source, target);
       if (token !== undefined) found.set(targetKey(target), token);
     }
-    return contentFromTokens(spec, found);
+    return contentFromTokens(spec, found, identityOf(source));
   }
 
   function problemFor(err: unknown, last: SecretContent | undefined): TokenProblem {
@@ -92,10 +148,19 @@ export function createTokenContentSource({
   }
 
   return {
-    async contentFor(cr, spec): Promise<ContentResult> {
+    async contentFor(cr, spec, existing): Promise<ContentResult> {
       const source = credentials.resolve(cr, spec);
       if ("reason" in source) {
         return { ok: false, problem: source, lastGood: undefined };
+      }
+      const identity = identityOf(source);
+      // After a restart or a change of leader, the tokens in the Secrets are as good as new ones
+      // until they are due: adopting them saves an AWS call and a rewrite of every Secret.
+      const adoptable =
+        existing === undefined ? undefined : tokensFromContent(spec, existing, identity, clock.now());
+      for (const target of adoptable === undefined ? [] : spec.targets) {
+        const token = adoptable?.get(targetKey(target));
+        if (token !== undefined) tokens.seed(source, target, token);
       }
       const before = new Map(spec.targets.map((t) => [targetKey(t), tokens.peek(source, t)]));
       try {
@@ -109,7 +174,7 @@ export function createTokenContentSource({
           ),
         );
         const byTarget = new Map(minted);
-        const content = contentFromTokens(spec, byTarget);
+        const content = contentFromTokens(spec, byTarget, identity);
         if (content === undefined) {
           return {
             ok: false,

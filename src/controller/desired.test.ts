@@ -16,6 +16,7 @@ import type {
 import { buildDockerConfigJson } from "./dockerconfig.ts";
 import {
   EXPIRES_AT_ANNOTATION,
+  IDENTITY_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OWNER_LABEL,
@@ -32,6 +33,7 @@ const content: SecretContent = {
   dockerConfigJson: buildDockerConfigJson([{ host: registry, username: "AWS", password: "token-1" }]),
   expiresAt: "2030-01-01T12:00:00.000Z",
   refreshedAt: "2030-01-01T00:00:00.000Z",
+  identity: "0123456789abcdef",
 };
 
 function resolved(spec: ECRPullSecretSpec): ResolvedSpec {
@@ -96,6 +98,7 @@ function current(namespace: string, changes: Partial<ManagedSecretView> = {}): M
     annotations: {
       [EXPIRES_AT_ANNOTATION]: content.expiresAt,
       [REFRESHED_AT_ANNOTATION]: content.refreshedAt,
+      [IDENTITY_ANNOTATION]: content.identity,
     },
     ownerUids: [owner.uid],
     dockerConfigJson: content.dockerConfigJson,
@@ -719,6 +722,7 @@ describe("desiredSecretBody", () => {
         annotations: {
           "ecr-creds-refresher.io/expires-at": "2030-01-01T12:00:00.000Z",
           "ecr-creds-refresher.io/refreshed-at": "2030-01-01T00:00:00.000Z",
+          "ecr-creds-refresher.io/identity": "0123456789abcdef",
         },
         ownerReferences: [
           {

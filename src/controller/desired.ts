@@ -4,6 +4,7 @@
 import { API_VERSION, KIND } from "../api/types.ts";
 import {
   EXPIRES_AT_ANNOTATION,
+  IDENTITY_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   OWNER_LABEL,
@@ -45,6 +46,8 @@ export interface SecretContent {
   dockerConfigJson: string;
   expiresAt: string;
   refreshedAt: string;
+  /** Hash of the AWS identity that minted the tokens (IDENTITY_ANNOTATION). */
+  identity: string;
 }
 
 export interface ClusterView {
@@ -142,6 +145,7 @@ export function desiredSecretBody(
       annotations: {
         [EXPIRES_AT_ANNOTATION]: content.expiresAt,
         [REFRESHED_AT_ANNOTATION]: content.refreshedAt,
+        [IDENTITY_ANNOTATION]: content.identity,
       },
       ownerReferences: [
         {
@@ -166,6 +170,7 @@ function secretMatches(existing: ManagedSecretView, owner: Owner, content: Secre
     existing.labels[OWNER_LABEL] === owner.name &&
     existing.annotations[EXPIRES_AT_ANNOTATION] === content.expiresAt &&
     existing.annotations[REFRESHED_AT_ANNOTATION] === content.refreshedAt &&
+    existing.annotations[IDENTITY_ANNOTATION] === content.identity &&
     existing.ownerUids.includes(owner.uid)
   );
 }
@@ -273,6 +278,33 @@ function mergeEdits(edits: readonly ServiceAccountEdit[]): ServiceAccountEdit[] 
     }
   }
   return [...merged.values()];
+}
+
+/**
+ * The content one of the CR's current Secrets holds, as an earlier run wrote it: what a restarted
+ * operator can adopt instead of minting and rewriting everything.
+ */
+export function existingContent(
+  owner: Owner,
+  spec: ResolvedSpec,
+  view: ClusterView,
+): SecretContent | undefined {
+  for (const secret of view.ownedSecrets(owner.name)) {
+    if (secret.name !== spec.secretName || !secret.ownerUids.includes(owner.uid)) continue;
+    const expiresAt = secret.annotations[EXPIRES_AT_ANNOTATION];
+    const refreshedAt = secret.annotations[REFRESHED_AT_ANNOTATION];
+    const identity = secret.annotations[IDENTITY_ANNOTATION];
+    if (
+      secret.dockerConfigJson === undefined ||
+      expiresAt === undefined ||
+      refreshedAt === undefined ||
+      identity === undefined
+    ) {
+      continue;
+    }
+    return { dockerConfigJson: secret.dockerConfigJson, expiresAt, refreshedAt, identity };
+  }
+  return undefined;
 }
 
 /** What deleting the CR must undo: its Secrets and the ServiceAccount entries it added. */

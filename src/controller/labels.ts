@@ -10,6 +10,11 @@ export const OWNER_LABEL = `${GROUP}/owner`;
 export const EXPIRES_AT_ANNOTATION = `${GROUP}/expires-at`;
 export const REFRESHED_AT_ANNOTATION = `${GROUP}/refreshed-at`;
 /**
+ * A one-way hash of the AWS identity that minted the token, so that a restarted operator can reuse
+ * the token in its Secrets (no AWS call, no rewrite) only when it would use the same identity.
+ */
+export const IDENTITY_ANNOTATION = `${GROUP}/identity`;
+/**
  * On a ServiceAccount: the imagePullSecrets entries the operator added (comma-separated Secret names),
  * so that clean-up removes those and never an entry someone else put there.
  */

@@ -25,6 +25,7 @@ import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
 import {
+  existingContent,
   emptyPlan,
   planCleanup,
   planPullSecrets,
@@ -45,7 +46,12 @@ export type ContentResult =
 
 /** Supplies the .dockerconfigjson content (tokens) a CR needs. */
 export interface ContentSource {
-  contentFor(cr: ECRPullSecret, spec: ResolvedSpec): Promise<ContentResult>;
+  /** `existing`: what the CR's Secrets hold now, which may be adopted instead of minting. */
+  contentFor(
+    cr: ECRPullSecret,
+    spec: ResolvedSpec,
+    existing: SecretContent | undefined,
+  ): Promise<ContentResult>;
 }
 
 /** What one reconcile of a CR found and did, for metrics, `once` summaries and dry runs. */
@@ -145,11 +151,11 @@ export class Reconciler {
       return {};
     }
 
-    const result = await this.deps.content.contentFor(cr, spec);
+    const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
+    const result = await this.deps.content.contentFor(cr, spec, existingContent(owner, spec, view));
     if (!result.ok && result.awsErrorKind !== undefined)
       this.deps.observer?.onAwsError?.(result.awsErrorKind);
     const content = result.ok ? result.content : result.lastGood;
-    const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
     const plan = planPullSecrets(owner, spec, view, content);
     const failures = await this.apply(plan, name);
 

@@ -16,6 +16,7 @@ import {
   EXPIRES_AT_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  MANAGED_SECRETS_SELECTOR,
   OWNER_LABEL,
 } from "./labels.ts";
 
@@ -112,26 +113,24 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
   }
 
   // A create found a Secret of that name that our label-filtered cache did not show: either ours
-  // (cache lag, or someone stripped the labels) or somebody else's, which we must not touch.
+  // (cache lag) or somebody else's, which we must not touch. One without our label counts as
+  // somebody else's (someone who strips the labels takes the Secret over).
   async function adoptOrReportConflict(body: SecretBody): Promise<V1Secret> {
     const { name, namespace } = body.metadata;
     let current: V1Secret | undefined;
     try {
-      // A list by name, not a get: the operator's RBAC grants no get on Secrets, so that it cannot
-      // be made to read an arbitrary Secret by name.
-      const found = await core.listNamespacedSecret({ namespace, fieldSelector: `metadata.name=${name}` });
+      // A list by name and our label, not a get: the operator's RBAC grants no get on Secrets, and
+      // whatever name a CR gives, the API server never hands it a Secret it does not manage.
+      const found = await core.listNamespacedSecret({
+        namespace,
+        fieldSelector: `metadata.name=${name}`,
+        labelSelector: MANAGED_SECRETS_SELECTOR,
+      });
       current = found.items[0];
     } catch (err) {
       throw failureFrom(classifyKubeError(err), `reading Secret ${namespace}/${name}`);
     }
-    if (current === undefined) {
-      throw new WriteFailure(
-        "WriteFailed",
-        `Secret ${namespace}/${name} was deleted while being created; retrying`,
-        true,
-      );
-    }
-    if (!isOurs(current, body)) {
+    if (current === undefined || !isOurs(current, body)) {
       throw new WriteFailure(
         "SecretConflict",
         `Secret ${namespace}/${name} exists and is not managed by ecr-creds-refresher; it was left untouched`,

@@ -227,7 +227,12 @@ describe("the operator against a real API server and moto", () => {
       await createNamespace(env, `shared-${i}`);
     }
     for (const name of ["shared-1", "shared-2", "shared-3"]) {
-      await createPullSecretCr(env, name, { secretName: `ecr-${name}`, namespaces: ["shared-*"] });
+      await createPullSecretCr(env, name, {
+        secretName: `ecr-${name}`,
+        namespaces: ["shared-*"],
+        // A region no earlier CR used, so no token can be adopted from existing Secrets.
+        region: "eu-central-1",
+      });
     }
     await env.startOperator();
     for (const name of ["shared-1", "shared-2", "shared-3"]) {
@@ -235,6 +240,29 @@ describe("the operator against a real API server and moto", () => {
       assert.deepEqual(cr.status?.namespaces, { desired: 12, synced: 12 });
     }
     assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 1);
+  });
+
+  it("adopts the tokens in its Secrets after a restart: no AWS call, no rewrite", async () => {
+    const before = await env.core.listSecretForAllNamespaces({
+      labelSelector: "ecr-creds-refresher.io/owner=shared-1",
+    });
+    assert.equal(before.items.length, 12);
+    await env.stopOperator();
+    env.aws.reset();
+    await env.startOperator();
+    await createNamespace(env, "shared-late");
+    const late = await waitForPullSecret(env, "shared-late", "ecr-shared-1");
+    assert.deepEqual(late.data, before.items[0]?.data, "the new namespace gets the adopted token");
+    const after = await env.core.listSecretForAllNamespaces({
+      labelSelector: "ecr-creds-refresher.io/owner=shared-1",
+    });
+    const versions = (list: typeof before): string[] =>
+      list.items
+        .filter((secret) => secret.metadata?.namespace !== "shared-late")
+        .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
+        .sort();
+    assert.deepEqual(versions(after), versions(before));
+    assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 0);
   });
 
   it("picks up rotated credentials without a restart", async () => {
