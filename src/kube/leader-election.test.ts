@@ -10,8 +10,15 @@ class LeaseStore {
   version = 0;
   reachable = true;
 
+  /** Requests are sent but never answered, as on a connection that went silent. */
+  silent = false;
+
   private check(): void {
     if (!this.reachable) throw Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+  }
+
+  private answer<T>(respond: () => Promise<T>): Promise<T> {
+    return this.silent ? new Promise<T>(() => undefined) : respond();
   }
 
   private store(body: V1Lease): V1Lease {
@@ -28,18 +35,19 @@ class LeaseStore {
 
   api(): CoordinationV1Api {
     const api = {
-      readNamespacedLease: () => {
-        this.check();
-        if (this.lease === undefined) {
-          return Promise.reject(
-            Object.assign(new Error("not found"), {
-              code: 404,
-              body: '{"kind":"Status","reason":"NotFound","code":404}',
-            }),
-          );
-        }
-        return Promise.resolve(structuredClone(this.lease));
-      },
+      readNamespacedLease: () =>
+        this.answer(() => {
+          this.check();
+          if (this.lease === undefined) {
+            return Promise.reject(
+              Object.assign(new Error("not found"), {
+                code: 404,
+                body: '{"kind":"Status","reason":"NotFound","code":404}',
+              }),
+            );
+          }
+          return Promise.resolve(structuredClone(this.lease));
+        }),
       createNamespacedLease: ({ body }: { body: V1Lease }) => {
         this.check();
         return Promise.resolve(this.store(body));
@@ -118,6 +126,21 @@ describe("LeaderElector", () => {
     assert.deepEqual(events, ["a started", "a stopped"]);
     // A rival may take the lease only leaseDuration (15 s) after it last saw it change.
     assert.ok(clock.now() - renewedAt < 15_000);
+  });
+
+  it("stops leading at the renew deadline when a renewal never gets an answer", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    const a = elector(store, clock, "a", events);
+    a.start();
+    await advance(clock, 500);
+    store.silent = true;
+    await advance(clock, 9_000);
+    assert.deepEqual(events, ["a started"], "still within the renew deadline");
+    await advance(clock, 2_000);
+    assert.ok(!a.isLeader());
+    assert.deepEqual(events, ["a started", "a stopped"]);
   });
 
   it("takes over an expired lease and counts the transition", async () => {

@@ -85,7 +85,12 @@ export class LeaderElector {
 
   private async tick(): Promise<void> {
     const { clock, retryPeriodMs, renewDeadlineMs } = this.options;
-    const renewed = await this.tryAcquireOrRenew();
+    // A request on a silent connection can hang for minutes: a leader still steps down at its
+    // deadline (as client-go bounds each renewal), and a candidate keeps trying.
+    const limitMs = this.leading
+      ? Math.max(0, this.lastRenewAt + renewDeadlineMs - clock.now())
+      : renewDeadlineMs;
+    const renewed = await this.within(this.tryAcquireOrRenew(), limitMs);
     if (this.stopped) return;
     const now = clock.now();
     if (renewed) {
@@ -99,6 +104,21 @@ export class LeaderElector {
       return;
     }
     this.schedule(this.leading ? retryPeriodMs : this.jittered(retryPeriodMs));
+  }
+
+  /** The attempt's outcome, or false when it has not settled within `ms` (it is then ignored). */
+  private within(attempt: Promise<boolean>, ms: number): Promise<boolean> {
+    const { clock, onError } = this.options;
+    return new Promise((resolve) => {
+      const timer = clock.setTimer(() => {
+        onError?.(`no answer from the API server within ${Math.round(ms / 100) / 10} s`);
+        resolve(false);
+      }, ms);
+      void attempt.then((result) => {
+        clock.clearTimer(timer);
+        resolve(result);
+      });
+    });
   }
 
   private loseLeadership(): void {
