@@ -1,0 +1,279 @@
+// Runs the scenarios of issue 7. One fresh environment per namespace count; the cold converge (and
+// its baseline) runs at every count, the other scenarios at the largest: idle right after
+// converging, refresh, new namespaces, then start-up and memory with fresh operator processes.
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../test/harness/paths.ts";
+import { BenchEnv, type RunningOperator } from "./bench-env.ts";
+import { benchNamespaces } from "./load.ts";
+import { checkTargets, type BenchResults, type ConvergeResult } from "./results.ts";
+import { percentile } from "./stats.ts";
+import {
+  addUnmanagedSecrets,
+  convergeOperator,
+  measureIdle,
+  measureNewNamespaces,
+  measureRefresh,
+  measureStartup,
+  prepareNamespaces,
+  removeCr,
+  runBaselineProcess,
+  type BaselineRun,
+  type IdleRun,
+  type Log,
+  type NewNamespaceRun,
+  type OperatorConverge,
+  type PullSecretTarget,
+  type RefreshRun,
+  type StartupRun,
+} from "./scenarios.ts";
+
+export interface BenchmarkOptions {
+  /** Namespace counts for the cold converge; the other scenarios run at the largest. */
+  namespaces: number[];
+  /** Cold-converge rounds (baseline, then operator) per namespace count; medians are reported. */
+  rounds: number;
+  /** New namespaces created one at a time for the latency scenario. */
+  newNamespaces: number;
+  idleSeconds: number;
+  /** Unmanaged Secrets added for the second memory measurement. */
+  unmanagedSecrets: number;
+  /** How long steady RSS is sampled after each start-up settles. */
+  settleSeconds: number;
+  writeConcurrency: number;
+  createConcurrency: number;
+  /** CPU profiles and heap snapshots of the operator go here when set. */
+  profileDir?: string;
+  /** NODE_OPTIONS for the operator process, e.g. V8 heap flags; recorded with the results. */
+  operatorNodeOptions?: string;
+  /** How the run was started, recorded with the results. */
+  command: string;
+  note?: string;
+}
+
+/** The Kubernetes version the harness builds, when the binary does not report one (built without ldflags). */
+function harnessKubernetesVersion(reported: string): string {
+  if (!reported.startsWith("v0.0.0")) return reported;
+  const goMod = readFileSync(join(repoRoot, "tools", "controlplane", "go.mod"), "utf8");
+  return /^\s*k8s\.io\/kubernetes\s+(v\S+)/m.exec(goMod)?.[1] ?? reported;
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
+
+interface ScaleRuns {
+  namespaces: number;
+  idle: IdleRun;
+  refresh: RefreshRun;
+  fresh: NewNamespaceRun;
+  convergePeakMb: number;
+  startup: StartupRun;
+  withUnmanaged: StartupRun;
+}
+
+async function stopOperator(operator: RunningOperator, profile: boolean): Promise<void> {
+  if (profile) await operator.heapSnapshot();
+  await operator.stop();
+}
+
+/**
+ * The scenarios at the largest N, after the cold converge by `operator`: idle, refresh; then a fresh
+ * operator for start-up and memory; unmanaged Secrets and another fresh operator for memory again;
+ * new namespaces last, so that every other scenario sees exactly N target namespaces.
+ */
+async function runScaleScenarios(
+  env: BenchEnv,
+  operator: RunningOperator,
+  names: readonly string[],
+  secretName: string,
+  options: BenchmarkOptions,
+  log: Log,
+): Promise<ScaleRuns> {
+  const profile = options.profileDir !== undefined;
+  let idle: IdleRun;
+  let refresh: RefreshRun;
+  let convergePeakMb: number;
+  try {
+    idle = await measureIdle(env, operator, options.idleSeconds, log);
+    refresh = await measureRefresh(env, operator, names, secretName, log);
+    convergePeakMb = operator.memory().hwmMb;
+  } finally {
+    await stopOperator(operator, profile);
+  }
+  const first = await measureStartup(env, options.settleSeconds * 1000, log);
+  try {
+    await addUnmanagedSecrets(env, names, options.unmanagedSecrets, log);
+  } finally {
+    await stopOperator(first.operator, profile);
+  }
+  const second = await measureStartup(env, options.settleSeconds * 1000, log);
+  let fresh: NewNamespaceRun;
+  try {
+    fresh = await measureNewNamespaces(
+      env,
+      benchNamespaces(options.newNamespaces, "bench-new-"),
+      secretName,
+      log,
+    );
+  } finally {
+    await stopOperator(second.operator, profile);
+  }
+  return {
+    namespaces: names.length,
+    idle,
+    refresh,
+    fresh,
+    convergePeakMb,
+    startup: first.run,
+    withUnmanaged: second.run,
+  };
+}
+
+interface ConvergeRound {
+  baseline: BaselineRun;
+  operator: OperatorConverge;
+}
+
+/**
+ * One round of cold converge: the baseline (with no operator running, so that nothing else watches
+ * its writes), then a fresh operator and a new CR. Before the round, the previous round's CR and
+ * what it wrote are removed. Returns the operator, still running, with the round's figures.
+ */
+async function convergeRound(
+  env: BenchEnv,
+  names: readonly string[],
+  round: number,
+  log: Log,
+): Promise<ConvergeRound & { running: RunningOperator; target: PullSecretTarget }> {
+  const baseline = await runBaselineProcess(env, names, `bench-baseline-${round}`, log);
+  const running = await env.startOperator();
+  try {
+    await running.waitReady(120_000);
+    const target = { cr: `bench-${round}`, secretName: `ecr-pull-${round}` };
+    const operator = await convergeOperator(env, running, names, target, log);
+    return { baseline, operator, running, target };
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+}
+
+function median(values: readonly number[]): number {
+  return percentile(values, 50);
+}
+
+function convergeResult(n: number, rounds: readonly ConvergeRound[]): ConvergeResult {
+  const operatorRuns = rounds.map((r) => r.operator.seconds);
+  const baselineRuns = rounds.map((r) => r.baseline.seconds);
+  return {
+    namespaces: n,
+    operator_s: median(operatorRuns),
+    baseline_s: median(baselineRuns),
+    ratio: round2(median(operatorRuns) / median(baselineRuns)),
+    operator_runs_s: operatorRuns,
+    baseline_runs_s: baselineRuns,
+    operator_cpu_s: median(rounds.map((r) => r.operator.cpuSeconds)),
+    baseline_cpu_s: round2(median(rounds.map((r) => r.baseline.outcome.cpuSeconds))),
+    control_plane_cpu_s: {
+      operator: median(rounds.map((r) => r.operator.controlPlaneCpuSeconds)),
+      baseline: median(rounds.map((r) => r.baseline.controlPlaneCpuSeconds)),
+    },
+    operator_writes: rounds[rounds.length - 1]?.operator.writes ?? {},
+  };
+}
+
+async function runGroup(
+  n: number,
+  scale: boolean,
+  options: BenchmarkOptions,
+  log: Log,
+): Promise<{ converge: ConvergeResult; kubernetes: string; scale?: ScaleRuns }> {
+  log(`--- N=${n}: starting a fresh control plane`);
+  const env = await BenchEnv.start({
+    writeConcurrency: options.writeConcurrency,
+    createConcurrency: options.createConcurrency,
+    profileDir: options.profileDir,
+    operatorNodeOptions: options.operatorNodeOptions,
+  });
+  try {
+    const kubernetes = harnessKubernetesVersion(await env.kubernetesVersion());
+    const names = benchNamespaces(n);
+    await prepareNamespaces(env, names, log);
+    const profile = options.profileDir !== undefined;
+    const rounds: ConvergeRound[] = [];
+    for (let round = 1; ; round++) {
+      const { running, target, ...figures } = await convergeRound(env, names, round, log);
+      rounds.push(figures);
+      if (round >= options.rounds) {
+        const converge = convergeResult(n, rounds);
+        if (!scale) {
+          await stopOperator(running, profile);
+          return { converge, kubernetes };
+        }
+        const runs = await runScaleScenarios(env, running, names, target.secretName, options, log);
+        return { converge, kubernetes, scale: runs };
+      }
+      try {
+        await removeCr(env, running, names, target, log);
+      } finally {
+        await stopOperator(running, profile);
+      }
+    }
+  } finally {
+    await env.stop();
+  }
+}
+
+export async function runBenchmark(options: BenchmarkOptions, log: Log): Promise<BenchResults> {
+  const sizes = [...new Set(options.namespaces)].sort((a, b) => a - b);
+  const largest = sizes[sizes.length - 1];
+  if (largest === undefined) throw new Error("no namespace counts given");
+  const converge: ConvergeResult[] = [];
+  let kubernetes = "unknown";
+  let scale: ScaleRuns | undefined;
+  for (const n of sizes) {
+    const group = await runGroup(n, n === largest, options, log);
+    converge.push(group.converge);
+    kubernetes = group.kubernetes;
+    scale ??= group.scale;
+  }
+  if (scale === undefined) throw new Error("the scenarios at the largest N did not run");
+  const { startup, withUnmanaged } = scale;
+  const partial: Omit<BenchResults, "targets"> = {
+    date: new Date().toISOString(),
+    kubernetes,
+    cpus: availableParallelism(),
+    node: process.version,
+    command: options.command,
+    ...(options.operatorNodeOptions === undefined
+      ? {}
+      : { operator_node_options: options.operatorNodeOptions }),
+    ...(options.note === undefined ? {} : { note: options.note }),
+    converge,
+    new_namespace: { namespaces: scale.namespaces, ...scale.fresh },
+    refresh: { namespaces: scale.namespaces, ...scale.refresh },
+    idle: scale.idle,
+    memory: {
+      namespaces: scale.namespaces,
+      rss_mb: startup.steady_rss_mb,
+      rss_mb_with_unmanaged_secrets: withUnmanaged.steady_rss_mb,
+      peak_rss_mb: startup.peak_rss_mb,
+      peak_rss_mb_with_unmanaged_secrets: withUnmanaged.peak_rss_mb,
+      unmanaged_secrets: options.unmanagedSecrets,
+      growth_percent:
+        Math.round(((withUnmanaged.steady_rss_mb - startup.steady_rss_mb) / startup.steady_rss_mb) * 1000) /
+        10,
+      converge_process_peak_rss_mb: Math.round(scale.convergePeakMb * 10) / 10,
+    },
+    startup: {
+      namespaces: scale.namespaces,
+      ready_s: startup.ready_s,
+      settled_s: startup.settled_s,
+      write_requests: startup.write_requests,
+      writes_by_resource: startup.writes_by_resource,
+    },
+  };
+  return { ...partial, targets: checkTargets(partial) };
+}
