@@ -248,3 +248,24 @@ describe("TokenCache", () => {
     assert.deepEqual(mints, [{ target: euWest1, result: "success" }]);
   });
 });
+
+describe("TokenCache refresh schedule across restarts", () => {
+  it("gives an adopted token the refresh time it had when it was minted", () => {
+    const clock = new ManualClock(1_000_000);
+    const token: EcrToken = {
+      kind: "private",
+      region: "eu-west-1",
+      username: "AWS",
+      password: "pw",
+      mintedAt: 1_000_000,
+      expiresAt: 1_000_000 + 12 * 3_600_000,
+    };
+    const mint = (): Promise<EcrToken> => Promise.resolve(token);
+    const first = new TokenCache({ clock, mint });
+    const restarted = new TokenCache({ clock, mint });
+    const adopted = { ...token };
+    assert.equal(restarted.refreshAt(adopted), first.refreshAt(token));
+    const other = { ...token, password: "another" };
+    assert.notEqual(first.refreshAt(other), first.refreshAt(token), "other tokens get their own jitter");
+  });
+});

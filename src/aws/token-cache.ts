@@ -2,6 +2,7 @@
 // many callers ask at the same time, renewed at about half its lifetime (or sooner when a caller's
 // refreshInterval says so), and the last good token kept when a renewal fails.
 
+import { createHash } from "node:crypto";
 import type { Clock } from "../kube/clock.ts";
 import type { CredentialSource } from "./credentials.ts";
 import { EcrClientPool, ecrPublicRegion, mintPrivateToken, mintPublicToken } from "./token.ts";
@@ -22,8 +23,11 @@ export type MintResult = "success" | "error";
 export interface TokenCacheOptions {
   readonly clock: Clock;
   readonly mint: MintToken;
-  /** Uniform in [0, 1); defaults to Math.random. Picks each token's jitter. */
-  readonly random?: () => number;
+  /**
+   * Uniform in [0, 1) for a token; picks its jitter. The default derives it from the token itself,
+   * so a restarted operator that adopts a token schedules (and reports) the same refresh time.
+   */
+  readonly random?: (token: EcrToken) => number;
   /** Called after every mint, for metrics. */
   readonly onMint?: (target: TokenTarget, result: MintResult, durationMs: number) => void;
   /** Called by invalidate, e.g. to close SDK clients of rotated-away credentials. */
@@ -53,7 +57,7 @@ interface Flight {
 export class TokenCache {
   readonly #clock: Clock;
   readonly #mint: MintToken;
-  readonly #random: () => number;
+  readonly #random: (token: EcrToken) => number;
   readonly #onMint: TokenCacheOptions["onMint"];
   readonly #onInvalidate: TokenCacheOptions["onInvalidate"];
   readonly #entries = new Map<string, Entry>();
@@ -63,7 +67,7 @@ export class TokenCache {
   constructor(options: TokenCacheOptions) {
     this.#clock = options.clock;
     this.#mint = options.mint;
-    this.#random = options.random ?? Math.random;
+    this.#random = options.random ?? tokenFraction;
     this.#onMint = options.onMint;
     this.#onInvalidate = options.onInvalidate;
   }
@@ -150,11 +154,17 @@ export class TokenCache {
   #jitterOf(token: EcrToken): number {
     let factor = this.#jitter.get(token);
     if (factor === undefined) {
-      factor = 1 + (this.#random() * 2 - 1) * refreshJitter;
+      factor = 1 + (this.#random(token) * 2 - 1) * refreshJitter;
       this.#jitter.set(token, factor);
     }
     return factor;
   }
+}
+
+/** A stable fraction in [0, 1) from a token's content: the same token always gets the same jitter. */
+function tokenFraction(token: EcrToken): number {
+  const digest = createHash("sha256").update(`${token.region}|${token.mintedAt}|${token.password}`).digest();
+  return digest.readUInt32BE(0) / 2 ** 32;
 }
 
 function cacheKey(source: CredentialSource, target: TokenTarget): string {
@@ -168,7 +178,7 @@ export interface EcrTokenCacheOptions {
   /** Overrides the AWS endpoint for ECR and ECR Public alike, as AWS_ENDPOINT_URL does. */
   readonly endpoint?: string;
   readonly requestTimeoutMs?: number;
-  readonly random?: () => number;
+  readonly random?: (token: EcrToken) => number;
   readonly onMint?: TokenCacheOptions["onMint"];
 }
 
