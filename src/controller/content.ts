@@ -16,6 +16,8 @@ import type { TokenProblem } from "./status.ts";
 
 /** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */
 export interface CredentialResolver {
+  /** Waits (briefly) until what `resolve` needs for this spec has been read. */
+  prepare?(spec: ResolvedSpec): Promise<void>;
   resolve(cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem;
 }
 
@@ -149,6 +151,7 @@ export function createTokenContentSource({
 
   return {
     async contentFor(cr, spec, existing): Promise<ContentResult> {
+      await credentials.prepare?.(spec);
       const source = credentials.resolve(cr, spec);
       if ("reason" in source) {
         return { ok: false, problem: source, lastGood: undefined };

@@ -16,6 +16,8 @@ import type { CredentialResolver } from "./content.ts";
 import type { ResolvedSpec } from "./spec.ts";
 import type { TokenProblem } from "./status.ts";
 
+const prepareTimeoutMs = 10_000;
+
 export interface SecretRef {
   namespace: string;
   name: string;
@@ -40,6 +42,20 @@ export class CredentialStore implements CredentialResolver {
 
   constructor(options: CredentialStoreOptions) {
     this.options = options;
+  }
+
+  /** A credentials Secret named for the first time is read before the reconcile goes on. */
+  async prepare(spec: ResolvedSpec): Promise<void> {
+    const ref = spec.credentials.kind === "secret" ? spec.credentials : this.options.defaultSecret;
+    if (ref === undefined) return;
+    const informer = this.watch(ref);
+    if (informer.hasSynced()) return;
+    try {
+      await informer.waitForSync(AbortSignal.timeout(prepareTimeoutMs));
+    } catch (err) {
+      // Not read yet: resolve() reports it and the reconcile is retried with backoff.
+      if (!(err instanceof Error)) throw err;
+    }
   }
 
   resolve(_cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem {

@@ -73,7 +73,7 @@ describe("running the operator as a production process", () => {
     return current.spec?.holderIdentity ?? "";
   }
 
-  async function createCr(name: string, namespaces: string[]): Promise<void> {
+  async function createCr(name: string, namespaces: string[], region?: string): Promise<void> {
     await objects.createClusterCustomObject({
       group: GROUP,
       version: VERSION,
@@ -82,7 +82,7 @@ describe("running the operator as a production process", () => {
         apiVersion: API_VERSION,
         kind: KIND,
         metadata: { name },
-        spec: { secretName: name, namespaces },
+        spec: { secretName: name, namespaces, region },
       },
     });
   }
@@ -211,7 +211,8 @@ describe("running the operator as a production process", () => {
   describe("metrics and health", () => {
     it("exposes every metric, with the token expiry of each CR", async () => {
       await core.createNamespace({ body: { metadata: { name: "metrics-one" } } });
-      await createCr("metrics-pull", ["metrics-*"]);
+      // A region no earlier CR used: the token cannot be adopted from existing Secrets, so it is minted.
+      await createCr("metrics-pull", ["metrics-*"], "us-west-2");
       const proc = await startAs("operator-metrics", ["--leader-elect=false"]);
       await waitSynced("metrics-pull", "metrics-one");
       const address = startingLine(proc).metrics ?? "";
@@ -246,12 +247,12 @@ describe("running the operator as a production process", () => {
         assert.match(text, new RegExp(`^# TYPE ${name} `, "m"), `${name} missing`);
       }
       const expiry = new RegExp(
-        `ecr_creds_refresher_token_expiry_timestamp_seconds\\{ecrpullsecret="metrics-pull",registry="123456789012\\.dkr\\.ecr\\.eu-west-1\\.amazonaws\\.com"\\} (\\d+)`,
+        `ecr_creds_refresher_token_expiry_timestamp_seconds\\{ecrpullsecret="metrics-pull",registry="123456789012\\.dkr\\.ecr\\.us-west-2\\.amazonaws\\.com"\\} (\\d+)`,
       ).exec(text);
       assert.equal(Number(expiry?.[1]), Date.parse(cr.status?.tokenExpiresAt ?? "") / 1000);
       assert.match(
         text,
-        /ecr_creds_refresher_token_mints_total\{result="success",region="eu-west-1"\} [1-9]/,
+        /ecr_creds_refresher_token_mints_total\{result="success",region="us-west-2"\} [1-9]/,
       );
       assert.match(text, /ecr_creds_refresher_leader 1/);
       await proc.stop();
