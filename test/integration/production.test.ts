@@ -335,6 +335,8 @@ describe("running the operator as a production process", () => {
 
     it("plans with --dry-run and writes nothing", async () => {
       await core.createNamespace({ body: { metadata: { name: "dry-one" } } });
+      // The controller manager creates the default ServiceAccount shortly after the namespace.
+      await eventually(() => core.readNamespacedServiceAccount({ namespace: "dry-one", name: "default" }));
       await createCr("dry-pull", ["dry-*"]);
       const result = await cli([...onceArgs(), "--dry-run", "--output", "json"]);
       assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
