@@ -19,7 +19,7 @@ import {
 } from "../src/api/types.ts";
 import { OWNER_LABEL } from "../src/controller/labels.ts";
 import { startControlPlane } from "../test/harness/controlplane.ts";
-import { motoDefaultCredentials, startMoto } from "../test/harness/moto.ts";
+import { createMotoCredentials, startMoto } from "../test/harness/moto.ts";
 import { startOperatorProcess } from "../test/harness/operator-process.ts";
 import { eventually } from "../test/harness/wait.ts";
 
@@ -105,17 +105,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 try {
-  await core.createNamespace({ body: { metadata: { name: operatorNamespace } } });
-  await core.createNamespacedSecret({
-    namespace: operatorNamespace,
-    body: {
-      metadata: { name: "aws-creds" },
-      stringData: {
-        AWS_ACCESS_KEY_ID: motoDefaultCredentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: motoDefaultCredentials.secretAccessKey,
-      },
-    },
-  });
+  await createMotoCredentials(core, operatorNamespace, "aws-creds");
   for (const ns of namespaces) {
     await core.createNamespace({ body: { metadata: { name: ns.name, labels: ns.labels } } });
   }

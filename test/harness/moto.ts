@@ -1,5 +1,6 @@
 // moto in server mode as the AWS stand-in (ECR, STS, IAM), on a loopback port.
 import { mkdtemp, rm } from "node:fs/promises";
+import type { CoreV1Api } from "@kubernetes/client-node";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { waitForHttpOk } from "./http-wait.ts";
@@ -70,4 +71,19 @@ export async function startMoto(options: MotoOptions = {}): Promise<Moto> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Creates `namespace` with a Secret `name` holding moto's keys, as an operator's credentials. */
+export async function createMotoCredentials(core: CoreV1Api, namespace: string, name: string): Promise<void> {
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  await core.createNamespacedSecret({
+    namespace,
+    body: {
+      metadata: { name },
+      stringData: {
+        AWS_ACCESS_KEY_ID: motoDefaultCredentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: motoDefaultCredentials.secretAccessKey,
+      },
+    },
+  });
 }

@@ -17,7 +17,7 @@ import { Operator } from "../../src/controller/operator.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { startControlPlane, type ControlPlane } from "./controlplane.ts";
-import { motoDefaultCredentials, startMoto, type Moto, type MotoOptions } from "./moto.ts";
+import { createMotoCredentials, startMoto, type Moto, type MotoOptions } from "./moto.ts";
 import { eventually, type EventuallyOptions } from "./wait.ts";
 
 export const operatorNamespace = "ecr-system";
@@ -65,17 +65,7 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
   const aws = await startAwsProxy(moto.endpoint);
   const core = plane.kubeConfig.makeApiClient(CoreV1Api);
   const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
-  await core.createNamespace({ body: { metadata: { name: operatorNamespace } } });
-  await core.createNamespacedSecret({
-    namespace: operatorNamespace,
-    body: {
-      metadata: { name: credentialsSecretName },
-      stringData: {
-        AWS_ACCESS_KEY_ID: motoDefaultCredentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: motoDefaultCredentials.secretAccessKey,
-      },
-    },
-  });
+  await createMotoCredentials(core, operatorNamespace, credentialsSecretName);
 
   const logs: string[] = [];
   const sink = new Writable({

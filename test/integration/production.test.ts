@@ -10,7 +10,7 @@ import { startAwsProxy, type AwsProxy } from "../harness/aws-proxy.ts";
 import { readAuditLog, writesBy } from "../harness/audit.ts";
 import { startControlPlane, type ControlPlane } from "../harness/controlplane.ts";
 import { httpStatus } from "../harness/http-wait.ts";
-import { motoDefaultCredentials, startMoto, type Moto } from "../harness/moto.ts";
+import { createMotoCredentials, startMoto, type Moto } from "../harness/moto.ts";
 import { startOperatorProcess, type OperatorProcess } from "../harness/operator-process.ts";
 import { repoRoot } from "../harness/paths.ts";
 import { startTcpProxy } from "../harness/tcp-proxy.ts";
@@ -113,17 +113,7 @@ describe("running the operator as a production process", () => {
     aws = await startAwsProxy(moto.endpoint);
     core = plane.kubeConfig.makeApiClient(CoreV1Api);
     objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
-    await core.createNamespace({ body: { metadata: { name: operatorNamespace } } });
-    await core.createNamespacedSecret({
-      namespace: operatorNamespace,
-      body: {
-        metadata: { name: "aws-creds" },
-        stringData: {
-          AWS_ACCESS_KEY_ID: motoDefaultCredentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: motoDefaultCredentials.secretAccessKey,
-        },
-      },
-    });
+    await createMotoCredentials(core, operatorNamespace, "aws-creds");
   });
 
   after(async () => {
