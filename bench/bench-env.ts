@@ -29,6 +29,7 @@ export interface BenchEnvOptions {
   profileDir?: string;
   /** NODE_OPTIONS for the operator process. */
   operatorNodeOptions?: string;
+  operatorEntry: "build" | "source";
 }
 
 export interface RunningOperator {
@@ -124,6 +125,7 @@ export class BenchEnv {
     const env: Record<string, string> = nodeOptions === "" ? {} : { NODE_OPTIONS: nodeOptions };
     const spawnedAt = performance.now();
     const proc = await startOperatorProcess({
+      entry: this.options.operatorEntry,
       kubeconfigPath: this.#operatorKubeconfigPath,
       env,
       args: [

@@ -47,6 +47,8 @@ export interface BenchmarkOptions {
   profileDir?: string;
   /** NODE_OPTIONS for the operator process, e.g. V8 heap flags; recorded with the results. */
   operatorNodeOptions?: string;
+  /** "build": dist/main.js with the image's node flags, as shipped; "source": src/main.ts. */
+  operatorEntry: "build" | "source";
   /** How the run was started, recorded with the results. */
   command: string;
   note?: string;
@@ -196,6 +198,7 @@ async function runGroup(
     createConcurrency: options.createConcurrency,
     profileDir: options.profileDir,
     operatorNodeOptions: options.operatorNodeOptions,
+    operatorEntry: options.operatorEntry,
   });
   try {
     const kubernetes = harnessKubernetesVersion(await env.kubernetesVersion());
@@ -247,6 +250,7 @@ export async function runBenchmark(options: BenchmarkOptions, log: Log): Promise
     cpus: availableParallelism(),
     node: process.version,
     command: options.command,
+    operator_entry: options.operatorEntry,
     ...(options.operatorNodeOptions === undefined
       ? {}
       : { operator_node_options: options.operatorNodeOptions }),

@@ -4,13 +4,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { CoordinationV1Api, KubeConfig } from "@kubernetes/client-node";
 import { Command, Option } from "commander";
 import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
 import { Operator } from "./controller/operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
-import { makeApiClient } from "./kube/api-client.ts";
-import { LeaderElector } from "./kube/leader-election.ts";
+import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./kube/kubeconfig.ts";
+import { leaseApi, LeaderElector } from "./kube/leader-election.ts";
+import { KubeClient } from "./kube/rest.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { startObservabilityServer, type ObservabilityServer } from "./observability/server.ts";
@@ -50,15 +50,9 @@ function configFrom(command: Command): Config {
   return loadConfig(cli, {}, { operatorNamespace: inCluster ?? fallbackNamespace });
 }
 
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path !== undefined) {
-    kc.loadFromFile(path);
-  } else {
-    // In-cluster when running in a Pod, else KUBECONFIG / ~/.kube/config.
-    kc.loadFromDefault();
-  }
-  return kc;
+/** --kubeconfig, else KUBECONFIG, else in-cluster when running in a Pod, else ~/.kube/config. */
+function kubeConfigFor(config: Config): ClusterAccess {
+  return loadKubeConfig({ path: config.kubeconfig, env: process.env });
 }
 
 function loggerFor(config: Config): Logger {
@@ -72,12 +66,12 @@ function errorText(err: unknown): string {
 
 async function run(config: Config): Promise<void> {
   const log = loggerFor(config);
-  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  const kubeConfig = kubeConfigFor(config);
   const metrics = new Metrics();
   const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
   const elector = config.leaderElect
     ? new LeaderElector({
-        api: makeApiClient(kubeConfig, CoordinationV1Api),
+        api: leaseApi(new KubeClient(kubeConfig)),
         namespace: config.operatorNamespace,
         name: config.leaseName,
         identity,
@@ -183,7 +177,7 @@ async function once(config: Config): Promise<number> {
   const changes: PlannedChange[] = [];
   const operator = new Operator({
     config,
-    kubeConfig: loadKubeConfig(config.kubeconfig),
+    kubeConfig: kubeConfigFor(config),
     log,
     onPlannedChange: (change) => changes.push(change),
   });
@@ -241,6 +235,10 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`ecr-creds-refresher: invalid configuration:\n${err.message}`);
+      process.exit(2);
+    }
+    if (err instanceof KubeConfigError) {
+      console.error(`ecr-creds-refresher: invalid kubeconfig: ${err.message}`);
       process.exit(2);
     }
     const code = (err as { exitCode?: unknown }).exitCode;

@@ -2,7 +2,7 @@
 // operator's --credentials-secret, or the SDK default chain; optionally an assumed role on top.
 // Credential Secrets are watched one by one (by name), so a rotation takes effect at once and
 // the operator never lists Secrets it does not need.
-import type { KubeConfig, V1Secret } from "@kubernetes/client-node";
+import type { V1Secret } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
 import {
   assumeRoleSource,
@@ -12,6 +12,7 @@ import {
 } from "../aws/credentials.ts";
 import { isInvalidInput } from "../api/invalid-input.ts";
 import { Informer } from "../kube/informer.ts";
+import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import type { CredentialResolver } from "./content.ts";
 import type { ResolvedSpec } from "./spec.ts";
 import type { TokenProblem } from "./status.ts";
@@ -24,7 +25,7 @@ export interface SecretRef {
 }
 
 export interface CredentialStoreOptions {
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterConnection;
   /** The operator's default credentials Secret; without it the default chain is used. */
   defaultSecret: SecretRef | undefined;
   defaultChain: () => CredentialSource;

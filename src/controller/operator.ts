@@ -1,22 +1,15 @@
 // Wires the controller together: informers on exactly what the operator manages, the workqueue,
 // the reconciler and the shared token cache. `start` runs until `stop`.
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type KubeConfig,
-  type KubernetesObject,
-  type V1Namespace,
-  type V1Secret,
-  type V1ServiceAccount,
-} from "@kubernetes/client-node";
+import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
 import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import type { Config } from "../config.ts";
-import { makeApiClient } from "../kube/api-client.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
+import type { ClusterConnection } from "../kube/kubeconfig.ts";
+import { KubeClient } from "../kube/rest.ts";
 import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
 import { ClusterCache } from "./cluster-cache.ts";
@@ -33,7 +26,7 @@ export const SWEEP_KEY = "~sweep";
 
 export interface OperatorOptions {
   config: Config;
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterConnection;
   log: Logger;
   metrics?: Metrics;
   clock?: Clock;
@@ -118,8 +111,7 @@ export class Operator {
     this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
     this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR);
 
-    const core = makeApiClient(kubeConfig, CoreV1Api);
-    const objects = makeApiClient(kubeConfig, CustomObjectsApi);
+    const kube = new KubeClient(kubeConfig);
     const cache = new ClusterCache(
       {
         ecrPullSecrets: this.crs,
@@ -164,10 +156,10 @@ export class Operator {
         tokens: this.tokens,
         clock: this.clock,
       }),
-      writer: config.dryRun ? createDryRunWriter(record) : createPullSecretWriter(core),
-      objects,
+      writer: config.dryRun ? createDryRunWriter(record) : createPullSecretWriter(kube),
+      kube,
       events: createEventRecorder({
-        core,
+        kube,
         clock: this.clock,
         component: "ecr-creds-refresher",
         // The API server accepts Events about cluster-scoped objects only in "default".

@@ -1,12 +1,7 @@
 // reconcile(name): re-read the ECRPullSecret from the cache, resolve its spec, get the token
 // content, plan (pure), write the differences with bounded concurrency, report status.
 // Level-triggered: every call computes from the current state, whatever event caused it.
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type CustomObjectsApi,
-  type V1ServiceAccount,
-} from "@kubernetes/client-node";
+import type { V1ServiceAccount } from "@kubernetes/client-node";
 import {
   API_VERSION,
   GROUP,
@@ -20,6 +15,7 @@ import {
 import type { Clock } from "../kube/clock.ts";
 import { mapLimit } from "../kube/concurrency.ts";
 import { classifyKubeError } from "../kube/errors.ts";
+import { clusterPath, type KubeClient } from "../kube/rest.ts";
 import type { EventRecorder, EventTarget } from "../kube/events.ts";
 import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -77,7 +73,7 @@ export interface ReconcilerDeps {
   specs: SpecResolver;
   content: ContentSource;
   writer: PullSecretWriter;
-  objects: CustomObjectsApi;
+  kube: KubeClient;
   events: EventRecorder;
   clock: Clock;
   log: Logger;
@@ -99,7 +95,8 @@ export class RetryLater extends Error {
   override readonly name = "RetryLater";
 }
 
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const crPath = (name: string, subresource?: string): string =>
+  clusterPath(`/apis/${GROUP}/${VERSION}`, PLURAL, name, subresource);
 
 function eventTarget(cr: ECRPullSecret): EventTarget {
   return { apiVersion: API_VERSION, kind: KIND, name: cr.metadata.name ?? "", uid: cr.metadata.uid ?? "" };
@@ -380,16 +377,9 @@ export class Reconciler {
 
   private async setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<ECRPullSecret | undefined> {
     try {
-      return (await this.deps.objects.patchClusterCustomObject(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name: cr.metadata.name ?? "",
-          body: { metadata: { finalizers, resourceVersion: cr.metadata.resourceVersion } },
-        },
-        mergePatch,
-      )) as ECRPullSecret;
+      return await this.deps.kube.mergePatch<ECRPullSecret>(crPath(cr.metadata.name ?? ""), {
+        metadata: { finalizers, resourceVersion: cr.metadata.resourceVersion },
+      });
     } catch (err) {
       const error = classifyKubeError(err);
       if (error.kind !== "NotFound" && error.kind !== "Conflict") {
@@ -427,16 +417,9 @@ export class Reconciler {
       return status;
     }
     try {
-      await this.deps.objects.patchClusterCustomObjectStatus(
-        {
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          name: cr.metadata.name ?? "",
-          body: { status: withRemovals(cr.status, status) },
-        },
-        mergePatch,
-      );
+      await this.deps.kube.mergePatch(crPath(cr.metadata.name ?? "", "status"), {
+        status: withRemovals(cr.status, status),
+      });
     } catch (err) {
       const error = classifyKubeError(err);
       if (error.kind !== "NotFound") {

@@ -2,14 +2,9 @@
 // Secrets are written only with our labels and ownerReference; an unmanaged Secret of the same
 // name is never touched. ServiceAccounts are changed by read-modify-write on resourceVersion,
 // keeping every entry the operator did not add.
-import {
-  PatchStrategy,
-  setHeaderOptions,
-  type CoreV1Api,
-  type V1Secret,
-  type V1ServiceAccount,
-} from "@kubernetes/client-node";
+import type { V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
 import { classifyKubeError, type KubeError } from "../kube/errors.ts";
+import { namespacedPath, type KubeClient } from "../kube/rest.ts";
 import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./desired.ts";
 import {
   ADDED_PULL_SECRETS_ANNOTATION,
@@ -21,7 +16,7 @@ import {
 } from "./labels.ts";
 
 export const FIELD_MANAGER = "ecr-creds-refresher";
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const writeQuery = { fieldManager: FIELD_MANAGER };
 const maxConflictRetries = 5;
 
 /** A namespace-level failure the CR status reports; the message is safe to show (no secret). */
@@ -71,25 +66,23 @@ function isOurs(secret: V1Secret, body: SecretBody): boolean {
   );
 }
 
-export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
+const secretPath = (namespace: string, name?: string): string =>
+  namespacedPath("/api/v1", namespace, "secrets", name);
+const serviceAccountPath = (namespace: string, name: string): string =>
+  namespacedPath("/api/v1", namespace, "serviceaccounts", name);
+
+export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
   async function patchSecret(body: SecretBody): Promise<V1Secret> {
     const { name, namespace } = body.metadata;
-    return core.patchNamespacedSecret(
-      {
-        name,
-        namespace,
-        fieldManager: FIELD_MANAGER,
-        body: {
-          metadata: {
-            labels: body.metadata.labels,
-            annotations: body.metadata.annotations,
-            ownerReferences: body.metadata.ownerReferences,
-          },
-          data: body.data,
-        },
+    const patch = {
+      metadata: {
+        labels: body.metadata.labels,
+        annotations: body.metadata.annotations,
+        ownerReferences: body.metadata.ownerReferences,
       },
-      mergePatch,
-    );
+      data: body.data,
+    };
+    return kube.mergePatch<V1Secret>(secretPath(namespace, name), patch, writeQuery);
   }
 
   async function writeSecret(write: SecretWrite): Promise<V1Secret> {
@@ -99,7 +92,7 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
       if (write.action === "update") {
         return await patchSecret(write.body);
       }
-      return await core.createNamespacedSecret({ namespace, body: write.body, fieldManager: FIELD_MANAGER });
+      return await kube.create<V1Secret>(secretPath(namespace), write.body, writeQuery);
     } catch (err) {
       const error = classifyKubeError(err);
       if (write.action === "create" && error.kind === "AlreadyExists") {
@@ -121,8 +114,7 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
     try {
       // A list by name and our label, not a get: the operator's RBAC grants no get on Secrets, and
       // whatever name a CR gives, the API server never hands it a Secret it does not manage.
-      const found = await core.listNamespacedSecret({
-        namespace,
+      const found = await kube.get<V1SecretList>(secretPath(namespace), {
         fieldSelector: `metadata.name=${name}`,
         labelSelector: MANAGED_SECRETS_SELECTOR,
       });
@@ -153,7 +145,7 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
 
   async function deleteSecret({ namespace, name }: SecretDelete): Promise<void> {
     try {
-      await core.deleteNamespacedSecret({ name, namespace });
+      await kube.delete(secretPath(namespace, name));
     } catch (err) {
       const error = classifyKubeError(err);
       if (error.kind !== "NotFound") {
@@ -170,14 +162,15 @@ export function createPullSecretWriter(core: CoreV1Api): PullSecretWriter {
     let current = cached;
     for (let attempt = 0; ; attempt++) {
       try {
-        current ??= await core.readNamespacedServiceAccount({ name: edit.name, namespace: edit.namespace });
+        current ??= await kube.get<V1ServiceAccount>(serviceAccountPath(edit.namespace, edit.name));
         const body = serviceAccountPatch(current, edit);
         if (body === undefined) {
           return current;
         }
-        return await core.patchNamespacedServiceAccount(
-          { name: edit.name, namespace: edit.namespace, fieldManager: FIELD_MANAGER, body },
-          mergePatch,
+        return await kube.mergePatch<V1ServiceAccount>(
+          serviceAccountPath(edit.namespace, edit.name),
+          body,
+          writeQuery,
         );
       } catch (err) {
         const error = classifyKubeError(err);

@@ -1,8 +1,8 @@
 // Kubernetes Events on the operator's objects, aggregated: the same (object, type, reason,
 // message) within the window is counted on one Event instead of creating another.
-import { PatchStrategy, setHeaderOptions, type CoreV1Api } from "@kubernetes/client-node";
 import type { Clock } from "./clock.ts";
 import { classifyKubeError } from "./errors.ts";
+import { namespacedPath, type KubeClient } from "./rest.ts";
 
 export interface EventTarget {
   apiVersion: string;
@@ -27,7 +27,7 @@ interface Seen {
 }
 
 export interface EventRecorderOptions {
-  core: CoreV1Api;
+  kube: KubeClient;
   clock: Clock;
   component: string;
   clusterScopedNamespace?: string;
@@ -38,10 +38,11 @@ export interface EventRecorderOptions {
   onError?: (err: Error) => void;
 }
 
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+const eventPath = (namespace: string, name?: string): string =>
+  namespacedPath("/api/v1", namespace, "events", name);
 
 export function createEventRecorder(options: EventRecorderOptions): EventRecorder {
-  const { core, clock, component } = options;
+  const { kube, clock, component } = options;
   const windowMs = options.windowMs ?? 10 * 60_000;
   const patchIntervalMs = options.patchIntervalMs ?? 60_000;
   const seen = new Map<string, Seen>();
@@ -70,15 +71,11 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
       entry.count += 1;
       if (now - entry.lastPatchedAt >= patchIntervalMs) {
         entry.lastPatchedAt = now;
-        core
-          .patchNamespacedEvent(
-            {
-              name: entry.eventName,
-              namespace: entry.namespace,
-              body: { count: entry.count, lastTimestamp: timestamp },
-            },
-            mergePatch,
-          )
+        kube
+          .mergePatch(eventPath(entry.namespace, entry.eventName), {
+            count: entry.count,
+            lastTimestamp: timestamp,
+          })
           .catch(report);
       }
       return;
@@ -86,26 +83,23 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
     sequence += 1;
     const eventName = `${target.name}.${now.toString(16)}${sequence.toString(16)}`;
     seen.set(key, { eventName, namespace, count: 1, firstAt: now, lastPatchedAt: now });
-    core
-      .createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { name: eventName, namespace },
-          involvedObject: {
-            apiVersion: target.apiVersion,
-            kind: target.kind,
-            name: target.name,
-            uid: target.uid,
-            ...(target.namespace === undefined ? {} : { namespace: target.namespace }),
-          },
-          type,
-          reason,
-          message: message.slice(0, 1024),
-          count: 1,
-          firstTimestamp: timestamp,
-          lastTimestamp: timestamp,
-          source: { component },
+    kube
+      .create(eventPath(namespace), {
+        metadata: { name: eventName, namespace },
+        involvedObject: {
+          apiVersion: target.apiVersion,
+          kind: target.kind,
+          name: target.name,
+          uid: target.uid,
+          ...(target.namespace === undefined ? {} : { namespace: target.namespace }),
         },
+        type,
+        reason,
+        message: message.slice(0, 1024),
+        count: 1,
+        firstTimestamp: timestamp,
+        lastTimestamp: timestamp,
+        source: { component },
       })
       .catch(report);
   }

@@ -3,15 +3,14 @@
 // giving up, and detection of watch streams that go silent without closing. List and watch share
 // one plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
 
-import { request as httpRequest } from "node:http";
 import type { IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
-import type { RequestOptions } from "node:https";
-import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
+import type { KubernetesObject } from "@kubernetes/client-node";
 
 import { systemClock } from "./clock.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
+import type { ClusterConnection } from "./kubeconfig.ts";
+import { closedEarly, KubeClient, parseJson, readBody } from "./rest.ts";
 import { backoffDelay } from "./workqueue.ts";
 import type { BackoffOptions } from "./workqueue.ts";
 
@@ -30,7 +29,7 @@ export interface InformerHooks {
 export interface InformerOptions<T> {
   /** The collection in logs and metrics, e.g. "secrets". */
   name: string;
-  kubeConfig: KubeConfig;
+  kubeConfig: ClusterConnection;
   /** Collection path, e.g. "/api/v1/namespaces/ns1/secrets" or "/apis/group/v1/plural". */
   path: string;
   labelSelector?: string;
@@ -196,7 +195,7 @@ interface WatchEvent {
 
 export class Informer<T extends KubernetesObject> {
   readonly #name: string;
-  readonly #kubeConfig: KubeConfig;
+  readonly #client: KubeClient;
   readonly #path: string;
   readonly #labelSelector: string | undefined;
   readonly #fieldSelector: string | undefined;
@@ -230,7 +229,7 @@ export class Informer<T extends KubernetesObject> {
 
   constructor(options: InformerOptions<T>) {
     this.#name = options.name;
-    this.#kubeConfig = options.kubeConfig;
+    this.#client = new KubeClient(options.kubeConfig);
     this.#path = options.path;
     this.#labelSelector = options.labelSelector;
     this.#fieldSelector = options.fieldSelector;
@@ -430,7 +429,7 @@ export class Informer<T extends KubernetesObject> {
     };
     try {
       if (this.#stopped) controller.abort();
-      const response = await openCollection(this.#kubeConfig, this.#path, query, controller.signal);
+      const response = await this.#client.open(this.#path, query, controller.signal);
       onData();
       const body = await readBody(response, onData);
       if (response.statusCode !== 200) throw httpError(response, body);
@@ -525,7 +524,7 @@ export class Informer<T extends KubernetesObject> {
       query.set("allowWatchBookmarks", "true");
       query.set("resourceVersion", this.#resourceVersion);
       query.set("timeoutSeconds", String(timeoutSeconds));
-      openCollection(this.#kubeConfig, this.#path, query, controller.signal).then(
+      this.#client.open(this.#path, query, controller.signal).then(
         (response) => {
           if (ended) {
             response.destroy();
@@ -789,65 +788,8 @@ function abortReason(signal: AbortSignal | undefined): Error {
   return reason instanceof Error ? reason : new Error("waiting for the informer's first list was aborted");
 }
 
-/** Sends a GET for the collection with the kubeconfig's TLS and auth; resolves once headers arrive. */
-async function openCollection(
-  kubeConfig: KubeConfig,
-  path: string,
-  query: URLSearchParams,
-  signal: AbortSignal,
-): Promise<IncomingMessage> {
-  const cluster = kubeConfig.getCurrentCluster();
-  if (cluster === null) {
-    throw new KubeError({ kind: "Invalid", message: "the kubeconfig has no current cluster" });
-  }
-  const url = new URL(`${cluster.server.replace(/\/+$/, "")}${path}?${query.toString()}`);
-  const options: RequestOptions = { method: "GET", headers: { accept: "application/json" }, signal };
-  await kubeConfig.applyToHTTPSOptions(options);
-  signal.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const request =
-      url.protocol === "http:" ? httpRequest(url, options, resolve) : httpsRequest(url, options, resolve);
-    request.on("error", reject);
-    request.end();
-  });
-}
-
-function readBody(response: IncomingMessage, onData: () => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    response.on("data", (chunk: Buffer) => {
-      chunks.push(chunk);
-      onData();
-    });
-    response.on("end", () => {
-      resolve(Buffer.concat(chunks).toString("utf8"));
-    });
-    response.on("error", reject);
-    response.on("close", () => {
-      if (!response.complete) reject(closedEarly("response"));
-    });
-  });
-}
-
-function closedEarly(what: string): KubeError {
-  return new KubeError({
-    kind: "Unavailable",
-    message: `${what}: connection closed before the response ended`,
-  });
-}
-
 function httpError(response: IncomingMessage, body: string): KubeError {
   return classifyKubeError({ statusCode: response.statusCode, body, headers: response.headers });
-}
-
-/** Parses JSON without letting V8's SyntaxError, which quotes the input, carry object data into logs. */
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new KubeError({ kind: "Unknown", message: `${what}: the server sent data that is not JSON` });
-  }
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

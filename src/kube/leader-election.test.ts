@@ -1,12 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { CoordinationV1Api, V1Lease } from "@kubernetes/client-node";
 import { ManualClock } from "./clock.ts";
-import { LeaderElector } from "./leader-election.ts";
+import { LeaderElector, type Lease, type LeaseApi } from "./leader-election.ts";
 
 /** An in-memory Lease endpoint with resourceVersion checks, that can be made unreachable. */
 class LeaseStore {
-  lease: V1Lease | undefined;
+  lease: Lease | undefined;
   version = 0;
   reachable = true;
 
@@ -21,7 +20,7 @@ class LeaseStore {
     return this.silent ? new Promise<T>(() => undefined) : respond();
   }
 
-  private store(body: V1Lease): V1Lease {
+  private store(body: Lease): Lease {
     this.version += 1;
     const stored = structuredClone(body);
     stored.metadata = {
@@ -33,9 +32,9 @@ class LeaseStore {
     return structuredClone(stored);
   }
 
-  api(): CoordinationV1Api {
-    const api = {
-      readNamespacedLease: () =>
+  api(): LeaseApi {
+    return {
+      read: () =>
         this.answer(() => {
           this.check();
           if (this.lease === undefined) {
@@ -48,11 +47,11 @@ class LeaseStore {
           }
           return Promise.resolve(structuredClone(this.lease));
         }),
-      createNamespacedLease: ({ body }: { body: V1Lease }) => {
+      create: (_namespace, body) => {
         this.check();
         return Promise.resolve(this.store(body));
       },
-      replaceNamespacedLease: ({ body }: { body: V1Lease }) => {
+      replace: (_namespace, _name, body) => {
         this.check();
         if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) {
           return Promise.reject(
@@ -65,7 +64,6 @@ class LeaseStore {
         return Promise.resolve(this.store(body));
       },
     };
-    return api as unknown as CoordinationV1Api;
   }
 }
 

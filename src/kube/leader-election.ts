@@ -3,12 +3,48 @@
 // renew every retryPeriod, and give up leadership when no renewal succeeded within
 // renewDeadline, which is shorter than leaseDuration, so a leader stops before its lease can
 // be taken. Updates carry resourceVersion (optimistic concurrency).
-import { V1MicroTime, type CoordinationV1Api, type V1Lease } from "@kubernetes/client-node";
 import { systemClock, type Clock } from "./clock.ts";
 import { classifyKubeError } from "./errors.ts";
+import { namespacedPath, type KubeClient } from "./rest.ts";
+
+/** A coordination.k8s.io/v1 Lease as JSON carries it (MicroTime fields are strings). */
+export interface Lease {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+}
+
+/** The Lease requests the elector makes. */
+export interface LeaseApi {
+  read(namespace: string, name: string): Promise<Lease>;
+  create(namespace: string, body: Lease): Promise<Lease>;
+  replace(namespace: string, name: string, body: Lease): Promise<Lease>;
+}
+
+export function leaseApi(kube: KubeClient): LeaseApi {
+  const path = (namespace: string, name?: string): string =>
+    namespacedPath("/apis/coordination.k8s.io/v1", namespace, "leases", name);
+  return {
+    read: (namespace, name) => kube.get<Lease>(path(namespace, name)),
+    create: (namespace, body) => kube.create<Lease>(path(namespace), body),
+    replace: (namespace, name, body) => kube.replace<Lease>(path(namespace, name), body),
+  };
+}
+
+/** A MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/Z$/, "000Z");
+}
 
 export interface LeaderElectionOptions {
-  api: CoordinationV1Api;
+  api: LeaseApi;
   namespace: string;
   name: string;
   identity: string;
@@ -127,7 +163,7 @@ export class LeaderElector {
     this.options.onStoppedLeading();
   }
 
-  private leaseBody(existing: V1Lease | undefined, now: number, acquiring: boolean): V1Lease {
+  private leaseBody(existing: Lease | undefined, now: number, acquiring: boolean): Lease {
     const { name, namespace, identity, leaseDurationMs } = this.options;
     const spec = existing?.spec ?? {};
     return {
@@ -137,18 +173,17 @@ export class LeaderElector {
       spec: {
         holderIdentity: identity,
         leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
-        acquireTime: acquiring ? new V1MicroTime(now) : spec.acquireTime,
-        renewTime: new V1MicroTime(now),
+        acquireTime: acquiring ? microTime(now) : spec.acquireTime,
+        renewTime: microTime(now),
         leaseTransitions:
           (spec.leaseTransitions ?? 0) + (acquiring && (spec.holderIdentity ?? "") !== "" ? 1 : 0),
       },
     };
   }
 
-  private observe(lease: V1Lease): void {
+  private observe(lease: Lease): void {
     const holder = lease.spec?.holderIdentity ?? "";
-    // client-node hands MicroTime fields back as strings or Dates; either compares consistently.
-    const renewTime = String(lease.spec?.renewTime ?? "");
+    const renewTime = lease.spec?.renewTime ?? "";
     const resourceVersion = lease.metadata?.resourceVersion ?? "";
     if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) {
       this.observed = { holder, renewTime, resourceVersion, observedAt: this.options.clock.now() };
@@ -165,15 +200,12 @@ export class LeaderElector {
     const { api, name, namespace, identity, clock, leaseDurationMs } = this.options;
     const now = clock.now();
     try {
-      let lease: V1Lease;
+      let lease: Lease;
       try {
-        lease = await api.readNamespacedLease({ name, namespace });
+        lease = await api.read(namespace, name);
       } catch (err) {
         if (classifyKubeError(err).kind !== "NotFound") throw err;
-        const created = await api.createNamespacedLease({
-          namespace,
-          body: this.leaseBody(undefined, now, true),
-        });
+        const created = await api.create(namespace, this.leaseBody(undefined, now, true));
         this.observe(created);
         return true;
       }
@@ -184,11 +216,7 @@ export class LeaderElector {
       if (holder !== "" && holder !== identity && !expired) {
         return false;
       }
-      const updated = await api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: this.leaseBody(lease, now, holder !== identity),
-      });
+      const updated = await api.replace(namespace, name, this.leaseBody(lease, now, holder !== identity));
       this.observe(updated);
       return true;
     } catch (err) {
@@ -206,23 +234,19 @@ export class LeaderElector {
     this.leading = false;
     const { api, name, namespace, identity } = this.options;
     try {
-      const lease = await api.readNamespacedLease({ name, namespace });
+      const lease = await api.read(namespace, name);
       if (lease.spec?.holderIdentity !== identity) return;
       const now = this.options.clock.now();
-      await api.replaceNamespacedLease({
-        name,
-        namespace,
-        body: {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
-          spec: {
-            holderIdentity: "",
-            leaseDurationSeconds: 1,
-            leaseTransitions: lease.spec.leaseTransitions,
-            renewTime: new V1MicroTime(now),
-            acquireTime: new V1MicroTime(now),
-          },
+      await api.replace(namespace, name, {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name, namespace, resourceVersion: lease.metadata?.resourceVersion },
+        spec: {
+          holderIdentity: "",
+          leaseDurationSeconds: 1,
+          leaseTransitions: lease.spec.leaseTransitions,
+          renewTime: microTime(now),
+          acquireTime: microTime(now),
         },
       });
     } catch (err) {

@@ -14,6 +14,7 @@ import {
 } from "../../src/api/types.ts";
 import { loadConfig, type RawConfig } from "../../src/config.ts";
 import { Operator } from "../../src/controller/operator.ts";
+import { loadKubeConfig, type ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { startControlPlane, type ControlPlane } from "./controlplane.ts";
@@ -48,6 +49,8 @@ export interface OperatorEnvOptions {
   /** The operator user's groups instead of system:masters, e.g. a ServiceAccount's, to run it under RBAC. */
   operatorGroups?: readonly string[];
   moto?: MotoOptions;
+  /** Wraps the operator's cluster connection, e.g. to delay its requests. */
+  connection?: (loaded: ClusterConnection) => ClusterConnection;
 }
 
 export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promise<OperatorEnv> {
@@ -56,11 +59,14 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
     crds: [ecrPullSecretCrd],
     audit: options.audit === true,
   });
-  const operatorKubeConfig =
+  // The operator reads its kubeconfig file with its own loader, as the process does.
+  const operatorKubeconfigPath =
     options.operatorUser === undefined
-      ? plane.kubeConfig
+      ? plane.kubeconfigPath
       : (await plane.userKubeConfig(options.operatorUser, options.operatorGroups ?? ["system:masters"]))
-          .kubeConfig;
+          .kubeconfigPath;
+  const loaded = loadKubeConfig({ path: operatorKubeconfigPath, env: {} });
+  const operatorKubeConfig = options.connection?.(loaded) ?? loaded;
   const moto = await startMoto(options.moto);
   const aws = await startAwsProxy(moto.endpoint);
   const core = plane.kubeConfig.makeApiClient(CoreV1Api);

@@ -1,9 +1,11 @@
-// The operator as a child process (`node src/main.ts run`), for tests that need what only a process
-// has: its own environment, read by the AWS SDK's default credential chain (IRSA, Pod Identity).
+// The operator as a child process (`node src/main.ts run`, or the compiled build), for tests that
+// need what only a process has: its own environment, read by the AWS SDK's default credential
+// chain (IRSA, Pod Identity), and its own memory and CPU figures.
 import { mkdtemp, rm } from "node:fs/promises";
 import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { imageNodeArgs } from "./image.ts";
 import { repoRoot } from "./paths.ts";
 import { startProcess, type ManagedProcess } from "./processes.ts";
 
@@ -13,6 +15,11 @@ export interface OperatorProcessOptions {
   args?: string[];
   /** Environment on top of PATH and the hermetic AWS settings below. */
   env?: Record<string, string>;
+  /**
+   * "source" runs src/main.ts; "build" runs the compiled dist/main.js (npm run build) with the
+   * image's node flags, as the container does.
+   */
+  entry?: "source" | "build";
 }
 
 export interface OperatorProcess {
@@ -43,7 +50,9 @@ export async function startOperatorProcess(options: OperatorProcessOptions): Pro
     "operator",
     process.execPath,
     [
-      join(repoRoot, "src", "main.ts"),
+      ...(options.entry === "build"
+        ? [...imageNodeArgs(), join(repoRoot, "dist", "main.js")]
+        : [join(repoRoot, "src", "main.ts")]),
       "run",
       "--kubeconfig",
       options.kubeconfigPath,

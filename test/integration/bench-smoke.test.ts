@@ -28,6 +28,7 @@ describe("npm run bench --quick", { timeout: 240_000 }, () => {
         settleSeconds: 2,
         writeConcurrency: 32,
         createConcurrency: 48,
+        operatorEntry: "source",
         command: "test/integration/bench-smoke.test.ts",
       },
       (message) => {

@@ -6,6 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { setTimeout as delay } from "node:timers/promises";
 import {
   CoordinationV1Api,
   CoreV1Api,
@@ -17,7 +18,9 @@ import {
   type V1PolicyRule,
   type V1Role,
 } from "@kubernetes/client-node";
-import { LeaderElector } from "../../src/kube/leader-election.ts";
+import { loadKubeConfig } from "../../src/kube/kubeconfig.ts";
+import { leaseApi, LeaderElector } from "../../src/kube/leader-election.ts";
+import { KubeClient } from "../../src/kube/rest.ts";
 import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
 import { configFromArgs, helmTemplate } from "../harness/helm.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
@@ -115,6 +118,9 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
       .filter((e) => e.user.username === saUser && e.stage !== "RequestReceived");
   }
 
+  /** Holds back the operator's PATCH requests by this long (0: not at all). */
+  let patchDelayMs = 0;
+
   async function asServiceAccount(): Promise<CoreV1Api> {
     return (await env.plane.userKubeConfig(saUser, saGroups)).kubeConfig.makeApiClient(CoreV1Api);
   }
@@ -128,6 +134,13 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
       audit: true,
       operatorUser: saUser,
       operatorGroups: saGroups,
+      connection: (loaded) => ({
+        getCurrentCluster: () => loaded.getCurrentCluster(),
+        async applyToHTTPSOptions(options) {
+          if (options.method === "PATCH" && patchDelayMs > 0) await delay(patchDelayMs);
+          await loaded.applyToHTTPSOptions(options);
+        },
+      }),
     });
     const admin = KubernetesObjectApi.makeApiClient(env.plane.kubeConfig);
     const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
@@ -228,8 +241,10 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
     await createPullSecretCr(env, "race", { secretName: "ecr-race", namespaces: ["race"] });
     await waitForPullSecret(env, "race", "ecr-race");
     let round = 0;
-    // Another writer replaces the list and, at once, changes the account again: the operator's
-    // patch, prepared from the first change, then carries a stale resourceVersion and gets a 409.
+    // Another writer replaces the list and then changes the account again while the operator's
+    // patches are held back: the operator's patch, prepared from the replaced list, carries a stale
+    // resourceVersion by the time it arrives and gets a 409.
+    patchDelayMs = 500;
     await eventually(
       async () => {
         round += 1;
@@ -241,11 +256,13 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
             { op: "add", path: "/metadata/labels", value: { round: String(round) } },
           ],
         });
-        await env.core.patchNamespacedServiceAccount({
-          namespace: "race",
-          name: "default",
-          body: [{ op: "replace", path: "/metadata/labels/round", value: `${round}-again` }],
-        });
+        for (let change = 0; change < 5; change++) {
+          await env.core.patchNamespacedServiceAccount({
+            namespace: "race",
+            name: "default",
+            body: [{ op: "replace", path: "/metadata/labels/round", value: `${round}-${change}` }],
+          });
+        }
         const reread = (await auditEvents()).some(
           (e) =>
             e.verb === "get" &&
@@ -255,7 +272,9 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
         assert.ok(reread, `no conflict after ${round} rounds`);
       },
       { timeoutMs: 60_000, intervalMs: 200, message: "a ServiceAccount write conflict" },
-    );
+    ).finally(() => {
+      patchDelayMs = 0;
+    });
     await eventually(async () => {
       assert.deepEqual(pullSecretNames(await readServiceAccount(env, "race", "default")), [
         "theirs",
@@ -341,10 +360,10 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
   it("holds and hands back the leader Lease with the chart's Role", async () => {
     const leaseName = configFromArgs(chart.operatorArgs).leaseName;
     assert.ok(leaseName !== undefined, "the chart names the Lease");
-    const kubeConfig = (await env.plane.userKubeConfig(saUser, saGroups)).kubeConfig;
+    const { kubeconfigPath } = await env.plane.userKubeConfig(saUser, saGroups);
     const errors: string[] = [];
     const elector = new LeaderElector({
-      api: kubeConfig.makeApiClient(CoordinationV1Api),
+      api: leaseApi(new KubeClient(loadKubeConfig({ path: kubeconfigPath, env: {} }))),
       namespace: operatorNamespace,
       name: leaseName,
       identity: "rbac-test",
