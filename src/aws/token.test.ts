@@ -5,7 +5,14 @@ import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 
 import { staticSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
-import { decodeAuthorizationToken, EcrClientPool, sanitizeExpiry, type ClientSettings } from "./token.ts";
+import { ManualClock } from "../kube/clock.ts";
+import {
+  decodeAuthorizationToken,
+  EcrClientPool,
+  mintPrivateToken,
+  sanitizeExpiry,
+  type ClientSettings,
+} from "./token.ts";
 
 const hour = 3_600_000;
 const mintedAt = Date.UTC(2030, 0, 1);
@@ -119,5 +126,47 @@ describe("EcrClientPool endpoints", () => {
   it("lets an endpoint override win over FIPS", async () => {
     const settings = { endpoint: "http://127.0.0.1:1", requestTimeoutMs: 1000, fips: true };
     assert.equal(await hostFor(settings), "127.0.0.1");
+  });
+});
+
+describe("mintPrivateToken", () => {
+  it("records mint and expiry times in whole seconds, as the Secrets' annotations do", async () => {
+    const pool = new EcrClientPool();
+    const source = staticSource({ accessKeyId: "AKIAWHOLESECONDS0001", secretAccessKey: "test" });
+    const settings: ClientSettings = {
+      endpoint: "http://127.0.0.1:1",
+      requestTimeoutMs: 10_000,
+      fips: false,
+    };
+    const now = Date.UTC(2030, 0, 1, 8, 0, 0, 750);
+    // ECR answers without sending anything: the mint's own arithmetic is under test.
+    pool.privateClient(source, "eu-west-1", settings).middlewareStack.add(
+      () => () =>
+        Promise.resolve({
+          response: {},
+          output: {
+            $metadata: {},
+            authorizationData: [
+              {
+                authorizationToken: Buffer.from("AWS:password").toString("base64"),
+                expiresAt: new Date(now + 12 * hour + 250),
+                proxyEndpoint: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+              },
+            ],
+          },
+        }),
+      { step: "build" },
+    );
+    try {
+      const token = await mintPrivateToken(source, "eu-west-1", {
+        clock: new ManualClock(now),
+        endpoint: settings.endpoint,
+        clients: pool,
+      });
+      assert.equal(token.mintedAt, Date.UTC(2030, 0, 1, 8, 0, 0));
+      assert.equal(token.expiresAt, Date.UTC(2030, 0, 1, 20, 0, 1));
+    } finally {
+      pool.destroy();
+    }
   });
 });

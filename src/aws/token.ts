@@ -126,6 +126,10 @@ interface TokenInit {
   proxyEndpoint?: string;
 }
 
+function wholeSeconds(ms: number): number {
+  return Math.floor(ms / 1000) * 1000;
+}
+
 function tokenFrom(init: TokenInit): EcrToken {
   const { username, password } = decodeAuthorizationToken(init.encoded, init.context);
   const token: { -readonly [K in keyof EcrToken]: EcrToken[K] } = {
@@ -133,8 +137,10 @@ function tokenFrom(init: TokenInit): EcrToken {
     region: init.region,
     username,
     password,
-    mintedAt: init.mintedAt,
-    expiresAt: sanitizeExpiry(init.reportedExpiresAt, init.mintedAt),
+    // Whole seconds, as the Secrets' annotations record them: a token read back from a Secret
+    // after a restart is then the same token, with the same refresh time and status.
+    mintedAt: wholeSeconds(init.mintedAt),
+    expiresAt: wholeSeconds(sanitizeExpiry(init.reportedExpiresAt, init.mintedAt)),
   };
   if (init.proxyEndpoint !== undefined) token.proxyEndpoint = init.proxyEndpoint;
   const reported = init.reportedExpiresAt?.getTime();
