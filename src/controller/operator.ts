@@ -8,6 +8,7 @@ import type { Config } from "../config.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
+import { StringInterner } from "../kube/interner.ts";
 import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
@@ -51,6 +52,18 @@ function slim(obj: KubernetesObject): KubernetesObject {
   return obj;
 }
 
+/** Distinct Secret data values shared between cached Secrets: one per token content in use. */
+const internedValues = 256;
+
+/** The Secret with each data value replaced by the interner's copy. */
+function internData(obj: KubernetesObject, interner: StringInterner): KubernetesObject {
+  const data = (obj as V1Secret).data;
+  if (data !== undefined) {
+    for (const [key, value] of Object.entries(data)) data[key] = interner.intern(value);
+  }
+  return obj;
+}
+
 export class Operator {
   readonly queue: Workqueue;
   readonly tokens: TokenCache;
@@ -87,6 +100,7 @@ export class Operator {
       name: string,
       path: string,
       labelSelector?: string,
+      transform: (raw: KubernetesObject) => KubernetesObject = slim,
     ): Informer<T> =>
       new Informer<T>({
         name,
@@ -94,7 +108,7 @@ export class Operator {
         path,
         labelSelector,
         clock: this.clock,
-        transform: (raw) => slim(raw) as T,
+        transform: (raw) => transform(raw) as T,
         hooks: {
           onWatchRestart: (reason) => {
             metrics?.watchRestarts.inc({ resource: name, reason });
@@ -109,7 +123,10 @@ export class Operator {
     this.crs = informer<ECRPullSecret>("ecrpullsecrets", `/apis/${GROUP}/${VERSION}/${PLURAL}`);
     this.namespaces = informer<V1Namespace>("namespaces", "/api/v1/namespaces");
     this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
-    this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR);
+    const tokenContent = new StringInterner(internedValues);
+    this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR, (raw) =>
+      internData(slim(raw), tokenContent),
+    );
 
     const kube = new KubeClient(kubeConfig);
     const cache = new ClusterCache(
