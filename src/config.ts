@@ -17,7 +17,8 @@ export const flags = {
   kubeconfig: {
     flag: "--kubeconfig <path>",
     env: "KUBECONFIG",
-    description: "kubeconfig file; default: in-cluster config, then ~/.kube/config",
+    description:
+      "kubeconfig file, or a list of them as in KUBECONFIG; default: in-cluster config, then ~/.kube/config",
   },
   operatorNamespace: {
     flag: "--operator-namespace <name>",

@@ -445,6 +445,20 @@ describe("loadKubeConfig resolution order", () => {
     assert.equal(access.server, "https://explicit:6443");
   });
 
+  it("merges a --kubeconfig list like KUBECONFIG, since the flag takes that variable's value", async () => {
+    const dir = await caseDir();
+    const first = await writeKubeConfig(dir, "first", kubeConfig({ server: "https://first:6443" }, {}));
+    const second = await writeKubeConfig(dir, "second", kubeConfig({ server: "https://second:6443" }, {}));
+
+    const access = load({ path: [join(dir, "missing"), first, second].join(delimiter), env: {} });
+
+    assert.equal(access.server, "https://first:6443");
+    assert.throws(
+      () => load({ path: [join(dir, "missing"), join(dir, "gone")].join(delimiter), env: {} }),
+      isKubeConfigError(/none of the files in --kubeconfig exists/),
+    );
+  });
+
   it("uses the in-cluster ServiceAccount before $HOME/.kube/config, bracketing an IPv6 host", async () => {
     const dir = await caseDir();
     const serviceAccountDir = join(dir, "serviceaccount");

@@ -127,13 +127,14 @@ function isRawHeaders(headers: RequestOptions["headers"]): headers is readonly s
 export function loadKubeConfig(sources: KubeConfigSources, options: LoadOptions = {}): ClusterAccess {
   const { env } = sources;
   const clock = options.clock ?? systemClock;
-  if (sources.path !== undefined) return fromKubeConfigFiles([sources.path], env, clock);
-
-  const listed = (env.KUBECONFIG ?? "").split(delimiter).filter((file) => file !== "");
+  // --kubeconfig may carry KUBECONFIG's value (the flag reads that variable), so it may be a list.
+  if (sources.path?.includes(delimiter) === false) return fromKubeConfigFiles([sources.path], env, clock);
+  const from = sources.path === undefined ? "KUBECONFIG" : "--kubeconfig";
+  const listed = (sources.path ?? env.KUBECONFIG ?? "").split(delimiter).filter((file) => file !== "");
   if (listed.length > 0) {
     const existing = listed.filter((file) => existsSync(file));
     if (existing.length === 0) {
-      throw new KubeConfigError(`none of the files in KUBECONFIG exists: ${listed.join(", ")}`);
+      throw new KubeConfigError(`none of the files in ${from} exists: ${listed.join(", ")}`);
     }
     return fromKubeConfigFiles(existing, env, clock);
   }
