@@ -4,6 +4,7 @@
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../kube/clock.ts";
+import type { StringInterner } from "../kube/interner.ts";
 import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./desired.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
 import type { ResolvedSpec } from "./spec.ts";
@@ -115,13 +116,31 @@ function olderFirst(a: ECRPullSecret, b: ECRPullSecret): number {
   return at === bt ? (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "") : at.localeCompare(bt);
 }
 
+/** Distinct Secret data values shared between cached Secrets: one per token content in use. */
+export const internedValues = 256;
+
+/**
+ * The Secret with each data value replaced by the interner's copy: the managed Secrets of one CR
+ * all carry the same token content, which is otherwise parsed and kept once per namespace.
+ */
+export function internSecretData<T extends KubernetesObject>(obj: T, interner: StringInterner): T {
+  const data = (obj as V1Secret).data;
+  if (data !== undefined) {
+    for (const [key, value] of Object.entries(data)) data[key] = interner.intern(value);
+  }
+  return obj;
+}
+
 export class ClusterCache {
   private readonly stores: ClusterStores;
   private readonly secretOverlay: WriteOverlay<V1Secret>;
   private readonly serviceAccountOverlay: WriteOverlay<V1ServiceAccount>;
+  private readonly secretData: StringInterner | undefined;
 
-  constructor(stores: ClusterStores, clock: Clock) {
+  /** `secretData` shares the data of the Secrets the operator wrote with the informer's copies. */
+  constructor(stores: ClusterStores, clock: Clock, secretData?: StringInterner) {
     this.stores = stores;
+    this.secretData = secretData;
     this.secretOverlay = new WriteOverlay(clock);
     this.serviceAccountOverlay = new WriteOverlay(clock);
   }
@@ -132,7 +151,8 @@ export class ClusterCache {
 
   recordSecret(secret: V1Secret): void {
     const { namespace = "", name = "" } = secret.metadata ?? {};
-    this.secretOverlay.record(namespace, name, secret, versionOf(secret));
+    const kept = this.secretData === undefined ? secret : internSecretData(secret, this.secretData);
+    this.secretOverlay.record(namespace, name, kept, versionOf(secret));
   }
 
   recordSecretDeleted(namespace: string, name: string): void {

@@ -13,7 +13,7 @@ import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
-import { ClusterCache } from "./cluster-cache.ts";
+import { ClusterCache, internedValues, internSecretData } from "./cluster-cache.ts";
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
 import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./labels.ts";
@@ -48,18 +48,6 @@ function slim(obj: KubernetesObject): KubernetesObject {
     if (obj.metadata.annotations !== undefined) {
       delete obj.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
     }
-  }
-  return obj;
-}
-
-/** Distinct Secret data values shared between cached Secrets: one per token content in use. */
-const internedValues = 256;
-
-/** The Secret with each data value replaced by the interner's copy. */
-function internData(obj: KubernetesObject, interner: StringInterner): KubernetesObject {
-  const data = (obj as V1Secret).data;
-  if (data !== undefined) {
-    for (const [key, value] of Object.entries(data)) data[key] = interner.intern(value);
   }
   return obj;
 }
@@ -125,7 +113,7 @@ export class Operator {
     this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
     const tokenContent = new StringInterner(internedValues);
     this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR, (raw) =>
-      internData(slim(raw), tokenContent),
+      internSecretData(slim(raw), tokenContent),
     );
 
     const kube = new KubeClient(kubeConfig);
@@ -137,6 +125,7 @@ export class Operator {
         secrets: this.secrets,
       },
       this.clock,
+      tokenContent,
     );
     const specs = new SpecResolver({
       defaultRegion: config.region,

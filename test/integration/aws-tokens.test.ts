@@ -81,8 +81,10 @@ describe("minting ECR tokens against moto", () => {
     assert.equal(token.username, "AWS");
     assert.equal(token.password, `${motoAccount}-auth-token`);
     assert.equal(token.proxyEndpoint, `https://${motoAccount}.dkr.ecr.eu-west-1.amazonaws.com`);
-    assert.equal(token.mintedAt, clock.now());
-    assert.equal(token.expiresAt, clock.now() + 12 * hour);
+    // Whole seconds, as the Secrets' annotations keep them.
+    const mintedAt = Math.floor(clock.now() / 1000) * 1000;
+    assert.equal(token.mintedAt, mintedAt);
+    assert.equal(token.expiresAt, mintedAt + 12 * hour);
     assert.equal(token.reportedExpiresAt, Date.UTC(2015, 0, 1));
   });
 
