@@ -11,7 +11,10 @@ import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { parse as parseYaml, YAMLError } from "yaml";
 import { systemClock, type Clock } from "./clock.ts";
 
-/** What the informer and REST client need from a cluster connection. client-node's KubeConfig also satisfies this shape (tests use that). */
+/**
+ * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
+ * has this shape, which tests use.
+ */
 export interface ClusterConnection {
   getCurrentCluster(): { server: string } | null;
   /** Sets TLS material, a shared keep-alive agent and the Authorization header on `options`. */
@@ -21,9 +24,12 @@ export interface ClusterConnection {
 export interface KubeConfigSources {
   /** --kubeconfig flag value, if given. */
   path?: string;
-  /** The process environment: KUBECONFIG, HOME, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are read, and exec credential plugins inherit it. No module reads process.env itself; main passes it in. */
+  /**
+   * The process environment: KUBECONFIG, HOME, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT
+   * are read, and exec credential plugins inherit it. main passes it in.
+   */
   env: Record<string, string | undefined>;
-  /** Directory of the in-cluster ServiceAccount files; default /var/run/secrets/kubernetes.io/serviceaccount (tests override). */
+  /** The in-cluster ServiceAccount files; default /var/run/secrets/kubernetes.io/serviceaccount. */
   serviceAccountDir?: string;
 }
 
