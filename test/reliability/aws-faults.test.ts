@@ -21,7 +21,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { SecretLedger } from "./ledger.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { byScale, fullScaleOnly } from "./scale.ts";
 
@@ -365,8 +365,7 @@ describe("AWS faults", () => {
         logs,
         secrets: secretValues(),
       });
-      Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-      figures.leaks = scan.leaks.length;
+      Object.assign(figures, scanFigures(scan));
       figures.errorLogLines = errorLines(logs).length;
       assert.ok(scan.logLines > 10);
       assert.deepEqual(scan.leaks, []);

@@ -26,7 +26,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { SecretLedger } from "./ledger.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween } from "./results.ts";
 import { byScale } from "./scale.ts";
 
@@ -748,8 +748,7 @@ describe("bad input", () => {
         logs,
         secrets: secretValues([planted.secretKey, planted.sessionToken]),
       });
-      Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-      figures.leaks = scan.leaks.length;
+      Object.assign(figures, scanFigures(scan));
       assert.deepEqual(scan.leaks, []);
     });
   });

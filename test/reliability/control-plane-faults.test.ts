@@ -15,7 +15,7 @@ import {
 import { eventually } from "../harness/wait.ts";
 import { createNamespaces, waitForCr } from "./fixtures.ts";
 import { SecretLedger, ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween } from "./results.ts";
 import { byScale, fullScaleOnly } from "./scale.ts";
 
@@ -188,8 +188,7 @@ describe("control-plane faults", () => {
         logs: env.logs,
         secrets: secretValues(),
       });
-      Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-      figures.leaks = scan.leaks.length;
+      Object.assign(figures, scanFigures(scan));
       saveLogs("control-plane-faults", env.logs);
       assert.ok(scan.logLines > 10, `only ${scan.logLines} log lines captured`);
       assert.deepEqual(scan.leaks, []);

@@ -27,7 +27,7 @@ import {
   waitForCr,
   type RunningOperator,
 } from "./fixtures.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { fullScaleOnly } from "./scale.ts";
 
@@ -433,8 +433,7 @@ describe("network faults", () => {
           logs,
           secrets: secretValues(),
         });
-        Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-        figures.leaks = scan.leaks.length;
+        Object.assign(figures, scanFigures(scan));
         figures.errorLogLines = errorLines(logs).length;
         assert.deepEqual(scan.leaks, []);
       });

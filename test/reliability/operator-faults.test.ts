@@ -31,7 +31,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { SecretLedger, ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween } from "./results.ts";
 import { byScale } from "./scale.ts";
 
@@ -415,8 +415,7 @@ describe("operator faults", () => {
         logs,
         secrets: secretValues(),
       });
-      Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-      figures.leaks = scan.leaks.length;
+      Object.assign(figures, scanFigures(scan));
       figures.errorLogLines = errorLines(logs).length;
       assert.deepEqual(scan.leaks, []);
     });

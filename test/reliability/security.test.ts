@@ -35,7 +35,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario } from "./results.ts";
 
 /** The chart's ServiceAccount for release "ecr-creds-refresher" in the operator namespace. */
@@ -334,8 +334,7 @@ describe("security, as the Helm chart's ServiceAccount", () => {
         logs,
         secrets: secretValues([bait.secretKey]),
       });
-      Object.assign(figures, { logLines: scan.logLines, events: scan.events, statuses: scan.statuses });
-      figures.leaks = scan.leaks.length;
+      Object.assign(figures, scanFigures(scan));
       figures.errorLogLines = errorLines(logs).length;
       assert.deepEqual(scan.leaks, []);
     });
