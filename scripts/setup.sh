@@ -1,13 +1,38 @@
 #!/usr/bin/env bash
-# Installs what the tests and the local environment need: Node modules (npm ci
-# when missing or stale), the control plane (kube-apiserver, etcd, kube-controller-manager) and helm built
-# from Go modules and cached per version outside the work tree, and moto in a
+# Installs what the tests and the local environment need: the Debian packages (registry, node,
+# image builder), Node modules (npm ci when missing or stale), the control plane and node
+# (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl) and
+# helm built from Go modules and cached per version outside the work tree, and moto in a
 # project-local Python virtualenv. Safe to run again: it only does what is missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cache_root=${ECR_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ecr-creds-refresher}
 moto_version=5.2.5
+
+# Debian packages: certificates (openssl), a registry and its clients (docker-registry, skopeo,
+# umoci, apache2-utils for htpasswd), the node (containerd, runc, CNI plugins, iptables, conntrack,
+# iproute2, busybox-static for its images) and the image builder (buildah).
+debian_packages=(openssl ca-certificates docker-registry skopeo umoci apache2-utils containerd runc
+  containernetworking-plugins iptables conntrack iproute2 busybox-static buildah)
+missing=()
+for pkg in "${debian_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+for tool in go python3; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool is not installed; see the README's Prerequisites" >&2; exit 1; }
+done
 
 if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$repo/package-lock.json" -nt "$repo/node_modules/.package-lock.json" ]; then
   echo "setup: installing Node modules (npm ci)"
@@ -28,13 +53,24 @@ fi
 
 tools="$repo/tools/controlplane"
 kube_version=$(awk '$1 == "k8s.io/kubernetes" { print $2 }' "$tools/go.mod")
-key=$(cat "$tools/go.mod" "$tools/go.sum" "$tools"/cmd/*/main.go | sha256sum | cut -c1-12)
+key=$(cat "$tools/go.mod" "$tools/go.sum" "$tools"/cmd/*/main.go <(echo version-stamped) | sha256sum | cut -c1-12)
 bin_dir="$cache_root/controlplane/$kube_version-$key"
 
-if [ ! -x "$bin_dir/kube-apiserver" ] || [ ! -x "$bin_dir/etcd" ] || [ ! -x "$bin_dir/kube-controller-manager" ]; then
-  echo "setup: building the control plane $kube_version (first time only; several minutes)"
+built=true
+for cmd in "$tools"/cmd/*/; do
+  [ -x "$bin_dir/$(basename "$cmd")" ] || built=false
+done
+if [ "$built" = false ]; then
+  echo "setup: building the control plane and node $kube_version (first time only; several minutes)"
   mkdir -p "$bin_dir.tmp"
-  (cd "$tools" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$bin_dir.tmp/" ./cmd/...)
+  # Stamp the version as Kubernetes' own build does: helm checks a chart's kubeVersion against it.
+  minor=$(echo "$kube_version" | cut -d. -f2)
+  version_flags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    version_flags="$version_flags -X $pkg.gitVersion=$kube_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    version_flags="$version_flags -X $pkg.gitTreeState=clean"
+  done
+  (cd "$tools" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w$version_flags" -o "$bin_dir.tmp/" ./cmd/...)
   rm -rf "$bin_dir" && mv "$bin_dir.tmp" "$bin_dir"
 fi
 mkdir -p "$repo/.cache"

@@ -30,6 +30,11 @@ export interface AwsProxy {
   setKnownRegions(regions: readonly string[] | undefined): void;
   /** Sends calls whose X-Amz-Target starts with `targetPrefix` to `upstream` instead of moto. */
   routeTarget(targetPrefix: string, upstream: string): void;
+  /**
+   * Hands out ECR tokens holding `password` from now on, as AWS does with every new token (moto's
+   * are fixed per account); undefined passes moto's through again.
+   */
+  setEcrTokenPassword(password: string | undefined): void;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -68,13 +73,28 @@ function formParams(req: IncomingMessage, body: string): Record<string, string> 
   return Object.fromEntries(new URLSearchParams(body));
 }
 
-export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
+interface EcrTokenReply {
+  authorizationData?: { authorizationToken?: string }[];
+}
+
+/** moto's GetAuthorizationToken reply with every token's password replaced. */
+function withTokenPassword(body: Buffer, password: string): Buffer {
+  const reply = JSON.parse(body.toString()) as EcrTokenReply;
+  for (const data of reply.authorizationData ?? []) {
+    data.authorizationToken = Buffer.from(`AWS:${password}`).toString("base64");
+  }
+  return Buffer.from(JSON.stringify(reply));
+}
+
+/** A proxy in front of moto (`upstream`), on 127.0.0.1 or `listenHost`. */
+export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"): Promise<AwsProxy> {
   const moto = new URL(upstream);
   const routes = new Map<string, URL>();
   const seen: AwsCall[] = [];
   const hanging = new Set<ServerResponse>();
   let fault: Fault = "none";
   let knownRegions: ReadonlySet<string> | undefined;
+  let ecrTokenPassword: string | undefined;
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -120,8 +140,25 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
       const upstreamReq = request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (upstreamRes) => {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-          upstreamRes.pipe(res);
+          const password = ecrTokenPassword;
+          if (
+            password === undefined ||
+            operation !== "ecr:GetAuthorizationToken" ||
+            upstreamRes.statusCode !== 200
+          ) {
+            res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+            upstreamRes.pipe(res);
+            return;
+          }
+          const reply: Buffer[] = [];
+          upstreamRes.on("data", (chunk: Buffer) => reply.push(chunk));
+          upstreamRes.on("end", () => {
+            const rewritten = withTokenPassword(Buffer.concat(reply), password);
+            const headers = { ...upstreamRes.headers, "content-length": String(rewritten.length) };
+            delete headers["transfer-encoding"];
+            res.writeHead(200, headers);
+            res.end(rewritten);
+          });
         },
       );
       upstreamReq.on("error", () => {
@@ -131,11 +168,11 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
       upstreamReq.end(body);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenHost, resolve));
   const { port } = server.address() as AddressInfo;
 
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${listenHost}:${port}`,
     count: (operation) => seen.filter((c) => c.operation === operation).length,
     calls: () => [...seen],
     setFault(next) {
@@ -150,6 +187,9 @@ export async function startAwsProxy(upstream: string): Promise<AwsProxy> {
     },
     routeTarget(targetPrefix, to) {
       routes.set(targetPrefix, new URL(to));
+    },
+    setEcrTokenPassword(password) {
+      ecrTokenPassword = password;
     },
     reset() {
       seen.length = 0;

@@ -32,7 +32,42 @@ export interface ControlPlaneOptions {
   audit?: boolean;
   /** Extra kube-apiserver flags. */
   apiServerArgs?: string[];
+  /**
+   * Turn the ServiceAccount admission plugin on, as in a real cluster: Pods then receive their
+   * ServiceAccount's imagePullSecrets and token volume. Off by default, as in envtest.
+   */
+  serviceAccountAdmission?: boolean;
+  /** The controller manager's controllers (with `controllerManager`); defaults to `baseControllers`. */
+  controllers?: readonly string[];
+  /** Run kube-scheduler, so that Pods naming no node are placed on a node. */
+  scheduler?: boolean;
+  /** More IP addresses the API server's certificate is valid for, e.g. one Pods reach it on. */
+  servingAddresses?: readonly string[];
 }
+
+/** Namespace lifecycle, garbage collection and default ServiceAccounts: what every suite needs. */
+export const baseControllers = [
+  "namespace-controller",
+  "garbage-collector-controller",
+  "serviceaccount-controller",
+] as const;
+
+/**
+ * The controllers that turn Deployments into running Pods with Services and their CA bundle, and
+ * lift a new node's not-ready taint.
+ */
+export const workloadControllers = [
+  ...baseControllers,
+  "node-lifecycle-controller",
+  "deployment-controller",
+  "replicaset-controller",
+  "endpointslice-controller",
+  "root-ca-certificate-publisher-controller",
+] as const;
+
+/** The Service range; its first address is the `kubernetes` Service (a benchmarking range, never routed). */
+export const serviceClusterIpRange = "198.19.0.0/24";
+export const kubernetesServiceIp = "198.19.0.1";
 
 export interface UserCredentials {
   kubeConfig: KubeConfig;
@@ -45,6 +80,8 @@ export interface ControlPlane {
   readonly kubeConfig: KubeConfig;
   readonly kubeconfigPath: string;
   readonly auditLogPath: string;
+  /** The cluster CA, which signs the API server's and every client's certificate. */
+  readonly ca: CertificateAuthority;
   readonly etcd: ManagedProcess;
   readonly apiServer: ManagedProcess;
   /** Milliseconds from start until etcd and the API server were ready. */
@@ -132,8 +169,20 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     const serving = await issueCertificate(ca, {
       fileName: "apiserver",
       commonName: "kube-apiserver",
-      altNames: ["IP:127.0.0.1", "DNS:localhost"],
+      altNames: [
+        "IP:127.0.0.1",
+        "DNS:localhost",
+        `IP:${kubernetesServiceIp}`,
+        "DNS:kubernetes.default.svc",
+        ...(options.servingAddresses ?? []).map((address) => `IP:${address}`),
+      ],
       usage: "server",
+    });
+    const kubeletClient = await issueCertificate(ca, {
+      fileName: "apiserver-kubelet-client",
+      commonName: "kube-apiserver-kubelet-client",
+      organizations: ["system:masters"],
+      usage: "client",
     });
     const admin = await issueCertificate(ca, {
       fileName: "admin",
@@ -190,9 +239,12 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       `--service-account-issuer=${server}`,
       `--service-account-key-file=${saKey.publicKeyPath}`,
       `--service-account-signing-key-file=${saKey.privateKeyPath}`,
-      "--service-cluster-ip-range=10.0.0.0/24",
+      `--service-cluster-ip-range=${serviceClusterIpRange}`,
       "--allow-privileged=true",
-      "--disable-admission-plugins=ServiceAccount",
+      ...(options.serviceAccountAdmission === true ? [] : ["--disable-admission-plugins=ServiceAccount"]),
+      `--kubelet-client-certificate=${kubeletClient.certPath}`,
+      `--kubelet-client-key=${kubeletClient.keyPath}`,
+      "--kubelet-preferred-address-types=InternalIP",
       "--endpoint-reconciler-type=none",
       ...auditArgs,
       ...(options.apiServerArgs ?? []),
@@ -210,7 +262,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     await writeKubeConfig(kubeconfigPath, kubeConfig);
 
     if (options.controllerManager === true) {
-      processes.push(startControllerManager(dir, kubeconfigPath, ca, saKey.privateKeyPath));
+      processes.push(
+        startControllerManager(
+          dir,
+          kubeconfigPath,
+          ca,
+          saKey.privateKeyPath,
+          options.controllers ?? baseControllers,
+        ),
+      );
+    }
+    if (options.scheduler === true) {
+      processes.push(startScheduler(dir, kubeconfigPath));
     }
     if (options.crds !== undefined && options.crds.length > 0) {
       await installCrds(kubeConfig, options.crds);
@@ -223,6 +286,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeConfig,
       kubeconfigPath,
       auditLogPath,
+      ca,
       get etcd() {
         return etcd;
       },
@@ -281,6 +345,7 @@ function startControllerManager(
   kubeconfigPath: string,
   ca: CertificateAuthority,
   saPrivateKeyPath: string,
+  controllers: readonly string[],
 ): ManagedProcess {
   const bin = requireBinary(join(binDir, "kube-controller-manager"));
   return startProcess(
@@ -290,7 +355,7 @@ function startControllerManager(
       `--kubeconfig=${kubeconfigPath}`,
       `--authentication-kubeconfig=${kubeconfigPath}`,
       `--authorization-kubeconfig=${kubeconfigPath}`,
-      "--controllers=namespace-controller,garbage-collector-controller,serviceaccount-controller",
+      `--controllers=${controllers.join(",")}`,
       "--leader-elect=false",
       "--bind-address=127.0.0.1",
       "--secure-port=0",
@@ -299,6 +364,22 @@ function startControllerManager(
       "--concurrent-gc-syncs=5",
     ],
     join(dir, "controller-manager.log"),
+  );
+}
+
+function startScheduler(dir: string, kubeconfigPath: string): ManagedProcess {
+  return startProcess(
+    "kube-scheduler",
+    requireBinary(join(binDir, "kube-scheduler")),
+    [
+      `--kubeconfig=${kubeconfigPath}`,
+      `--authentication-kubeconfig=${kubeconfigPath}`,
+      `--authorization-kubeconfig=${kubeconfigPath}`,
+      "--leader-elect=false",
+      "--bind-address=127.0.0.1",
+      "--secure-port=0",
+    ],
+    join(dir, "scheduler.log"),
   );
 }
 

@@ -92,3 +92,19 @@ export async function whileRunning<T>(proc: ManagedProcess, ready: Promise<T>): 
   });
   return Promise.race([ready, died]);
 }
+
+/**
+ * Stops what a suite's `before` started, in order, skipping parts it never got to (undefined) and
+ * going on past a failure, so that a set-up that failed halfway still leaves nothing running.
+ */
+export async function stopStarted(...parts: ({ stop(): Promise<void> } | undefined)[]): Promise<void> {
+  const failures: unknown[] = [];
+  for (const part of parts) {
+    try {
+      await part?.stop();
+    } catch (err) {
+      failures.push(err);
+    }
+  }
+  if (failures.length > 0) throw new AggregateError(failures, "stopping the test environment failed");
+}

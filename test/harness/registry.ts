@@ -3,12 +3,12 @@
 // check that an auth file opens it. The Debian packages docker-registry, skopeo, umoci and
 // apache2-utils (htpasswd) provide the commands; .ci/run installs them.
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { createCertificateAuthority, issueCertificate } from "./certs.ts";
+import { requireCommand } from "./commands.ts";
 import { httpStatus } from "./http-wait.ts";
 import { freePort } from "./ports.ts";
 import { startProcess, whileRunning, type ManagedProcess } from "./processes.ts";
@@ -29,35 +29,43 @@ export interface LocalRegistry {
   readonly process: ManagedProcess;
   /** Pushes an empty image (umoci new) as `repository:tag` with these credentials. */
   pushEmptyImage(reference: string, credentials: RegistryCredentials): Promise<void>;
+  /** Copies an image from a skopeo source (e.g. `oci:<layout>:<tag>`) to `repository:tag`. */
+  pushImage(source: string, reference: string, credentials: RegistryCredentials): Promise<void>;
+  /** Accepts exactly `users` from now on (the registry reads its htpasswd file at start: it restarts). */
+  setUsers(users: readonly RegistryCredentials[]): Promise<void>;
   /** `skopeo inspect --authfile` of `repository:tag`: ok, or the reason skopeo gave. */
   inspect(reference: string, authFilePath: string): Promise<{ ok: true } | { ok: false; error: string }>;
   stop(): Promise<void>;
 }
 
-/** Finds a command on PATH, or fails naming the Debian package that provides it. */
-function requireCommand(name: string, debianPackage: string): string {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    const candidate = join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`${name} is not installed: apt-get install ${debianPackage} (see .ci/run)`);
+export interface RegistryOptions {
+  /** A loopback address to listen on; 127.0.0.1 by default. */
+  address?: string;
+  /** The port; a free one by default. 443 lets image references carry no port, as ECR's do. */
+  port?: number;
+  /** Host names the certificate is valid for besides the address, e.g. ECR hosts. */
+  hostNames?: readonly string[];
 }
 
-/** Starts docker-registry on a free loopback port, serving TLS and accepting exactly `users`. */
-export async function startRegistry(users: readonly RegistryCredentials[]): Promise<LocalRegistry> {
+/** Starts docker-registry on a loopback port, serving TLS and accepting exactly `users`. */
+export async function startRegistry(
+  users: readonly RegistryCredentials[],
+  options: RegistryOptions = {},
+): Promise<LocalRegistry> {
   const registryBin = requireCommand("docker-registry", "docker-registry");
   const htpasswdBin = requireCommand("htpasswd", "apache2-utils");
   const skopeoBin = requireCommand("skopeo", "skopeo");
   const umociBin = requireCommand("umoci", "umoci");
 
   const dir = await mkdtemp(join(tmpdir(), "ecr-registry-"));
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
+  const address = options.address ?? "127.0.0.1";
+  const port = options.port ?? (await freePort(address));
+  const host = `${address}:${port}`;
   const ca = await createCertificateAuthority(dir, "ecr-creds-refresher-registry-ca");
   const serving = await issueCertificate(ca, {
     fileName: "registry",
-    commonName: "127.0.0.1",
-    altNames: ["IP:127.0.0.1"],
+    commonName: address,
+    altNames: [`IP:${address}`, ...(options.hostNames ?? []).map((name) => `DNS:${name}`)],
     usage: "server",
   });
   const certDir = join(dir, "certs");
@@ -65,10 +73,13 @@ export async function startRegistry(users: readonly RegistryCredentials[]): Prom
   await copyFile(ca.certPath, join(certDir, "ca.crt"));
 
   const htpasswdPath = join(dir, "htpasswd");
-  await writeFile(htpasswdPath, "", { mode: 0o600 });
-  for (const user of users) {
-    await run(htpasswdBin, ["-B", "-b", htpasswdPath, user.username, user.password]);
-  }
+  const writeUsers = async (accepted: readonly RegistryCredentials[]): Promise<void> => {
+    await writeFile(htpasswdPath, "", { mode: 0o600 });
+    for (const user of accepted) {
+      await run(htpasswdBin, ["-B", "-b", htpasswdPath, user.username, user.password]);
+    }
+  };
+  await writeUsers(users);
   const configPath = join(dir, "config.yml");
   await writeFile(
     configPath,
@@ -81,29 +92,36 @@ export async function startRegistry(users: readonly RegistryCredentials[]): Prom
     }),
   );
 
-  const proc = startProcess(
-    "docker-registry",
-    registryBin,
-    ["serve", configPath],
-    join(dir, "registry.log"),
-    {
-      env: { PATH: process.env.PATH },
-    },
-  );
-  try {
-    // 401 on /v2/ means it serves TLS and asks for credentials.
-    await whileRunning(
-      proc,
-      eventually(
-        async () => {
-          const status = await httpStatus(`https://${host}/v2/`, { ca: ca.certPem });
-          if (status !== 401) throw new Error(`/v2/ answered ${status}`);
-        },
-        { timeoutMs: 30_000, message: `docker-registry on ${host}` },
-      ),
+  const serve = async (): Promise<ManagedProcess> => {
+    const started = startProcess(
+      "docker-registry",
+      registryBin,
+      ["serve", configPath],
+      join(dir, "registry.log"),
+      { env: { PATH: process.env.PATH } },
     );
+    try {
+      // 401 on /v2/ means it serves TLS and asks for credentials.
+      await whileRunning(
+        started,
+        eventually(
+          async () => {
+            const status = await httpStatus(`https://${host}/v2/`, { ca: ca.certPem });
+            if (status !== 401) throw new Error(`/v2/ answered ${status}`);
+          },
+          { timeoutMs: 30_000, message: `docker-registry on ${host}` },
+        ),
+      );
+    } catch (err) {
+      await started.stop();
+      throw err;
+    }
+    return started;
+  };
+  let proc: ManagedProcess;
+  try {
+    proc = await serve();
   } catch (err) {
-    await proc.stop();
     await rm(dir, { recursive: true, force: true });
     throw err;
   }
@@ -111,29 +129,44 @@ export async function startRegistry(users: readonly RegistryCredentials[]): Prom
   // skopeo must not find credentials anywhere but where a test points it.
   const toolEnv = { PATH: process.env.PATH, HOME: dir, XDG_RUNTIME_DIR: dir };
   let images = 0;
+  const pushImage = async (
+    source: string,
+    reference: string,
+    credentials: RegistryCredentials,
+  ): Promise<void> => {
+    await run(
+      skopeoBin,
+      [
+        "copy",
+        "--insecure-policy",
+        "--dest-cert-dir",
+        certDir,
+        "--dest-creds",
+        `${credentials.username}:${credentials.password}`,
+        source,
+        `docker://${host}/${reference}`,
+      ],
+      { env: toolEnv },
+    );
+  };
   return {
     host,
     certDir,
-    process: proc,
+    get process() {
+      return proc;
+    },
     async pushEmptyImage(reference, credentials) {
       images += 1;
       const layout = join(dir, `image-${images}`);
       await run(umociBin, ["init", "--layout", layout], { env: toolEnv });
       await run(umociBin, ["new", "--image", `${layout}:latest`], { env: toolEnv });
-      await run(
-        skopeoBin,
-        [
-          "copy",
-          "--insecure-policy",
-          "--dest-cert-dir",
-          certDir,
-          "--dest-creds",
-          `${credentials.username}:${credentials.password}`,
-          `oci:${layout}:latest`,
-          `docker://${host}/${reference}`,
-        ],
-        { env: toolEnv },
-      );
+      await pushImage(`oci:${layout}:latest`, reference, credentials);
+    },
+    pushImage,
+    async setUsers(accepted) {
+      await writeUsers(accepted);
+      await proc.stop();
+      proc = await serve();
     },
     async inspect(reference, authFilePath) {
       try {

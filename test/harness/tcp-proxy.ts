@@ -23,7 +23,13 @@ export interface TcpProxy {
   stop(): Promise<void>;
 }
 
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /** Where to listen: 127.0.0.1 on a free port by default. */
+  listenHost?: string;
+  listenPort?: number;
+}
+
+export async function startTcpProxy(targetPort: number, options: TcpProxyOptions = {}): Promise<TcpProxy> {
   let mode: TcpProxyMode = "forward";
   const pairs = new Set<{ client: Socket; upstream: Socket; dark: boolean }>();
 
@@ -59,7 +65,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     client.on("close", close);
     upstream.on("close", upstreamGone);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.listenPort ?? 0, options.listenHost ?? "127.0.0.1", resolve);
+  });
   const { port } = server.address() as AddressInfo;
 
   return {

@@ -1,0 +1,544 @@
+// The operator as users run it, on a real node: the image built from the Dockerfile, installed by
+// the Helm chart under the restricted Pod Security Standard, and Pods that pull private images
+// from a registry answering as ECR with the Secret the operator wrote. The original operator's
+// walkthrough, a Deployment in a new namespace, token rotation, two registries in one Pod, the
+// create-before-patch race measured, uninstall, and the static manifest.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { V1Pod } from "@kubernetes/client-node";
+import { API_VERSION, KIND } from "../../src/api/types.ts";
+import { chartDir, runHelm } from "../harness/helm.ts";
+import { motoDefaultCredentials } from "../harness/moto.ts";
+import {
+  appRepository,
+  ecrHosts,
+  ecrRegistryCredentials,
+  motoCredentialValues,
+  startNodeEnv,
+  waitForPod,
+  waitingReasons,
+  type NodeEnv,
+} from "../harness/node-env.ts";
+import { buildOperatorImage } from "../harness/operator-image.ts";
+import { repoRoot } from "../harness/paths.ts";
+import { stopStarted } from "../harness/processes.ts";
+import { eventually } from "../harness/wait.ts";
+
+const operatorNamespace = "ecr-system";
+const release = "ecr-creds-refresher";
+const image = `${ecrHosts[0]}/${appRepository}`;
+const secondImage = `${ecrHosts[1]}/${appRepository}`;
+
+function crYaml(name: string, spec: object): string {
+  return JSON.stringify({ apiVersion: API_VERSION, kind: KIND, metadata: { name }, spec });
+}
+
+function terminatedCompleted(pod: V1Pod): void {
+  const status = pod.status?.containerStatuses?.[0];
+  const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
+  if (terminated?.reason !== "Completed" || terminated.exitCode !== 0) {
+    throw new Error(`not completed yet: ${JSON.stringify(status?.state ?? {})}`);
+  }
+}
+
+interface RaceRound {
+  namespace: string;
+  pods: { hadSecret: boolean; pulled: boolean }[];
+  /** From the apply until every replica was Available; undefined when some never could be. */
+  availableMs: number | undefined;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? 0;
+}
+
+function pullFailed(pod: V1Pod): void {
+  const reasons = waitingReasons(pod);
+  if (!reasons.some((r) => r === "ImagePullBackOff" || r === "ErrImagePull")) {
+    throw new Error(`no pull failure yet: ${reasons.join(", ") || pod.status?.phase || "pending"}`);
+  }
+}
+
+describe("on a real node, with the operator installed by its Helm chart", () => {
+  let env: NodeEnv;
+  let operatorImage: string;
+
+  async function podEvents(namespace: string, pod: string): Promise<string[]> {
+    const events = await env.core.listNamespacedEvent({
+      namespace,
+      fieldSelector: `involvedObject.name=${pod}`,
+    });
+    return events.items.map((e) => `${e.reason ?? ""}: ${e.message ?? ""}`);
+  }
+
+  async function operatorPod(): Promise<V1Pod> {
+    const pods = await env.core.listNamespacedPod({
+      namespace: operatorNamespace,
+      labelSelector: `app.kubernetes.io/name=${release}`,
+    });
+    const pod = pods.items[0];
+    if (pod === undefined) throw new Error("no operator Pod");
+    return pod;
+  }
+
+  async function waitForServiceAccountEntry(namespace: string, secretName: string): Promise<void> {
+    await eventually(
+      async () => {
+        const sa = await env.core.readNamespacedServiceAccount({ namespace, name: "default" });
+        if (!(sa.imagePullSecrets ?? []).some((ref) => ref.name === secretName)) {
+          throw new Error(`default ServiceAccount in ${namespace} does not list ${secretName}`);
+        }
+      },
+      { timeoutMs: 30_000, message: `${namespace}/default lists ${secretName}` },
+    );
+  }
+
+  before(async () => {
+    env = await startNodeEnv();
+    const built = await buildOperatorImage();
+    operatorImage = built.reference;
+    await env.node.importImage(built.archivePath);
+    await env.core.createNamespace({
+      body: {
+        metadata: {
+          name: operatorNamespace,
+          labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+        },
+      },
+    });
+    const [repository, tag] = operatorImage.split(/:(?=[^:]+$)/);
+    await runHelm([
+      "install",
+      release,
+      chartDir,
+      "--kubeconfig",
+      env.plane.kubeconfigPath,
+      "--namespace",
+      operatorNamespace,
+      "--set",
+      `image.repository=${repository ?? ""}`,
+      "--set",
+      `image.tag=${tag ?? ""}`,
+      "--set",
+      "aws.region=eu-west-1",
+      "--set",
+      `aws.endpointUrl=${env.aws.endpoint}`,
+      ...motoCredentialValues().flatMap((pair) => ["--set", pair]),
+      "--wait",
+      "--timeout",
+      "3m",
+    ]);
+  });
+
+  after(async () => {
+    await stopStarted(env);
+  });
+
+  it("runs the operator Pod Ready through its own probes, with in-cluster config, holding the Lease", async () => {
+    const pod = await eventually(
+      async () => {
+        const current = await operatorPod();
+        const ready = current.status?.conditions?.find((c) => c.type === "Ready");
+        if (ready?.status !== "True") throw new Error("operator Pod not Ready");
+        return current;
+      },
+      { timeoutMs: 120_000, message: "operator Pod Ready" },
+    );
+    const container = pod.spec?.containers[0];
+    assert.ok(container !== undefined);
+    assert.equal(container.image, operatorImage);
+    assert.ok(container.readinessProbe?.httpGet !== undefined, "the chart's readiness probe is an HTTP GET");
+    assert.ok(
+      !(container.args ?? []).some((arg) => arg.startsWith("--kubeconfig")),
+      "no kubeconfig is given",
+    );
+    assert.equal(pod.status?.containerStatuses?.[0]?.restartCount, 0);
+    // The restricted profile admitted it: the namespace enforces it, so any violation would have been refused.
+    const namespace = await env.core.readNamespace({ name: operatorNamespace });
+    assert.equal(namespace.metadata?.labels?.["pod-security.kubernetes.io/enforce"], "restricted");
+
+    const lease = await eventually(async () => {
+      const coordination = await env.kubectl([
+        "get",
+        "lease",
+        release,
+        "-n",
+        operatorNamespace,
+        "-o",
+        "json",
+      ]);
+      const parsed = JSON.parse(coordination) as { spec?: { holderIdentity?: string } };
+      const holder = parsed.spec?.holderIdentity ?? "";
+      if (!holder.startsWith(`${pod.metadata?.name ?? "?"}_`)) throw new Error(`Lease held by '${holder}'`);
+      return holder;
+    });
+    assert.ok(lease.length > 0);
+  });
+
+  it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async () => {
+    await env.kubectl(["run", "test", `--image=${image}`, "--image-pull-policy=Always", "--", "sleep", "5"]);
+    await waitForPod(env, "default", "test", pullFailed);
+    const events = await eventually(async () => {
+      const found = await podEvents("default", "test");
+      if (!found.some((e) => e.startsWith("Failed:") && /401|unauthori[sz]ed|authorization/i.test(e))) {
+        throw new Error(`no authorization failure event yet: ${found.join(" | ")}`);
+      }
+      return found;
+    });
+    assert.ok(events.length > 0);
+
+    // The original operator's shape: secretName and namespaces, nothing else.
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("ecr-config", { secretName: "aws-registry", namespaces: ["default"] }),
+    );
+    await waitForServiceAccountEntry("default", "aws-registry");
+
+    await env.kubectl(["run", "test2", `--image=${image}`, "--image-pull-policy=Always", "--", "sleep", "5"]);
+    const pod = await waitForPod(env, "default", "test2", terminatedCompleted);
+    assert.deepEqual(
+      pod.spec?.imagePullSecrets,
+      [{ name: "aws-registry" }],
+      "from the default ServiceAccount",
+    );
+    assert.match(pod.status?.containerStatuses?.[0]?.imageID ?? "", /@sha256:/);
+  });
+
+  it("a Deployment in a namespace created after the CR, matched by a glob, becomes Available", async () => {
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("teams", { secretName: "ecr-pull", namespaces: ["team-*"] }),
+    );
+    await env.core.createNamespace({ body: { metadata: { name: "team-a" } } });
+    await waitForServiceAccountEntry("team-a", "ecr-pull");
+    await env.apps.createNamespacedDeployment({
+      namespace: "team-a",
+      body: deployment("app", 2),
+    });
+    await waitForAvailable("team-a", "app", 2);
+  });
+
+  function deployment(name: string, replicas: number): object {
+    return {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name },
+      spec: {
+        replicas,
+        selector: { matchLabels: { app: name } },
+        template: {
+          metadata: { labels: { app: name } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{ name, image, imagePullPolicy: "Always", command: ["sleep", "3600"] }],
+          },
+        },
+      },
+    };
+  }
+
+  async function waitForAvailable(
+    namespace: string,
+    name: string,
+    replicas: number,
+    timeoutMs = 120_000,
+  ): Promise<void> {
+    await eventually(
+      async () => {
+        const current = await env.apps.readNamespacedDeployment({ namespace, name });
+        if ((current.status?.availableReplicas ?? 0) !== replicas) {
+          throw new Error(`${current.status?.availableReplicas ?? 0} of ${replicas} available`);
+        }
+      },
+      { timeoutMs, intervalMs: 250, message: `Deployment ${namespace}/${name} Available` },
+    );
+  }
+
+  it("rotates the token end to end: new Pods pull with the new token, the old one is refused", async () => {
+    await env.core.createNamespace({ body: { metadata: { name: "rotation" } } });
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("rotation", {
+        secretName: "ecr-rotating",
+        namespaces: ["rotation"],
+        registries: [ecrHosts[0]],
+        refreshInterval: "1m",
+      }),
+    );
+    await waitForServiceAccountEntry("rotation", "ecr-rotating");
+    const oldPassword = ecrRegistryCredentials().password;
+    const newPassword = "rotated-token-0001";
+    // From here on AWS hands out the new token and the registry accepts only it, for the rest of the suite.
+    env.aws.setEcrTokenPassword(newPassword);
+    await env.registry.setUsers([ecrRegistryCredentials(newPassword)]);
+    await env.kubectl([
+      "run",
+      "old-token",
+      "-n",
+      "rotation",
+      `--image=${image}`,
+      "--image-pull-policy=Always",
+      "--",
+      "sleep",
+      "5",
+    ]);
+    await waitForPod(env, "rotation", "old-token", pullFailed);
+    assert.equal(
+      await secretPassword("rotation", "ecr-rotating"),
+      oldPassword,
+      "the refused pull used the old token",
+    );
+
+    await eventually(
+      async () => {
+        const password = await secretPassword("rotation", "ecr-rotating");
+        if (password !== newPassword) throw new Error("the Secret still holds the old token");
+      },
+      { timeoutMs: 150_000, intervalMs: 1_000, message: "the operator refreshes the token" },
+    );
+    await env.kubectl([
+      "run",
+      "new-token",
+      "-n",
+      "rotation",
+      `--image=${image}`,
+      "--image-pull-policy=Always",
+      "--",
+      "sleep",
+      "5",
+    ]);
+    await waitForPod(env, "rotation", "new-token", terminatedCompleted);
+  });
+
+  async function secretPassword(namespace: string, name: string): Promise<string> {
+    const secret = await env.core.readNamespacedSecret({ namespace, name });
+    const config = JSON.parse(Buffer.from(secret.data?.[".dockerconfigjson"] ?? "", "base64").toString()) as {
+      auths: Record<string, { password: string }>;
+    };
+    return config.auths[ecrHosts[0]]?.password ?? "";
+  }
+
+  it("pulls from two accounts' registries in one Pod with one managed Secret", async () => {
+    await env.core.createNamespace({ body: { metadata: { name: "multi" } } });
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("multi", { secretName: "ecr-multi", namespaces: ["multi"], registries: [...ecrHosts] }),
+    );
+    await waitForServiceAccountEntry("multi", "ecr-multi");
+    await env.core.createNamespacedPod({
+      namespace: "multi",
+      body: {
+        metadata: { name: "two-registries" },
+        spec: {
+          restartPolicy: "Never",
+          containers: [
+            { name: "first", image, imagePullPolicy: "Always", command: ["sleep", "1"] },
+            { name: "second", image: secondImage, imagePullPolicy: "Always", command: ["sleep", "1"] },
+          ],
+        },
+      },
+    });
+    const pod = await waitForPod(env, "multi", "two-registries", (current) => {
+      if (current.status?.phase !== "Succeeded")
+        throw new Error(`phase ${current.status?.phase ?? "unknown"}`);
+    });
+    assert.deepEqual(
+      (pod.status?.containerStatuses ?? []).map((status) => status.state?.terminated?.exitCode),
+      [0, 0],
+    );
+    // containerd names both containers' image after the first host (same digest); its events do not.
+    const events = await podEvents("multi", "two-registries");
+    for (const pulled of [image, secondImage]) {
+      assert.ok(
+        events.some((e) => e.startsWith("Pulled:") && e.includes(`"${pulled}"`)),
+        `pulled ${pulled}: ${events.join(" | ")}`,
+      );
+    }
+  });
+
+  it("measures the create-before-patch race: a namespace and its Deployment in one kubectl apply, 20 times", async (t) => {
+    const rounds = 20;
+    const replicas = 3;
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("race", { secretName: "ecr-race", namespaces: ["race-*"] }),
+    );
+    await waitForCrReady("race");
+    const results: RaceRound[] = [];
+    for (let round = 1; round <= rounds; round += 1) {
+      const namespace = `race-${String(round)}`;
+      const manifest = [
+        { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } },
+        { ...deployment("app", replicas), metadata: { name: "app", namespace } },
+      ]
+        .map((doc) => JSON.stringify(doc))
+        .join("\n---\n");
+      const started = Date.now();
+      await env.kubectl(["apply", "-f", "-"], manifest);
+      results.push(await settleRaceRound(namespace, replicas, started, "ecr-race"));
+    }
+    const pods = results.flatMap((r) => r.pods);
+    const without = pods.filter((p) => !p.hadSecret);
+    const available = results.map((r) => r.availableMs).filter((ms): ms is number => ms !== undefined);
+    t.diagnostic(
+      `${String(without.length)} of ${String(pods.length)} Pods admitted without the pull secret, in ` +
+        `${String(results.filter((r) => r.pods.some((p) => !p.hadSecret)).length)} of ${String(rounds)} rounds; ` +
+        `${String(without.filter((p) => p.pulled).length)} of them pulled; all replicas Available in ` +
+        `${String(available.length)} rounds, median ${String(median(available))} ms, max ${String(Math.max(0, ...available))} ms`,
+    );
+    assert.equal(pods.length, rounds * replicas);
+    // The mechanism, measured: a Pod pulls exactly when it was admitted with the secret.
+    assert.deepEqual(
+      pods.filter((p) => p.hadSecret !== p.pulled),
+      [],
+      "every Pod admitted with the secret pulled, and none admitted without it did",
+    );
+    assert.equal(available.length, results.filter((r) => r.pods.every((p) => p.hadSecret)).length);
+    await env.kubectl(["delete", "namespace", ...results.map((r) => r.namespace), "--wait=false"]);
+  });
+
+  async function waitForCrReady(name: string): Promise<void> {
+    await env.kubectl(["wait", "ecrpullsecret", name, "--for=condition=Ready", "--timeout=60s"]);
+  }
+
+  /** Waits until each replica either runs or has failed its pull, and records what happened. */
+  async function settleRaceRound(
+    namespace: string,
+    replicas: number,
+    started: number,
+    secretName: string,
+  ): Promise<RaceRound> {
+    let availableMs: number | undefined;
+    const pods = await eventually(
+      async () => {
+        const list = await env.core.listNamespacedPod({ namespace, labelSelector: "app=app" });
+        if (list.items.length < replicas)
+          throw new Error(`${String(list.items.length)} of ${String(replicas)} Pods`);
+        const settled = list.items.map((pod) => {
+          const hadSecret = (pod.spec?.imagePullSecrets ?? []).some((ref) => ref.name === secretName);
+          const status = pod.status?.containerStatuses?.[0];
+          const pulled = (status?.imageID ?? "") !== "";
+          if (!pulled && !waitingReasons(pod).some((r) => r === "ErrImagePull" || r === "ImagePullBackOff")) {
+            throw new Error(`Pod ${pod.metadata?.name ?? "?"} has neither pulled nor failed yet`);
+          }
+          return { hadSecret, pulled };
+        });
+        if (availableMs === undefined && settled.every((p) => p.pulled)) {
+          const current = await env.apps.readNamespacedDeployment({ namespace, name: "app" });
+          if ((current.status?.availableReplicas ?? 0) < replicas)
+            throw new Error("not all replicas Available");
+          availableMs = Date.now() - started;
+        }
+        return settled;
+      },
+      { timeoutMs: 120_000, intervalMs: 200, message: `race round in ${namespace}` },
+    );
+    return { namespace, pods, availableMs };
+  }
+
+  it("deleting the CRs removes Secrets and ServiceAccount entries, and running Pods keep running", async () => {
+    const before = await env.apps.readNamespacedDeployment({ namespace: "team-a", name: "app" });
+    await env.kubectl(["delete", "ecrpullsecrets", "--all", "--wait", "--timeout=60s"]);
+    for (const [namespace, secretName] of [
+      ["default", "aws-registry"],
+      ["team-a", "ecr-pull"],
+      ["rotation", "ecr-rotating"],
+      ["multi", "ecr-multi"],
+    ] as const) {
+      await eventually(async () => {
+        const secrets = await env.core.listNamespacedSecret({ namespace });
+        if (secrets.items.some((s) => s.metadata?.name === secretName))
+          throw new Error(`${namespace}/${secretName} remains`);
+        const sa = await env.core.readNamespacedServiceAccount({ namespace, name: "default" });
+        if ((sa.imagePullSecrets ?? []).some((ref) => ref.name === secretName)) {
+          throw new Error(`${namespace}/default still lists ${secretName}`);
+        }
+      });
+    }
+    const pods = await env.core.listNamespacedPod({ namespace: "team-a", labelSelector: "app=app" });
+    assert.deepEqual(
+      pods.items.map((pod) => [pod.status?.phase, pod.status?.containerStatuses?.map((s) => s.restartCount)]),
+      [
+        ["Running", [0]],
+        ["Running", [0]],
+      ],
+      "both replicas keep running, never restarted",
+    );
+    const current = await env.apps.readNamespacedDeployment({ namespace: "team-a", name: "app" });
+    assert.equal(current.status?.availableReplicas, before.status?.availableReplicas);
+
+    await runHelm([
+      "uninstall",
+      release,
+      "--kubeconfig",
+      env.plane.kubeconfigPath,
+      "--namespace",
+      operatorNamespace,
+      "--wait",
+    ]);
+    await eventually(async () => {
+      const left = await env.core.listNamespacedPod({ namespace: operatorNamespace });
+      if (left.items.length > 0) throw new Error(`${left.items.length} operator Pods remain`);
+    });
+  });
+
+  it("installs from deploy/install.yaml as the README says, and serves a CR", async () => {
+    const manifest = join(repoRoot, "deploy", "install.yaml");
+    const manifestImage = /image: "?([^"\s]+)"?/.exec(await readFile(manifest, "utf8"))?.[1];
+    assert.ok(manifestImage !== undefined);
+    await env.node.tagImage(operatorImage, manifestImage);
+    await env.kubectl(["apply", "--server-side", "-f", manifest]);
+    await env.kubectl([
+      "-n",
+      operatorNamespace,
+      "create",
+      "secret",
+      "generic",
+      "aws-creds",
+      `--from-literal=AWS_ACCESS_KEY_ID=${motoDefaultCredentials.accessKeyId}`,
+      `--from-literal=AWS_SECRET_ACCESS_KEY=${motoDefaultCredentials.secretAccessKey}`,
+    ]);
+    await env.kubectl([
+      "-n",
+      operatorNamespace,
+      "set",
+      "env",
+      "deployment/ecr-creds-refresher",
+      `ECR_REFRESHER_CREDENTIALS_SECRET=${operatorNamespace}/aws-creds`,
+      "AWS_REGION=eu-west-1",
+      `AWS_ENDPOINT_URL=${env.aws.endpoint}`,
+    ]);
+    await env.kubectl([
+      "-n",
+      operatorNamespace,
+      "rollout",
+      "status",
+      "deployment/ecr-creds-refresher",
+      "--timeout=180s",
+    ]);
+    await env.core.createNamespace({ body: { metadata: { name: "manifest" } } });
+    await env.kubectl(
+      ["apply", "-f", "-"],
+      crYaml("manifest", { secretName: "ecr-manifest", namespaces: ["manifest"] }),
+    );
+    await waitForServiceAccountEntry("manifest", "ecr-manifest");
+    await env.kubectl([
+      "run",
+      "pull",
+      "-n",
+      "manifest",
+      `--image=${image}`,
+      "--image-pull-policy=Always",
+      "--",
+      "sleep",
+      "5",
+    ]);
+    await waitForPod(env, "manifest", "pull", terminatedCompleted);
+
+    await env.kubectl(["delete", "ecrpullsecrets", "--all", "--wait", "--timeout=60s"]);
+    await env.kubectl(["delete", "-f", manifest, "--wait", "--timeout=120s"]);
+  });
+});
