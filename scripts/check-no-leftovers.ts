@@ -1,11 +1,13 @@
-// Fails when a process started by the test harness (etcd, kube-apiserver,
-// kube-controller-manager, moto) outlived the test run. Processes owned by a
-// running local environment (scripts/dev.ts serve) are not counted.
-import { readdirSync, readFileSync } from "node:fs";
+// Fails when a process started by the test harness (the control plane, moto, the registry, the
+// node's containerd, kubelet and container shims) or the node's network bridge outlived the test
+// run. What a running local environment (scripts/dev.ts serve) owns is not counted.
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { nodeBridge } from "../test/harness/node.ts";
 import { repoRoot } from "../test/harness/paths.ts";
 
-const marker = join(repoRoot, ".cache") + "/";
+/** Binaries under .cache/, and anything pointed at a node's or registry's scratch folder. */
+const markers = [join(repoRoot, ".cache") + "/", "/ecr-node-", "/ecr-registry-"];
 
 function cmdline(pid: string): string {
   try {
@@ -24,17 +26,35 @@ function parentPid(pid: string): string {
   }
 }
 
+const devEnvironmentRunning = readdirSync("/proc").some(
+  (pid) => /^\d+$/.test(pid) && cmdline(pid).includes("scripts/dev.ts serve"),
+);
+
 const leftovers = readdirSync("/proc")
   .filter((entry) => /^\d+$/.test(entry) && entry !== String(process.pid))
   .map((pid) => ({ pid, command: cmdline(pid) }))
-  .filter(({ command }) => command.includes(marker))
-  .filter(({ pid }) => !cmdline(parentPid(pid)).includes("scripts/dev.ts serve"));
+  .filter(({ command }) => markers.some((marker) => command.includes(marker)))
+  .filter(({ pid }) => !ownedByDevEnvironment(pid))
+  // A node's container shims leave their parent by design; with a local environment up, they are its.
+  .filter(({ command }) => !(devEnvironmentRunning && command.includes("/ecr-node-")));
 
-if (leftovers.length > 0) {
-  console.error("processes left behind by the tests:");
+/** A process whose ancestors include the local environment's `serve` process. */
+function ownedByDevEnvironment(pid: string): boolean {
+  for (let current = parentPid(pid); current !== "" && current !== "0" && current !== "1"; ) {
+    if (cmdline(current).includes("scripts/dev.ts serve")) return true;
+    current = parentPid(current);
+  }
+  return false;
+}
+
+const bridgeLeft = existsSync(`/sys/class/net/${nodeBridge}`) && !devEnvironmentRunning;
+
+if (leftovers.length > 0 || bridgeLeft) {
+  console.error("left behind by the tests:");
   for (const { pid, command } of leftovers) {
     console.error(`  ${pid} ${command.slice(0, 200)}`);
   }
+  if (bridgeLeft) console.error(`  the node's network bridge ${nodeBridge}`);
   process.exit(1);
 }
-console.log("no etcd, kube-apiserver, kube-controller-manager or moto process left behind");
+console.log("no control plane, moto, registry or node process, and no node bridge, left behind");

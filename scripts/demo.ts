@@ -1,11 +1,14 @@
 // The demo: a local control plane with moto as AWS, the operator as its own process, a few
-// namespaces and ECRPullSecrets, and a summary of what the operator did.
+// namespaces and ECRPullSecrets, and a summary of what the operator did. Where a real node can
+// start (root, the node's Debian packages), it then shows the original operator's walkthrough:
+// a Pod that pulls a private ECR image fails with ImagePullBackOff, and the same command works
+// once an ECRPullSecret exists.
 //   npm run demo            keeps running until Ctrl-C
 //   npm run demo -- --once  prints the summary and stops
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { ecrPullSecretCrd } from "../src/api/crd.ts";
 import {
@@ -18,9 +21,19 @@ import {
   type ECRPullSecretSpec,
 } from "../src/api/types.ts";
 import { OWNER_LABEL } from "../src/controller/labels.ts";
-import { startControlPlane } from "../test/harness/controlplane.ts";
-import { createMotoCredentials, startMoto } from "../test/harness/moto.ts";
+import { startControlPlane, type ControlPlane } from "../test/harness/controlplane.ts";
+import { createMotoCredentials, startMoto, type Moto } from "../test/harness/moto.ts";
+import { nodeUnavailableReason } from "../test/harness/node.ts";
+import {
+  appRepository,
+  ecrHosts,
+  startNodeEnv,
+  waitForPod,
+  waitingReasons,
+  type NodeEnv,
+} from "../test/harness/node-env.ts";
 import { startOperatorProcess } from "../test/harness/operator-process.ts";
+import { binDir } from "../test/harness/paths.ts";
 import { eventually } from "../test/harness/wait.ts";
 
 const once = process.argv.includes("--once");
@@ -82,17 +95,91 @@ function table(rows: string[][]): string {
     .join("\n");
 }
 
-say("Starting a local Kubernetes control plane and moto as the AWS stand-in ...");
-const plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
-const moto = await startMoto();
+const nodeProblem = nodeUnavailableReason();
+let nodeEnv: NodeEnv | undefined;
+let plane: ControlPlane;
+let moto: Moto;
+if (nodeProblem === undefined) {
+  say("Starting a local Kubernetes control plane, a real node, a registry posing as ECR and moto as AWS ...");
+  nodeEnv = await startNodeEnv({ crds: [ecrPullSecretCrd] });
+  ({ plane, moto } = nodeEnv);
+} else {
+  say("Starting a local Kubernetes control plane and moto as the AWS stand-in ...");
+  plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
+  moto = await startMoto();
+}
 const core = plane.kubeConfig.makeApiClient(CoreV1Api);
 const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
+const kubectlPath = join(binDir, "kubectl");
 let operator: Awaited<ReturnType<typeof startOperatorProcess>> | undefined;
 
 async function stopAll(): Promise<void> {
   await operator?.stop();
-  await moto.stop();
-  await plane.stop();
+  if (nodeEnv !== undefined) {
+    await nodeEnv.stop();
+  } else {
+    await moto.stop();
+    await plane.stop();
+  }
+}
+
+async function kubectl(kubeconfigPath: string, args: readonly string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(kubectlPath, ["--kubeconfig", kubeconfigPath, ...args]);
+  return stdout.trimEnd();
+}
+
+/** The original operator's walkthrough, on the real node: ImagePullBackOff, an ECRPullSecret, then a pull. */
+async function walkthrough(env: NodeEnv, kubeconfigPath: string): Promise<void> {
+  const image = `${ecrHosts[0]}/${appRepository}`;
+  const run = (name: string): string[] => [
+    "run",
+    name,
+    `--image=${image}`,
+    "--image-pull-policy=Always",
+    "--",
+    "sleep",
+    "5",
+  ];
+  say("\nThe walkthrough on a real node (kubelet + containerd), in namespace default:");
+  say(`  $ kubectl ${run("test").join(" ")}`);
+  await kubectl(kubeconfigPath, run("test"));
+  const failed = await waitForPod(env, "default", "test", (pod) => {
+    const reasons = waitingReasons(pod);
+    if (!reasons.includes("ImagePullBackOff")) throw new Error(`waiting: ${reasons.join(", ")}`);
+  });
+  const events = await core.listNamespacedEvent({
+    namespace: "default",
+    fieldSelector: "involvedObject.name=test",
+  });
+  const why = events.items.find((e) => e.reason === "Failed" && /401|unauthorized/i.test(e.message ?? ""));
+  // containerd's message names the image twice before the registry's answer; keep the answer.
+  const answer = (why?.message ?? "").split(": ").slice(-2).join(": ");
+  say(`  pod/test: ${waitingReasons(failed).join(", ")}, the kubelet reports: ${answer}`);
+
+  const cr = { secretName: "aws-registry", namespaces: ["default"] };
+  say(`  $ kubectl apply -f walkthrough.yaml   # an ECRPullSecret with spec ${JSON.stringify(cr)}`);
+  await objects.createClusterCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    body: { apiVersion: API_VERSION, kind: KIND, metadata: { name: "walkthrough" }, spec: cr },
+  });
+  await eventually(async () => {
+    const sa = await core.readNamespacedServiceAccount({ namespace: "default", name: "default" });
+    if (!(sa.imagePullSecrets ?? []).some((ref) => ref.name === "aws-registry")) throw new Error("not yet");
+  });
+  say(`  $ kubectl ${run("test2").join(" ")}`);
+  const started = Date.now();
+  await kubectl(kubeconfigPath, run("test2"));
+  await waitForPod(env, "default", "test2", (pod) => {
+    const status = pod.status?.containerStatuses?.[0];
+    const terminated = status?.state?.terminated ?? status?.lastState?.terminated;
+    if (terminated?.reason !== "Completed") throw new Error("not completed yet");
+  });
+  say(
+    `  pod/test2: pulled with the operator's Secret and Completed in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
+  say(await kubectl(kubeconfigPath, ["get", "pods", "-n", "default"]));
 }
 
 process.removeAllListeners("SIGINT");
@@ -141,7 +228,7 @@ try {
     ],
   });
 
-  const crs = await eventually(
+  await eventually(
     async () => {
       const list = (await objects.listClusterCustomObject({
         group: GROUP,
@@ -187,22 +274,11 @@ try {
   say(table(rows));
 
   say("\nkubectl get ecrps:");
-  const kubectl = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].find((p) => existsSync(p));
-  if (kubectl !== undefined) {
-    say(
-      execFileSync(kubectl, ["--kubeconfig", kubeconfigPath, "get", "ecrps"], { encoding: "utf8" }).trimEnd(),
-    );
+  say(await kubectl(kubeconfigPath, ["get", "ecrps"]));
+  if (nodeEnv !== undefined) {
+    await walkthrough(nodeEnv, kubeconfigPath);
   } else {
-    const crRows = [["NAME", "READY", "SYNCED", "EXPIRES"]];
-    for (const cr of crs) {
-      crRows.push([
-        cr.metadata.name ?? "",
-        cr.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "",
-        cr.status?.synced ?? "",
-        cr.status?.tokenExpiresAt ?? "",
-      ]);
-    }
-    say(table(crRows));
+    say(`\nNo real node here, so no Pod pulls an image in this demo: ${nodeProblem ?? ""}`);
   }
   if (once) {
     await stopAll();

@@ -1,7 +1,8 @@
 // The local environment for trying the operator by hand: a real control plane
-// and the AWS stand-in in the background.
-//   node scripts/dev.ts up     start them; writes .dev/kubeconfig and .dev/aws.env
-//   node scripts/dev.ts down   stop them
+// and the AWS stand-in in the background, and with --node a real node that runs
+// Pods and a registry answering as two ECR hosts.
+//   node scripts/dev.ts up [--node]  start them; writes .dev/kubeconfig and .dev/aws.env
+//   node scripts/dev.ts down         stop them
 // `up` hands the work to a detached `serve` process that owns the children.
 import { spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
@@ -11,6 +12,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import { ecrPullSecretCrd } from "../src/api/crd.ts";
 import { startControlPlane } from "../test/harness/controlplane.ts";
 import { startMoto } from "../test/harness/moto.ts";
+import { podSubnet } from "../test/harness/node.ts";
+import { appRepository, ecrHosts, startNodeEnv } from "../test/harness/node-env.ts";
 import { repoRoot } from "../test/harness/paths.ts";
 
 const devDir = join(repoRoot, ".dev");
@@ -40,7 +43,8 @@ async function up(): Promise<void> {
   await mkdir(devDir, { recursive: true });
   await rm(readyFile, { force: true });
   const out = openSync(logFile, "a");
-  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, "serve"], {
+  const serveArgs = process.argv.includes("--node") ? ["serve", "--node"] : ["serve"];
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname, ...serveArgs], {
     detached: true,
     stdio: ["ignore", out, out],
   });
@@ -56,11 +60,18 @@ async function up(): Promise<void> {
 }
 
 async function serve(): Promise<void> {
-  const plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
-  const moto = await startMoto();
+  const withNode = process.argv.includes("--node");
+  const nodeEnv = withNode ? await startNodeEnv({ crds: [ecrPullSecretCrd] }) : undefined;
+  const plane =
+    nodeEnv?.plane ?? (await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] }));
+  const moto = nodeEnv?.moto ?? (await startMoto());
   const stop = async (): Promise<void> => {
-    await moto.stop();
-    await plane.stop();
+    if (nodeEnv !== undefined) {
+      await nodeEnv.stop();
+    } else {
+      await moto.stop();
+      await plane.stop();
+    }
     await rm(pidFile, { force: true });
     await rm(readyFile, { force: true });
     process.exit(0);
@@ -87,10 +98,22 @@ async function serve(): Promise<void> {
       `AWS stand-in (moto): ${moto.endpoint}`,
       "kubeconfig:          .dev/kubeconfig   (kubectl --kubeconfig .dev/kubeconfig get ns)",
       "AWS SDK environment: .dev/aws.env      (source .dev/aws.env)",
+      ...(nodeEnv === undefined
+        ? []
+        : [
+            `real node:           ${nodeEnv.node.name}, Pods on ${podSubnet}`,
+            `private images:      ${ecrHosts.map((host) => `${host}/${appRepository}`).join(", ")}`,
+            `AWS for Pods:        ${nodeEnv.aws.endpoint} (e.g. the chart's aws.endpointUrl)`,
+          ]),
       "stop with:           npm run dev:down",
     ].join("\n"),
   );
-  await Promise.race([plane.apiServer.exited, plane.etcd.exited, moto.process.exited]);
+  await Promise.race([
+    plane.apiServer.exited,
+    plane.etcd.exited,
+    moto.process.exited,
+    ...(nodeEnv?.node.processes.map((p) => p.exited) ?? []),
+  ]);
   console.error("a process of the local environment exited; stopping the rest");
   await stop();
 }
@@ -116,7 +139,7 @@ async function down(): Promise<void> {
 const commands: Record<string, () => Promise<void>> = { up, down, serve };
 const command = commands[process.argv[2] ?? ""];
 if (command === undefined) {
-  console.error("usage: node scripts/dev.ts up|down");
+  console.error("usage: node scripts/dev.ts up [--node] | down");
   process.exit(2);
 }
 await command();

@@ -53,8 +53,13 @@ export interface NodeEnv {
   stop(): Promise<void>;
 }
 
+export interface NodeEnvOptions {
+  /** CRDs to install in the control plane (the chart installs the operator's own). */
+  crds?: object[];
+}
+
 /** Starts everything; stops what it started when any part fails, so a failed set-up leaves nothing behind. */
-export async function startNodeEnv(): Promise<NodeEnv> {
+export async function startNodeEnv(options: NodeEnvOptions = {}): Promise<NodeEnv> {
   checkNodePrerequisites();
   const kubectlBin = requireBinary(join(binDir, "kubectl"));
   const stack: (() => Promise<void>)[] = [];
@@ -69,6 +74,7 @@ export async function startNodeEnv(): Promise<NodeEnv> {
       scheduler: true,
       serviceAccountAdmission: true,
       servingAddresses: [nodeAddress],
+      crds: options.crds,
     });
     stack.push(() => plane.stop());
     const moto = await startMoto();

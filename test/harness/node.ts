@@ -28,7 +28,8 @@ const run = promisify(execFile);
 export const podSubnet = "198.18.0.0/24";
 /** The node's address on the Pod bridge: Pods reach the host, and the API server the kubelet, here. */
 export const nodeAddress = "198.18.0.1";
-const bridgeName = "ecrnode0";
+/** The Pod bridge; one node per machine owns it. */
+export const nodeBridge = "ecrnode0";
 const nodeName = "ecr-node";
 /** The port Pods reach the API server on, at the node's address (the `kubernetes` Service's endpoint). */
 const apiServerPodPort = 6443;
@@ -95,36 +96,68 @@ export function checkNodePrerequisites(): void {
   }
 }
 
+/** Why no node can start here (not root, a package or the kubelet missing), or undefined if one can. */
+export function nodeUnavailableReason(): string | undefined {
+  try {
+    checkNodePrerequisites();
+    requireBinary(join(binDir, "kubelet"));
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
 async function sh(command: string, args: readonly string[]): Promise<string> {
   const { stdout } = await run(command, args, { maxBuffer: 16 * 1024 * 1024 });
   return stdout;
 }
 
 function bridgeExists(): boolean {
-  return existsSync(`/sys/class/net/${bridgeName}`);
+  return existsSync(`/sys/class/net/${nodeBridge}`);
 }
 
 const lockPath = join(tmpdir(), "ecr-creds-refresher-node.pid");
 
-/** One node per machine: it owns the bridge and the Pod range. A lock left by a dead run is taken over. */
-async function takeNodeLock(): Promise<void> {
-  if (existsSync(lockPath)) {
-    const pid = Number(readFileSync(lockPath, "utf8").trim());
-    let alive = false;
-    try {
-      process.kill(pid, 0);
-      alive = pid !== process.pid;
-    } catch {
-      alive = false;
-    }
-    if (alive) {
-      throw new Error(
-        `a test node is already running (process ${pid}, e.g. \`npm run dev:up -- --node\`); stop it first`,
-      );
-    }
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
   }
-  await writeFile(lockPath, `${process.pid}\n`);
-  if (bridgeExists()) await sh("ip", ["link", "del", bridgeName]);
+}
+
+/**
+ * One node per machine: it owns the bridge, the Pod range and kube-proxy's iptables chains. Waits
+ * for a node another process runs (a test file, a local environment) to stop; a lock left by a
+ * process that is gone is taken over, with the bridge it left.
+ */
+async function takeNodeLock(): Promise<void> {
+  let told = false;
+  await eventually(
+    async () => {
+      try {
+        await writeFile(lockPath, `${String(process.pid)}\n`, { flag: "wx" });
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      const holder = Number(readFileSync(lockPath, "utf8").trim());
+      if (!(holder > 0) || !isRunning(holder)) {
+        await rm(lockPath, { force: true });
+        throw new Error("took over a stale node lock");
+      }
+      if (!told) {
+        process.stderr.write(
+          `waiting for the test node of process ${String(holder)} to stop (npm run dev:down stops a local one)\n`,
+        );
+        told = true;
+      }
+      throw new Error(`the test node is held by process ${String(holder)}`);
+    },
+    { timeoutMs: 20 * 60_000, intervalMs: 1_000, message: "the machine's one test node" },
+  );
+  if (bridgeExists()) await sh("ip", ["link", "del", nodeBridge]);
 }
 
 /** The kubernetes Service's endpoint, which the API server does not write here (--endpoint-reconciler-type=none). */
@@ -201,7 +234,7 @@ function cniConfig(dir: string): string {
     plugins: [
       {
         type: "bridge",
-        bridge: bridgeName,
+        bridge: nodeBridge,
         isGateway: true,
         ipMasq: false,
         hairpinMode: true,
@@ -238,16 +271,16 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
     await apiForwarder?.stop();
     await run(kubeProxy, ["--cleanup"]).catch(() => undefined);
     await removeKubeletChains();
-    if (bridgeExists()) await sh("ip", ["link", "del", bridgeName]).catch(() => undefined);
+    if (bridgeExists()) await sh("ip", ["link", "del", nodeBridge]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
     await rm(lockPath, { force: true });
   };
 
   try {
     // The bridge exists before the kubelet starts so that the node registers with its address.
-    await sh("ip", ["link", "add", bridgeName, "type", "bridge"]);
-    await sh("ip", ["addr", "add", `${nodeAddress}/24`, "dev", bridgeName]);
-    await sh("ip", ["link", "set", bridgeName, "up"]);
+    await sh("ip", ["link", "add", nodeBridge, "type", "bridge"]);
+    await sh("ip", ["addr", "add", `${nodeAddress}/24`, "dev", nodeBridge]);
+    await sh("ip", ["link", "set", nodeBridge, "up"]);
     await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
     apiForwarder = await startTcpProxy(Number(new URL(plane.server).port), {
       listenHost: nodeAddress,

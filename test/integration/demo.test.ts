@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { nodeUnavailableReason } from "../harness/node.ts";
 import { repoRoot } from "../harness/paths.ts";
 
 const run = promisify(execFile);
@@ -12,7 +13,7 @@ describe("the demo", () => {
     const { stdout } = await run(process.execPath, [join(repoRoot, "scripts", "demo.ts"), "--once"], {
       cwd: repoRoot,
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
-      timeout: 180_000,
+      timeout: 300_000,
     });
     assert.match(
       stdout,
@@ -24,6 +25,13 @@ describe("the demo", () => {
     assert.match(stdout, /^\s+123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/m);
     assert.match(stdout, /^teams\s+True\s+3\/3/m);
     assert.match(stdout, /^multi-registry\s+True\s+1\/1/m);
+    const nodeProblem = nodeUnavailableReason();
+    if (nodeProblem === undefined) {
+      assert.match(stdout, /^ {2}pod\/test: ImagePullBackOff, the kubelet reports: .*(401|unauthorized)/im);
+      assert.match(stdout, /^ {2}pod\/test2: pulled with the operator's Secret and Completed/m);
+    } else {
+      assert.ok(stdout.includes(`No real node here, so no Pod pulls an image in this demo: ${nodeProblem}`));
+    }
     assert.match(stdout, /everything it started has stopped/);
   });
 });
