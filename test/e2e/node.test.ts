@@ -178,7 +178,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     assert.ok(lease.length > 0);
   });
 
-  it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async () => {
+  it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async (t) => {
     await env.kubectl(["run", "test", `--image=${image}`, "--image-pull-policy=Always", "--", "sleep", "5"]);
     await waitForPod(env, "default", "test", pullFailed);
     const events = await eventually(async () => {
@@ -205,6 +205,9 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
       "from the default ServiceAccount",
     );
     assert.match(pod.status?.containerStatuses?.[0]?.imageID ?? "", /@sha256:/);
+    const pulled = (await podEvents("default", "test2")).filter((e) => e.startsWith("Pulled:"));
+    assert.equal(pulled.length, 1, pulled.join(" | "));
+    t.diagnostic(pulled.join(""));
   });
 
   it("a Deployment in a namespace created after the CR, matched by a glob, becomes Available", async () => {

@@ -23,6 +23,7 @@ import {
   type DockerConfig,
   type OperatorEnv,
 } from "../harness/operator-env.ts";
+import { stopStarted } from "../harness/processes.ts";
 import { startRegistry, type LocalRegistry } from "../harness/registry.ts";
 
 const ecrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
@@ -48,8 +49,8 @@ describe("a real registry client with the .dockerconfigjson the operator writes"
   let secretConfig: string;
 
   before(async () => {
-    env = await startOperatorEnv();
     dir = await mkdtemp(join(tmpdir(), "ecr-registry-client-"));
+    env = await startOperatorEnv();
     const password = await motoTokenPassword(env.moto.endpoint);
     registry = await startRegistry([{ username: "AWS", password }]);
     await registry.pushEmptyImage(image, { username: "AWS", password });
@@ -64,8 +65,7 @@ describe("a real registry client with the .dockerconfigjson the operator writes"
   });
 
   after(async () => {
-    await registry.stop();
-    await env.stop();
+    await stopStarted(registry, env);
     await rm(dir, { recursive: true, force: true });
   });
 
