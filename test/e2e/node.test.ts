@@ -205,9 +205,10 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
       "from the default ServiceAccount",
     );
     assert.match(pod.status?.containerStatuses?.[0]?.imageID ?? "", /@sha256:/);
+    // kubectl run's Pod restarts after `sleep 5`, and pulls again each time (imagePullPolicy Always).
     const pulled = (await podEvents("default", "test2")).filter((e) => e.startsWith("Pulled:"));
-    assert.equal(pulled.length, 1, pulled.join(" | "));
-    t.diagnostic(pulled.join(""));
+    assert.ok(pulled.length >= 1, "the kubelet reports the pull");
+    t.diagnostic(pulled.join(" | "));
   });
 
   it("a Deployment in a namespace created after the CR, matched by a glob, becomes Available", async () => {
