@@ -1,12 +1,11 @@
 // The operator image that buildah builds from the unmodified Dockerfile, checked by reading the
-// built image (its config and its unpacked root filesystem), by running the operator on the image's
-// own node, and by importing it into containerd the way a test node will.
+// built image (its config and its unpacked root filesystem) and by running the operator on the
+// image's own node. test/e2e runs it on a real node.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { requireCommand } from "../harness/commands.ts";
@@ -19,8 +18,6 @@ import {
   type UnpackedImage,
 } from "../harness/operator-image.ts";
 import { repoRoot } from "../harness/paths.ts";
-import { startProcess, whileRunning } from "../harness/processes.ts";
-import { eventually } from "../harness/wait.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -42,51 +39,6 @@ async function runEntrypoint(image: UnpackedImage, args: string[]): Promise<stri
     { env: environment },
   );
   return stdout;
-}
-
-/** Imports the archive into a containerd of its own (k8s.io namespace) and lists the images there. */
-async function importIntoContainerd(archivePath: string): Promise<string[]> {
-  const containerd = requireCommand("containerd", "containerd");
-  const ctr = requireCommand("ctr", "containerd");
-  const dir = await mkdtemp(join(tmpdir(), "ecr-containerd-"));
-  const address = join(dir, "containerd.sock");
-  const configPath = join(dir, "config.toml");
-  await writeFile(
-    configPath,
-    [
-      "version = 2",
-      `root = "${join(dir, "root")}"`,
-      `state = "${join(dir, "state")}"`,
-      // Importing needs the content store and a snapshotter, not the CRI (which would look for CNI).
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-      "[grpc]",
-      `address = "${address}"`,
-      '[plugins."io.containerd.internal.v1.opt"]',
-      `path = "${join(dir, "opt")}"`,
-    ].join("\n"),
-  );
-  const server = startProcess(
-    "containerd",
-    containerd,
-    ["--config", configPath],
-    join(dir, "containerd.log"),
-    {
-      env: { PATH: process.env.PATH },
-    },
-  );
-  const ctrArgs = ["--address", address, "--namespace", "k8s.io"];
-  try {
-    await whileRunning(
-      server,
-      eventually(() => execFileAsync(ctr, [...ctrArgs, "version"]), { message: "containerd's socket" }),
-    );
-    await execFileAsync(ctr, [...ctrArgs, "images", "import", archivePath]);
-    const { stdout } = await execFileAsync(ctr, [...ctrArgs, "images", "list", "--quiet"]);
-    return stdout.split("\n").filter((line) => line !== "");
-  } finally {
-    await server.stop();
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 describe("the operator image built by buildah from the Dockerfile", () => {
@@ -131,9 +83,5 @@ describe("the operator image built by buildah from the Dockerfile", () => {
     assert.ok(files.includes("/usr/local/bin/node"));
     assert.ok(files.includes("/app/dist/main.js"));
     assert.ok(!files.some((file) => file.startsWith("/app/node_modules/typescript")));
-  });
-
-  it("is accepted by `ctr images import` under its reference", async () => {
-    assert.ok((await importIntoContainerd(image.archivePath)).includes(image.reference));
   });
 });
