@@ -1,5 +1,6 @@
 // The operator's configuration: every flag, its environment variable and default in one table,
 // validated once at start. Nothing else in src/ reads process.env.
+import { isIP } from "node:net";
 import { z } from "zod";
 import { patterns } from "./api/crd.ts";
 import { parseDuration } from "./api/duration.ts";
@@ -103,6 +104,46 @@ export const flags = {
       "/healthz fails when no watch has received anything for this long (watches re-open every 30-45 s)",
     default: "3m",
   },
+  webhookAddr: {
+    flag: "--webhook-addr <host:port>",
+    env: "ECR_REFRESHER_WEBHOOK_ADDR",
+    description:
+      'serve the Pod admission webhook (HTTPS, /mutate-v1-pod) here, on every replica (run only); "0" turns it off',
+    default: "0",
+  },
+  webhookCertDir: {
+    flag: "--webhook-cert-dir <path>",
+    env: "ECR_REFRESHER_WEBHOOK_CERT_DIR",
+    description:
+      "read the webhook's serving certificate from tls.crt and tls.key in this directory (e.g. a mounted cert-manager Secret) and re-read them when they change; default: the operator issues and rotates its own",
+  },
+  webhookSecret: {
+    flag: "--webhook-secret <name>",
+    env: "ECR_REFRESHER_WEBHOOK_SECRET",
+    description:
+      "Secret in the operator namespace that holds the webhook's own CA and serving certificate (without --webhook-cert-dir)",
+    default: "ecr-creds-refresher-webhook-tls",
+  },
+  webhookConfiguration: {
+    flag: "--webhook-configuration <name>",
+    env: "ECR_REFRESHER_WEBHOOK_CONFIGURATION",
+    description:
+      "MutatingWebhookConfiguration whose caBundle the operator keeps equal to its own CA (without --webhook-cert-dir)",
+    default: "ecr-creds-refresher",
+  },
+  webhookCertHosts: {
+    flag: "--webhook-cert-hosts <list>",
+    env: "ECR_REFRESHER_WEBHOOK_CERT_HOSTS",
+    description:
+      "comma-separated DNS names and IP addresses of the operator's own serving certificate; default: the names of Service ecr-creds-refresher-webhook in the operator namespace",
+  },
+  webhookCertValidity: {
+    flag: "--webhook-cert-validity <duration>",
+    env: "ECR_REFRESHER_WEBHOOK_CERT_VALIDITY",
+    description:
+      "lifetime of the operator's own serving certificate (its CA lives four times as long); each is renewed when a third of its lifetime is left",
+    default: "2160h",
+  },
   dryRun: {
     flag: "--dry-run [bool]",
     env: "ECR_REFRESHER_DRY_RUN",
@@ -153,6 +194,47 @@ const address = z
   )
   .transform((v) => (v === "0" ? undefined : v));
 
+const dns1123Subdomain = new RegExp(patterns.dns1123Subdomain);
+
+/** A Go-style duration in milliseconds, at least `minMs`. */
+const durationAtLeast = (minMs: number, message: string) =>
+  z.string().transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (isInvalidInput(ms) || ms < minMs) {
+      ctx.addIssue({ code: "custom", message });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const hostList = z
+  .string()
+  .optional()
+  .transform((value) =>
+    value
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .refine(
+            (host) => isIP(host) !== 0 || (host.length <= 253 && dns1123Subdomain.test(host)),
+            "must be DNS names or IP addresses",
+          ),
+      )
+      .min(1, "must name at least one DNS name or IP address")
+      .optional(),
+  );
+
+/** The default names of the webhook Service, as the API server addresses it. */
+export function webhookServiceHosts(service: string, namespace: string): string[] {
+  return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
 export const configSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   operatorNamespace: namespaceName,
@@ -176,25 +258,28 @@ export const configSchema = z.object({
   workers: positiveInt(64),
   writeConcurrency: positiveInt(256),
   leaderElect: booleanFlag,
-  leaseName: z.string().regex(new RegExp(patterns.dns1123Subdomain), "must be a DNS-1123 name").max(253),
+  leaseName: z.string().regex(dns1123Subdomain, "must be a DNS-1123 name").max(253),
   metricsAddr: address,
   healthAddr: address,
-  watchStuckAfter: z.string().transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (isInvalidInput(ms) || ms < 1000) {
-      ctx.addIssue({ code: "custom", message: "must be a duration of at least 1s, e.g. 3m" });
-      return z.NEVER;
-    }
-    return ms;
-  }),
+  watchStuckAfter: durationAtLeast(1000, "must be a duration of at least 1s, e.g. 3m"),
+  webhookAddr: address,
+  webhookCertDir: z.string().min(1).optional(),
+  webhookSecret: z.string().regex(dns1123Subdomain, "must be a Secret name").max(253),
+  webhookConfiguration: z.string().regex(dns1123Subdomain, "must be a DNS-1123 name").max(253),
+  webhookCertHosts: hostList,
+  webhookCertValidity: durationAtLeast(5000, "must be a duration of at least 5s, e.g. 2160h"),
   dryRun: booleanFlag,
   output: z.enum(["table", "json"]),
 });
 
 export type RawConfig = Partial<Record<FlagName, string>>;
 
-export type Config = Omit<z.output<typeof configSchema>, "trustedCredentialsNamespaces"> & {
+export type Config = Omit<
+  z.output<typeof configSchema>,
+  "trustedCredentialsNamespaces" | "webhookCertHosts"
+> & {
   trustedCredentialsNamespaces: string[];
+  webhookCertHosts: string[];
 };
 
 export class ConfigError extends Error {
@@ -229,5 +314,7 @@ export function loadConfig(
   return {
     ...config,
     trustedCredentialsNamespaces: config.trustedCredentialsNamespaces ?? [config.operatorNamespace],
+    webhookCertHosts:
+      config.webhookCertHosts ?? webhookServiceHosts("ecr-creds-refresher-webhook", config.operatorNamespace),
   };
 }

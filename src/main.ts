@@ -155,10 +155,12 @@ async function run(config: Config): Promise<void> {
       dryRun: config.dryRun,
       metrics: server.addresses.metrics,
       health: server.addresses.health,
+      webhook: config.webhookAddr === undefined ? "off" : config.webhookAddr,
     },
     "starting",
   );
   await operator.startCaches();
+  operator.startWebhook();
   if (elector === undefined) {
     metrics.leader.set(1);
     operator.startWorkers();

@@ -175,7 +175,8 @@ function secretMatches(existing: ManagedSecretView, owner: Owner, content: Secre
   );
 }
 
-function isSelected(spec: ResolvedSpec, serviceAccount: string): boolean {
+/** Whether the CR's `serviceAccounts` choice includes the ServiceAccount of this name. */
+export function selectsServiceAccount(spec: ResolvedSpec, serviceAccount: string): boolean {
   return spec.serviceAccounts.all || spec.serviceAccounts.names.has(serviceAccount);
 }
 
@@ -235,7 +236,7 @@ export function planPullSecrets(
     let serviceAccountsCurrent = true;
     for (const sa of view.serviceAccounts(ns)) {
       const has = sa.imagePullSecrets.includes(name);
-      if (isSelected(spec, sa.name)) {
+      if (selectsServiceAccount(spec, sa.name)) {
         if (!has && secretPresent) {
           plan.serviceAccountEdits.push({ namespace: ns, name: sa.name, add: [name], remove: [] });
           serviceAccountsCurrent = false;

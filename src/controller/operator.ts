@@ -21,6 +21,11 @@ import { Reconciler, RetryLater, type ReconcileReport } from "./reconciler.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { createDryRunWriter, createPullSecretWriter, type PlannedChange } from "./writer.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { rotationPolicy } from "../webhook/certificates.ts";
+import { FileTls } from "../webhook/file-tls.ts";
+import { PodWebhook } from "../webhook/pod-webhook.ts";
+import { SelfManagedTls } from "../webhook/self-managed-tls.ts";
+import type { TlsSource } from "../webhook/server.ts";
 
 /** Queue key of the sweep that removes what no CR claims; not a valid CR name. */
 export const SWEEP_KEY = "~sweep";
@@ -67,6 +72,8 @@ export class Operator {
   private workers: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly metrics: Metrics | undefined;
+  /** The Pod admission webhook, with --webhook-addr; every replica serves it. */
+  private readonly webhook: PodWebhook | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
@@ -149,6 +156,19 @@ export class Operator {
       },
     });
     const canWrite = options.canWrite ?? (() => true);
+    if (config.webhookAddr !== undefined) {
+      this.webhook = new PodWebhook({
+        addr: config.webhookAddr,
+        tls: this.webhookTls(canWrite),
+        ecrPullSecrets: this.crs,
+        namespaces: this.namespaces,
+        serviceAccounts: this.serviceAccounts,
+        specs,
+        clock: this.clock,
+        log,
+        metrics,
+      });
+    }
     const record =
       options.onPlannedChange ??
       ((change: PlannedChange) => {
@@ -218,6 +238,23 @@ export class Operator {
     this.secrets.addHandlers({ onAdd: owner, onUpdate: owner, onDelete: owner });
   }
 
+  private webhookTls(canWrite: () => boolean): TlsSource {
+    const { config, kubeConfig, log } = this.options;
+    if (config.webhookCertDir !== undefined) return new FileTls(config.webhookCertDir, this.clock, log);
+    return new SelfManagedTls({
+      kubeConfig,
+      namespace: config.operatorNamespace,
+      secretName: config.webhookSecret,
+      webhookConfigurationName: config.webhookConfiguration,
+      hosts: config.webhookCertHosts,
+      policy: rotationPolicy(config.webhookCertValidity),
+      clock: this.clock,
+      log,
+      canWrite: () => canWrite() && !config.dryRun,
+      onApiError: (kind) => this.metrics?.apiErrors.inc({ kind }),
+    });
+  }
+
   private enqueue(cr: ECRPullSecret): void {
     const name = cr.metadata.name;
     if (name !== undefined) this.queue.add(name);
@@ -274,8 +311,20 @@ export class Operator {
     return this.informers().every((informer) => informer.hasSynced());
   }
 
+  /** Serves the Pod admission webhook (with --webhook-addr) once its certificate is at hand. */
+  startWebhook(): void {
+    this.webhook?.start();
+  }
+
+  /** Where the webhook listens (host:port), once it does. */
+  webhookAddress(): string | undefined {
+    return this.webhook?.address;
+  }
+
   /** Starts reconciling: every CR now, then on every change. */
   startWorkers(): void {
+    // This replica may now write: the webhook's certificates are its job too.
+    this.webhook?.kick();
     this.enqueueAll();
     this.queue.add(SWEEP_KEY);
     const handle = async (key: string): Promise<WorkResult> => {
@@ -343,11 +392,13 @@ export class Operator {
 
   /** Why the operator is not ready, for /readyz. */
   readiness(): string | undefined {
-    return this.cachesSynced() ? undefined : "caches not synced yet";
+    if (!this.cachesSynced()) return "caches not synced yet";
+    return this.webhook?.readiness();
   }
 
   async start(signal?: AbortSignal): Promise<void> {
     await this.startCaches(signal);
+    this.startWebhook();
     this.startWorkers();
   }
 
@@ -355,6 +406,8 @@ export class Operator {
     if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
     await this.queue.shutDownWithDrain();
     await this.workers;
+    // Admission reviews are answered until the end; the informers they read stop after.
+    await this.webhook?.stop();
     await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
   }
 }

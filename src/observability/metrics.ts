@@ -101,6 +101,33 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly webhookRequests = new Counter({
+    name: `${prefix}webhook_requests_total`,
+    help: "Pod admission reviews answered, by result (mutated, unchanged, invalid).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookMutations = new Counter({
+    name: `${prefix}webhook_mutations_total`,
+    help: "Pods the admission webhook gave an ECRPullSecret's pull Secret, by ECRPullSecret.",
+    labelNames: ["ecrpullsecret"] as const,
+    registers: [this.registry],
+  });
+
+  readonly webhookDuration = new Histogram({
+    name: `${prefix}webhook_request_duration_seconds`,
+    help: "Time the admission webhook took to answer a review.",
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  readonly webhookCertificateExpiry = new Gauge({
+    name: `${prefix}webhook_certificate_expiry_timestamp_seconds`,
+    help: "When the admission webhook's serving certificate expires (Unix seconds).",
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
