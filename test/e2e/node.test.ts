@@ -9,25 +9,26 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, KIND } from "../../src/api/types.ts";
-import { chartDir, runHelm } from "../harness/helm.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import {
   appRepository,
   ecrHosts,
   ecrRegistryCredentials,
-  motoCredentialValues,
+  installOperatorChart,
+  operatorRelease,
+  uninstallOperatorChart,
   startNodeEnv,
   waitForPod,
   waitingReasons,
   type NodeEnv,
 } from "../harness/node-env.ts";
-import { buildOperatorImage } from "../harness/operator-image.ts";
 import { repoRoot } from "../harness/paths.ts";
+import { describeRace, runRace, sleepingDeployment } from "../harness/race.ts";
 import { stopStarted } from "../harness/processes.ts";
 import { eventually } from "../harness/wait.ts";
 
-const operatorNamespace = "ecr-system";
-const release = "ecr-creds-refresher";
+const operatorNamespace = operatorRelease.namespace;
+const release = operatorRelease.name;
 const image = `${ecrHosts[0]}/${appRepository}`;
 const secondImage = `${ecrHosts[1]}/${appRepository}`;
 
@@ -41,18 +42,6 @@ function terminatedCompleted(pod: V1Pod): void {
   if (terminated?.reason !== "Completed" || terminated.exitCode !== 0) {
     throw new Error(`not completed yet: ${JSON.stringify(status?.state ?? {})}`);
   }
-}
-
-interface RaceRound {
-  namespace: string;
-  pods: { hadSecret: boolean; pulled: boolean }[];
-  /** From the apply until every replica was Available; undefined when some never could be. */
-  availableMs: number | undefined;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
 function pullFailed(pod: V1Pod): void {
@@ -98,39 +87,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
 
   before(async () => {
     env = await startNodeEnv();
-    const built = await buildOperatorImage();
-    operatorImage = built.reference;
-    await env.node.importImage(built.archivePath);
-    await env.core.createNamespace({
-      body: {
-        metadata: {
-          name: operatorNamespace,
-          labels: { "pod-security.kubernetes.io/enforce": "restricted" },
-        },
-      },
-    });
-    const [repository, tag] = operatorImage.split(/:(?=[^:]+$)/);
-    await runHelm([
-      "install",
-      release,
-      chartDir,
-      "--kubeconfig",
-      env.plane.kubeconfigPath,
-      "--namespace",
-      operatorNamespace,
-      "--set",
-      `image.repository=${repository ?? ""}`,
-      "--set",
-      `image.tag=${tag ?? ""}`,
-      "--set",
-      "aws.region=eu-west-1",
-      "--set",
-      `aws.endpointUrl=${env.aws.endpoint}`,
-      ...motoCredentialValues().flatMap((pair) => ["--set", pair]),
-      "--wait",
-      "--timeout",
-      "3m",
-    ]);
+    operatorImage = await installOperatorChart(env);
   });
 
   after(async () => {
@@ -220,29 +177,10 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     await waitForServiceAccountEntry("team-a", "ecr-pull");
     await env.apps.createNamespacedDeployment({
       namespace: "team-a",
-      body: deployment("app", 2),
+      body: sleepingDeployment("app", 2),
     });
     await waitForAvailable("team-a", "app", 2);
   });
-
-  function deployment(name: string, replicas: number): object {
-    return {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name },
-      spec: {
-        replicas,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [{ name, image, imagePullPolicy: "Always", command: ["sleep", "3600"] }],
-          },
-        },
-      },
-    };
-  }
 
   async function waitForAvailable(
     namespace: string,
@@ -364,84 +302,31 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
   });
 
   it("measures the create-before-patch race: a namespace and its Deployment in one kubectl apply, 20 times", async (t) => {
-    const rounds = 20;
-    const replicas = 3;
     await env.kubectl(
       ["apply", "-f", "-"],
       crYaml("race", { secretName: "ecr-race", namespaces: ["race-*"] }),
     );
-    await waitForCrReady("race");
-    const results: RaceRound[] = [];
-    for (let round = 1; round <= rounds; round += 1) {
-      const namespace = `race-${String(round)}`;
-      const manifest = [
-        { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace } },
-        { ...deployment("app", replicas), metadata: { name: "app", namespace } },
-      ]
-        .map((doc) => JSON.stringify(doc))
-        .join("\n---\n");
-      const started = Date.now();
-      await env.kubectl(["apply", "-f", "-"], manifest);
-      results.push(await settleRaceRound(namespace, replicas, started, "ecr-race"));
-    }
-    const pods = results.flatMap((r) => r.pods);
-    const without = pods.filter((p) => !p.hadSecret);
-    const available = results.map((r) => r.availableMs).filter((ms): ms is number => ms !== undefined);
-    t.diagnostic(
-      `${String(without.length)} of ${String(pods.length)} Pods admitted without the pull secret, in ` +
-        `${String(results.filter((r) => r.pods.some((p) => !p.hadSecret)).length)} of ${String(rounds)} rounds; ` +
-        `${String(without.filter((p) => p.pulled).length)} of them pulled; all replicas Available in ` +
-        `${String(available.length)} rounds, median ${String(median(available))} ms, max ${String(Math.max(0, ...available))} ms`,
-    );
-    assert.equal(pods.length, rounds * replicas);
+    await env.kubectl(["wait", "ecrpullsecret", "race", "--for=condition=Ready", "--timeout=60s"]);
+    const race = await runRace(env, {
+      rounds: 20,
+      replicas: 3,
+      namespacePrefix: "race-",
+      secretName: "ecr-race",
+    });
+    t.diagnostic(describeRace(race));
+    assert.equal(race.pods, 60);
     // The mechanism, measured: a Pod pulls exactly when it was admitted with the secret.
     assert.deepEqual(
-      pods.filter((p) => p.hadSecret !== p.pulled),
+      race.rounds.flatMap((r) => r.pods).filter((p) => p.hadSecret !== p.pulled),
       [],
       "every Pod admitted with the secret pulled, and none admitted without it did",
     );
-    assert.equal(available.length, results.filter((r) => r.pods.every((p) => p.hadSecret)).length);
-    await env.kubectl(["delete", "namespace", ...results.map((r) => r.namespace), "--wait=false"]);
-  });
-
-  async function waitForCrReady(name: string): Promise<void> {
-    await env.kubectl(["wait", "ecrpullsecret", name, "--for=condition=Ready", "--timeout=60s"]);
-  }
-
-  /** Waits until each replica either runs or has failed its pull, and records what happened. */
-  async function settleRaceRound(
-    namespace: string,
-    replicas: number,
-    started: number,
-    secretName: string,
-  ): Promise<RaceRound> {
-    let availableMs: number | undefined;
-    const pods = await eventually(
-      async () => {
-        const list = await env.core.listNamespacedPod({ namespace, labelSelector: "app=app" });
-        if (list.items.length < replicas)
-          throw new Error(`${String(list.items.length)} of ${String(replicas)} Pods`);
-        const settled = list.items.map((pod) => {
-          const hadSecret = (pod.spec?.imagePullSecrets ?? []).some((ref) => ref.name === secretName);
-          const status = pod.status?.containerStatuses?.[0];
-          const pulled = (status?.imageID ?? "") !== "";
-          if (!pulled && !waitingReasons(pod).some((r) => r === "ErrImagePull" || r === "ImagePullBackOff")) {
-            throw new Error(`Pod ${pod.metadata?.name ?? "?"} has neither pulled nor failed yet`);
-          }
-          return { hadSecret, pulled };
-        });
-        if (availableMs === undefined && settled.every((p) => p.pulled)) {
-          const current = await env.apps.readNamespacedDeployment({ namespace, name: "app" });
-          if ((current.status?.availableReplicas ?? 0) < replicas)
-            throw new Error("not all replicas Available");
-          availableMs = Date.now() - started;
-        }
-        return settled;
-      },
-      { timeoutMs: 120_000, intervalMs: 200, message: `race round in ${namespace}` },
+    assert.equal(
+      race.rounds.filter((r) => r.availableMs !== undefined).length,
+      race.rounds.filter((r) => r.pods.every((p) => p.hadSecret)).length,
+      "every round whose Pods all had the secret became Available",
     );
-    return { namespace, pods, availableMs };
-  }
+  });
 
   it("deleting the CRs removes Secrets and ServiceAccount entries, and running Pods keep running", async () => {
     const before = await env.apps.readNamespacedDeployment({ namespace: "team-a", name: "app" });
@@ -474,15 +359,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     const current = await env.apps.readNamespacedDeployment({ namespace: "team-a", name: "app" });
     assert.equal(current.status?.availableReplicas, before.status?.availableReplicas);
 
-    await runHelm([
-      "uninstall",
-      release,
-      "--kubeconfig",
-      env.plane.kubeconfigPath,
-      "--namespace",
-      operatorNamespace,
-      "--wait",
-    ]);
+    await uninstallOperatorChart(env);
     await eventually(async () => {
       const left = await env.core.listNamespacedPod({ namespace: operatorNamespace });
       if (left.items.length > 0) throw new Error(`${left.items.length} operator Pods remain`);

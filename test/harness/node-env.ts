@@ -10,7 +10,9 @@ import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { buildBusyboxImages } from "./busybox-image.ts";
 import { startControlPlane, workloadControllers, type ControlPlane } from "./controlplane.ts";
 import { motoDefaultCredentials, startMoto, type Moto } from "./moto.ts";
+import { chartDir, runHelm } from "./helm.ts";
 import { checkNodePrerequisites, nodeAddress, startNode, type TestNode } from "./node.ts";
+import { buildOperatorImage } from "./operator-image.ts";
 import { binDir, requireBinary } from "./paths.ts";
 import { startRegistry, type LocalRegistry, type RegistryCredentials } from "./registry.ts";
 import { eventually, type EventuallyOptions } from "./wait.ts";
@@ -128,13 +130,71 @@ export async function startNodeEnv(options: NodeEnvOptions = {}): Promise<NodeEn
   }
 }
 
-/** The moto keys the chart's credentials Secret carries, as `--set` pairs. */
-export function motoCredentialValues(): string[] {
-  return [
+/** The chart's release and namespace, as the README installs it. */
+export const operatorRelease = { name: "ecr-creds-refresher", namespace: "ecr-system" } as const;
+
+/**
+ * Installs the operator as users do: the image built from the Dockerfile, imported into the node,
+ * and the Helm chart with its defaults apart from the image, moto's keys as the credentials Secret,
+ * the region, and the AWS endpoint Pods reach. The namespace enforces the restricted Pod Security
+ * Standard. `set` adds --set pairs. Returns the image reference.
+ */
+export async function installOperatorChart(env: NodeEnv, set: readonly string[] = []): Promise<string> {
+  const image = await buildOperatorImage();
+  await env.node.importImage(image.archivePath);
+  await env.core.createNamespace({
+    body: {
+      metadata: {
+        name: operatorRelease.namespace,
+        labels: { "pod-security.kubernetes.io/enforce": "restricted" },
+      },
+    },
+  });
+  const [repository = "", tag = ""] = image.reference.split(/:(?=[^:]+$)/);
+  const values = [
+    `image.repository=${repository}`,
+    `image.tag=${tag}`,
     "credentials.source=secret",
     `credentials.accessKeyId=${motoDefaultCredentials.accessKeyId}`,
     `credentials.secretAccessKey=${motoDefaultCredentials.secretAccessKey}`,
+    "aws.region=eu-west-1",
+    `aws.endpointUrl=${env.aws.endpoint}`,
+    ...set,
   ];
+  await runHelm([
+    "install",
+    operatorRelease.name,
+    chartDir,
+    ...helmTarget(env),
+    ...values.flatMap((pair) => ["--set", pair]),
+    "--wait",
+    "--timeout",
+    "3m",
+  ]);
+  return image.reference;
+}
+
+/** `helm upgrade --reuse-values` with more --set pairs, waiting for the rollout. */
+export async function upgradeOperatorChart(env: NodeEnv, set: readonly string[]): Promise<void> {
+  await runHelm([
+    "upgrade",
+    operatorRelease.name,
+    chartDir,
+    ...helmTarget(env),
+    "--reuse-values",
+    ...set.flatMap((pair) => ["--set", pair]),
+    "--wait",
+    "--timeout",
+    "3m",
+  ]);
+}
+
+export async function uninstallOperatorChart(env: NodeEnv): Promise<void> {
+  await runHelm(["uninstall", operatorRelease.name, ...helmTarget(env), "--wait"]);
+}
+
+function helmTarget(env: NodeEnv): string[] {
+  return ["--kubeconfig", env.plane.kubeconfigPath, "--namespace", operatorRelease.namespace];
 }
 
 /** Why a Pod's containers are waiting (ImagePullBackOff, ErrImagePull, ...), or undefined. */

@@ -19,6 +19,7 @@ import type { ControlPlane } from "./controlplane.ts";
 import { binDir, requireBinary } from "./paths.ts";
 import { freePort } from "./ports.ts";
 import { startProcess, whileRunning, type ManagedProcess } from "./processes.ts";
+import { acquireLock } from "./machine-lock.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp-proxy.ts";
 import { eventually } from "./wait.ts";
 
@@ -118,46 +119,18 @@ function bridgeExists(): boolean {
 
 const lockPath = join(tmpdir(), "ecr-creds-refresher-node.pid");
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
 /**
  * One node per machine: it owns the bridge, the Pod range and kube-proxy's iptables chains. Waits
- * for a node another process runs (a test file, a local environment) to stop; a lock left by a
- * process that is gone is taken over, with the bridge it left.
+ * for a node another process runs (a test file, `npm run dev:up -- --node`) to stop; a bridge left
+ * by a process that is gone is removed.
  */
-async function takeNodeLock(): Promise<void> {
-  let told = false;
-  await eventually(
-    async () => {
-      try {
-        await writeFile(lockPath, `${String(process.pid)}\n`, { flag: "wx" });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      const holder = Number(readFileSync(lockPath, "utf8").trim());
-      if (!(holder > 0) || !isRunning(holder)) {
-        await rm(lockPath, { force: true });
-        throw new Error("took over a stale node lock");
-      }
-      if (!told) {
-        process.stderr.write(
-          `waiting for the test node of process ${String(holder)} to stop (npm run dev:down stops a local one)\n`,
-        );
-        told = true;
-      }
-      throw new Error(`the test node is held by process ${String(holder)}`);
-    },
-    { timeoutMs: 20 * 60_000, intervalMs: 1_000, message: "the machine's one test node" },
-  );
+async function takeNodeLock(): Promise<() => Promise<void>> {
+  const release = await acquireLock(lockPath, {
+    what: "the machine's test node (npm run dev:down stops a local one)",
+    timeoutMs: 20 * 60_000,
+  });
   if (bridgeExists()) await sh("ip", ["link", "del", nodeBridge]);
+  return release;
 }
 
 /** The kubernetes Service's endpoint, which the API server does not write here (--endpoint-reconciler-type=none). */
@@ -256,7 +229,7 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
   const kubelet = requireBinary(join(binDir, "kubelet"));
   const kubeProxy = requireBinary(join(binDir, "kube-proxy"));
   const { plane, registry } = options;
-  await takeNodeLock();
+  const releaseLock = await takeNodeLock();
   const dir = await mkdtemp(join(tmpdir(), "ecr-node-"));
   const processes: ManagedProcess[] = [];
   let apiForwarder: TcpProxy | undefined;
@@ -273,7 +246,7 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
     await removeKubeletChains();
     if (bridgeExists()) await sh("ip", ["link", "del", nodeBridge]).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
-    await rm(lockPath, { force: true });
+    await releaseLock();
   };
 
   try {
@@ -281,7 +254,6 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
     await sh("ip", ["link", "add", nodeBridge, "type", "bridge"]);
     await sh("ip", ["addr", "add", `${nodeAddress}/24`, "dev", nodeBridge]);
     await sh("ip", ["link", "set", nodeBridge, "up"]);
-    await writeFile("/proc/sys/net/ipv4/ip_forward", "1");
     apiForwarder = await startTcpProxy(Number(new URL(plane.server).port), {
       listenHost: nodeAddress,
       listenPort: apiServerPodPort,

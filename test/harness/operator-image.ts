@@ -22,8 +22,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { promisify } from "node:util";
 import { requireCommand } from "./commands.ts";
+import { acquireLock } from "./machine-lock.ts";
 import { repoRoot, requireBinary } from "./paths.ts";
-import { eventually } from "./wait.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -229,38 +229,16 @@ async function hostNpmCache(): Promise<string> {
   return cache;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
-/** Creates the lock file holding our pid; removes it first if the process that holds it is gone. */
-async function takeBuildLock(lockPath: string): Promise<void> {
-  try {
-    await writeFile(lockPath, String(process.pid), { flag: "wx" });
-  } catch (err) {
-    const holder = Number(existsSync(lockPath) ? await readFile(lockPath, "utf8") : "");
-    if (holder > 0 && !isRunning(holder)) await rm(lockPath, { force: true });
-    throw err;
-  }
-}
-
 /** Test files run in parallel processes: one of them at a time builds in the shared storage. */
 async function whileHoldingBuildLock<T>(work: () => Promise<T>): Promise<T> {
-  const lockPath = join(cacheDir, "build.lock");
-  await eventually(() => takeBuildLock(lockPath), {
+  const release = await acquireLock(join(cacheDir, "build.lock"), {
+    what: "the operator image build",
     timeoutMs: 20 * 60_000,
-    intervalMs: 500,
-    message: `the operator image build lock ${lockPath}`,
   });
   try {
     return await work();
   } finally {
-    await rm(lockPath, { force: true });
+    await release();
   }
 }
 
