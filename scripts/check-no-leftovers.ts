@@ -40,7 +40,7 @@ const leftovers = readdirSync("/proc")
 
 /** A process whose ancestors include the local environment's `serve` process. */
 function ownedByDevEnvironment(pid: string): boolean {
-  for (let current = parentPid(pid); current !== "" && current !== "0" && current !== "1"; ) {
+  for (let current = parentPid(pid); current !== "" && current !== "0" && current !== "1";) {
     if (cmdline(current).includes("scripts/dev.ts serve")) return true;
     current = parentPid(current);
   }
