@@ -5,7 +5,6 @@
 // create-before-patch race measured, uninstall, and the static manifest.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { V1Pod } from "@kubernetes/client-node";
 import { API_VERSION, KIND } from "../../src/api/types.ts";
@@ -133,6 +132,23 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
       return holder;
     });
     assert.ok(lease.length > 0);
+  });
+
+  it("has no shell to exec into, and runs as 65532 on a read-only root filesystem", async () => {
+    const pod = (await operatorPod()).metadata?.name ?? "";
+    const viaShell = await env.kubectl(["exec", "-n", operatorNamespace, pod, "--", "sh", "-c", "true"]).then(
+      () => "ran",
+      (err: unknown) => String((err as { stderr?: unknown }).stderr ?? err),
+    );
+    assert.match(viaShell, /"sh": executable file not found|no such file or directory/);
+    const probe =
+      "const fs = require('node:fs'); let write = 'written';" +
+      "try { fs.writeFileSync('/app/probe', 'x'); } catch (e) { write = e.code; }" +
+      "console.log(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), write }));";
+    const seen = JSON.parse(
+      await env.kubectl(["exec", "-n", operatorNamespace, pod, "--", "/usr/local/bin/node", "-e", probe]),
+    ) as { uid: number; gid: number; write: string };
+    assert.deepEqual(seen, { uid: 65532, gid: 65532, write: "EROFS" });
   });
 
   it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async (t) => {
@@ -368,10 +384,16 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
 
   it("installs from deploy/install.yaml as the README says, and serves a CR", async () => {
     const manifest = join(repoRoot, "deploy", "install.yaml");
-    const manifestImage = /image: "?([^"\s]+)"?/.exec(await readFile(manifest, "utf8"))?.[1];
-    assert.ok(manifestImage !== undefined);
-    await env.node.tagImage(operatorImage, manifestImage);
     await env.kubectl(["apply", "--server-side", "-f", manifest]);
+    // The README: edit the Deployment's image to where you pushed it.
+    await env.kubectl([
+      "-n",
+      operatorNamespace,
+      "set",
+      "image",
+      "deployment/ecr-creds-refresher",
+      `operator=${operatorImage}`,
+    ]);
     await env.kubectl([
       "-n",
       operatorNamespace,

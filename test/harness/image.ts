@@ -4,13 +4,13 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "./paths.ts";
 
-/** The node flags of the Dockerfile's ENTRYPOINT (between "node" and the script). */
+/** The node flags of the Dockerfile's ENTRYPOINT (between the node binary and the script). */
 export function imageNodeArgs(): string[] {
   const dockerfile = readFileSync(join(repoRoot, "Dockerfile"), "utf8");
   const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile)?.[1];
   if (line === undefined) throw new Error("the Dockerfile has no ENTRYPOINT in exec form");
   const entrypoint = JSON.parse(line) as unknown;
-  if (!Array.isArray(entrypoint) || entrypoint[0] !== "node") {
+  if (!Array.isArray(entrypoint) || !/(^|\/)node$/.test(String(entrypoint[0]))) {
     throw new Error(`the Dockerfile's ENTRYPOINT does not start with node: ${line}`);
   }
   const args = entrypoint.slice(1).map(String);

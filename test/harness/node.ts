@@ -69,8 +69,6 @@ export interface TestNode {
   readonly dir: string;
   /** Imports an image archive (docker-archive or oci-archive) into the node's containerd. */
   importImage(archivePath: string): Promise<void>;
-  /** Gives an image on the node a second name, as a registry would serve it under. */
-  tagImage(source: string, target: string): Promise<void>;
   /** The node's containerd, kubelet and kube-proxy, for a test that wants their logs. */
   readonly processes: readonly ManagedProcess[];
   stop(): Promise<void>;
@@ -384,9 +382,6 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
       async importImage(archivePath) {
         await sh("ctr", [...ctrArgs, "images", "import", archivePath]);
       },
-      async tagImage(source, target) {
-        await sh("ctr", [...ctrArgs, "images", "tag", "--force", source, normalizedReference(target)]);
-      },
       stop,
     };
   } catch (err) {
@@ -419,15 +414,6 @@ async function removeKubeletChains(): Promise<void> {
       for (const chain of chains) await sh(command, ["-t", table, "-X", chain]).catch(() => undefined);
     }
   }
-}
-
-/** containerd names images in full: `name:tag` is `docker.io/library/name:tag`. */
-function normalizedReference(reference: string): string {
-  const [first = "", ...rest] = reference.split("/");
-  const hasRegistry =
-    rest.length > 0 && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (hasRegistry) return reference;
-  return rest.length === 0 ? `docker.io/library/${reference}` : `docker.io/${reference}`;
 }
 
 /**

@@ -29,11 +29,11 @@ const execFileAsync = promisify(execFile);
 
 export const defaultOperatorImageReference = "localhost/ecr-creds-refresher:e2e";
 
-/** The Dockerfile's FROM as buildah names it; with --pull=never the build finds the stand-in. */
-const baseImage = "docker.io/library/node:24-bookworm-slim";
+/** The Dockerfile's FROM; buildah stores the stand-in as localhost/<it>, where --pull=never finds it. */
+const baseImage = "node:24-bookworm-slim";
 const basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /** Part of the stand-in's fingerprint: bump it when standInRootfs changes, to rebuild the stand-in. */
-const standInRecipe = 1;
+const standInRecipe = 2;
 
 const cacheDir = join(repoRoot, ".cache", "operator-image");
 const storageFlags = [
@@ -137,7 +137,7 @@ async function standInParts(): Promise<StandInParts> {
   return { node, nodeVersion, npmPackage, npmVersion: npmManifest.version, busybox, libraries };
 }
 
-/** What node:24-bookworm-slim gives the Dockerfile: node and npm on PATH, /bin/sh, root, /tmp. */
+/** What node:24-bookworm-slim gives the Dockerfile: node and npm on PATH, /bin/sh and the tools its RUN lines use, ldd, root, /tmp. */
 async function standInRootfs(parts: StandInParts, rootfs: string): Promise<void> {
   const at = (path: string): string => join(rootfs, path);
   for (const dir of ["bin", "etc", "root", "tmp", "usr/bin", "usr/local/bin", "usr/local/lib/node_modules"]) {
@@ -155,10 +155,16 @@ async function standInRootfs(parts: StandInParts, rootfs: string): Promise<void>
     verbatimSymlinks: true,
   });
   await symlink("../lib/node_modules/npm/bin/npm-cli.js", at("usr/local/bin/npm"));
-  // RUN lines are shell form; npm-cli.js starts with `#!/usr/bin/env node`.
+  // RUN lines are shell form and use the base's tools; npm-cli.js starts with `#!/usr/bin/env node`.
   await cp(parts.busybox, at("bin/busybox"));
-  await symlink("busybox", at("bin/sh"));
+  for (const tool of ["sh", "awk", "cp", "mkdir", "chmod", "dirname", "cat"]) {
+    await symlink("busybox", at(`bin/${tool}`));
+  }
   await symlink("../../bin/busybox", at("usr/bin/env"));
+  // Debian's ldd is a script around the dynamic loader's --list; the same here.
+  const loader = parts.libraries.find((library) => /\/ld-linux[^/]*\.so/.test(library));
+  if (loader === undefined) throw new Error(`no dynamic loader among ${parts.libraries.join(", ")}`);
+  await writeFile(at("usr/bin/ldd"), `#!/bin/sh\nexec ${loader} --list "$@"\n`, { mode: 0o755 });
   await writeFile(at("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
   await writeFile(at("etc/group"), "root:x:0:\n");
 }
@@ -183,7 +189,12 @@ async function ensureStandInBase(): Promise<void> {
   const stampPath = join(cacheDir, "stand-in-base.json");
   if (existsSync(stampPath)) {
     const stamp = JSON.parse(await readFile(stampPath, "utf8")) as { fingerprint: string; imageId: string };
-    if (stamp.fingerprint === fingerprint && stamp.imageId === (await localImageId(baseImage))) return;
+    if (
+      stamp.fingerprint === fingerprint &&
+      stamp.imageId === (await localImageId(`localhost/${baseImage}`))
+    ) {
+      return;
+    }
   }
 
   // Everything stored derives from the previous stand-in: its layer cache can never be used again.
