@@ -73,3 +73,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "ecr-creds-refresher.leaseName" -}}
 {{- default (include "ecr-creds-refresher.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/* The webhook's Service, and the Secret with its serving certificate (the operator's own, or cert-manager's). */}}
+{{- define "ecr-creds-refresher.webhookService" -}}
+{{- printf "%s-webhook" (include "ecr-creds-refresher.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "ecr-creds-refresher.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "ecr-creds-refresher.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "true" when the operator issues its own webhook certificate and sets the caBundle itself. */}}
+{{- define "ecr-creds-refresher.webhookSelfManaged" -}}
+{{- and .Values.webhook.enabled (not .Values.webhook.certManager.enabled) }}
+{{- end }}
