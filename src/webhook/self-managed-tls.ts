@@ -143,6 +143,8 @@ export class SelfManagedTls implements TlsSource {
     }
     this.#syncing = this.#syncLoop().finally(() => {
       this.#syncing = undefined;
+      // A kick that arrived after the last pass looked is not lost.
+      if (this.#rerunRequested()) this.kick();
     });
   }
 

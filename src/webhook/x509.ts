@@ -23,7 +23,14 @@ type Forge = typeof forgeTypes;
 let forgeModule: Promise<Forge> | undefined;
 
 function loadForge(): Promise<Forge> {
-  forgeModule ??= import("node-forge").then((m) => m.default);
+  forgeModule ??= import("node-forge").then(
+    (m) => m.default,
+    (err: unknown) => {
+      // Not cached: the next issue tries the import again.
+      forgeModule = undefined;
+      throw err;
+    },
+  );
   return forgeModule;
 }
 
