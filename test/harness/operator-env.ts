@@ -16,6 +16,7 @@ import { loadConfig, type RawConfig } from "../../src/config.ts";
 import { Operator } from "../../src/controller/operator.ts";
 import { loadKubeConfig, type ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { createLogger } from "../../src/observability/logger.ts";
+import type { Metrics } from "../../src/observability/metrics.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { startControlPlane, type ControlPlane } from "./controlplane.ts";
 import { createMotoCredentials, startMoto, type Moto, type MotoOptions } from "./moto.ts";
@@ -34,9 +35,18 @@ export interface OperatorEnv {
   logs: string[];
   /** The running operator, if any. */
   operator: Operator | undefined;
-  startOperator(overrides?: RawConfig): Promise<Operator>;
+  startOperator(overrides?: RawConfig, options?: StartOperatorOptions): Promise<Operator>;
   stopOperator(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface StartOperatorOptions {
+  /**
+   * false: a standby replica that syncs its caches and serves the webhook but never reconciles or
+   * writes (as a replica that does not hold the Lease). Default true.
+   */
+  workers?: boolean;
+  metrics?: Metrics;
 }
 
 export interface OperatorEnvOptions {
@@ -49,6 +59,8 @@ export interface OperatorEnvOptions {
   /** The operator user's groups instead of system:masters, e.g. a ServiceAccount's, to run it under RBAC. */
   operatorGroups?: readonly string[];
   moto?: MotoOptions;
+  /** Turn the API server's ServiceAccount admission plugin on, so that Pods get their account's pull secrets. */
+  serviceAccountAdmission?: boolean;
   /** Wraps the operator's cluster connection, e.g. to delay its requests. */
   connection?: (loaded: ClusterConnection) => ClusterConnection;
 }
@@ -58,6 +70,7 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
     controllerManager: true,
     crds: [ecrPullSecretCrd],
     audit: options.audit === true,
+    serviceAccountAdmission: options.serviceAccountAdmission === true,
   });
   // The operator reads its kubeconfig file with its own loader, as the process does.
   const operatorKubeconfigPath =
@@ -94,7 +107,7 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
     objects,
     logs,
     operator: undefined,
-    async startOperator(overrides = {}) {
+    async startOperator(overrides = {}, startOptions = {}) {
       const config = loadConfig(
         {
           operatorNamespace,
@@ -108,8 +121,21 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
         {},
       );
       const log = createLogger({ level: config.logLevel, pretty: false, destination: sink });
-      const operator = new Operator({ config, kubeConfig: operatorKubeConfig, log, minRequeueMs: 1_000 });
-      await operator.start();
+      const standby = startOptions.workers === false;
+      const operator = new Operator({
+        config,
+        kubeConfig: operatorKubeConfig,
+        log,
+        metrics: startOptions.metrics,
+        minRequeueMs: 1_000,
+        canWrite: standby ? () => false : undefined,
+      });
+      if (standby) {
+        await operator.startCaches();
+        operator.startWebhook();
+      } else {
+        await operator.start();
+      }
       env.operator = operator;
       return operator;
     },

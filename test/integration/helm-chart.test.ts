@@ -12,10 +12,14 @@ import {
   PatchStrategy,
   loadAllYaml,
   type KubernetesObject,
+  type V1ClusterRole,
   type V1ConfigMap,
   type V1Deployment,
+  type V1MutatingWebhookConfiguration,
   type V1Pod,
   type V1Role,
+  type V1Secret,
+  type V1Service,
 } from "@kubernetes/client-node";
 import { parse } from "yaml";
 import { ecrPullSecretCrd } from "../../src/api/crd.ts";
@@ -52,6 +56,11 @@ function objectsOf(yamlText: string): KubernetesObject[] {
   return (loadAllYaml(yamlText) as (KubernetesObject | null)[]).filter(
     (o): o is KubernetesObject => o !== null && typeof o === "object" && "kind" in o,
   );
+}
+
+/** A model object as plain data, for deep comparison with literals. */
+function plain(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value ?? null)) as unknown;
 }
 
 function ofKind<T extends KubernetesObject>(objects: readonly KubernetesObject[], kind: string): T[] {
@@ -200,6 +209,7 @@ describe("the Helm chart", () => {
       "PrometheusRule",
       "ConfigMap",
       "ECRPullSecret",
+      "MutatingWebhookConfiguration",
     ]) {
       assert.ok(kinds.has(kind), `no value set renders a ${kind}`);
     }
@@ -277,6 +287,147 @@ describe("the Helm chart", () => {
     );
   });
 
+  it("registers the Pod webhook by Service, served by every replica, never blocking Pod creation", async () => {
+    const objects = objectsOf(await helmTemplate({ namespace, set: ["replicaCount=3"] }));
+    const [configuration] = ofKind<V1MutatingWebhookConfiguration>(objects, "MutatingWebhookConfiguration");
+    const webhook = configuration?.webhooks?.[0];
+    assert.ok(configuration !== undefined && webhook !== undefined && configuration.webhooks?.length === 1);
+    assert.equal(webhook.failurePolicy, "Ignore");
+    assert.ok((webhook.timeoutSeconds ?? 10) <= 3, `timeoutSeconds ${webhook.timeoutSeconds ?? "unset"}`);
+    assert.equal(webhook.sideEffects, "None");
+    assert.equal(webhook.reinvocationPolicy, "IfNeeded");
+    assert.deepEqual(plain(webhook.rules), [
+      {
+        apiGroups: [""],
+        apiVersions: ["v1"],
+        operations: ["CREATE"],
+        resources: ["pods"],
+        scope: "Namespaced",
+      },
+    ]);
+    assert.equal(
+      webhook.clientConfig.caBundle,
+      undefined,
+      "the operator sets the caBundle; upgrades keep it",
+    );
+    assert.equal(webhook.clientConfig.url, undefined);
+    assert.deepEqual(plain(webhook.namespaceSelector?.matchExpressions), [
+      { key: "kubernetes.io/metadata.name", operator: "NotIn", values: ["kube-system", namespace] },
+      { key: "ecr-creds-refresher.io/webhook", operator: "NotIn", values: ["disabled"] },
+    ]);
+    assert.deepEqual(plain(webhook.objectSelector?.matchExpressions), [
+      { key: "ecr-creds-refresher.io/webhook", operator: "NotIn", values: ["disabled"] },
+    ]);
+
+    // The Service reaches the webhook port of every replica, not only the leader's.
+    const service = ofKind<V1Service>(objects, "Service").find(
+      (s) => s.metadata?.name === webhook.clientConfig.service?.name,
+    );
+    assert.ok(service !== undefined, "the webhook's Service");
+    assert.equal(webhook.clientConfig.service?.namespace, namespace);
+    assert.equal(webhook.clientConfig.service.path, "/mutate-v1-pod");
+    assert.equal(service.spec?.ports?.[0]?.port, webhook.clientConfig.service.port);
+    const deployment = onlyDeployment(objects);
+    assert.deepEqual(plain(service.spec?.selector), plain(deployment.spec?.selector.matchLabels));
+    const container = deployment.spec?.template.spec?.containers[0];
+    const port = container?.ports?.find((p) => p.name === service.spec?.ports?.[0]?.targetPort);
+    assert.ok(port !== undefined, "the Service targets the container's webhook port");
+    const config = loadConfig(configFromArgs(operatorArgs(deployment).slice(1)), {
+      ECR_REFRESHER_NAMESPACE: namespace,
+    });
+    assert.equal(config.webhookAddr, `0.0.0.0:${port.containerPort}`);
+    assert.equal(config.leaderElect, true, "three replicas elect a leader, and all three serve the webhook");
+    assert.equal(config.webhookConfiguration, configuration.metadata?.name);
+    const serviceHost = `${service.metadata?.name ?? ""}.${namespace}.svc`;
+    assert.deepEqual(config.webhookCertHosts, [serviceHost, `${serviceHost}.cluster.local`]);
+
+    // Least privilege: that one configuration and that one Secret, by name.
+    const [clusterRole] = ofKind<V1ClusterRole>(objects, "ClusterRole");
+    const configurationRule = clusterRole?.rules?.find((r) =>
+      r.resources?.includes("mutatingwebhookconfigurations"),
+    );
+    assert.deepEqual(configurationRule?.resourceNames, [configuration.metadata?.name]);
+    assert.deepEqual(configurationRule.verbs, ["list", "watch", "update"]);
+    const secretRole = ofKind<V1Role>(objects, "Role").find((r) =>
+      r.metadata?.name?.endsWith("-webhook-tls"),
+    );
+    assert.equal(secretRole?.metadata?.namespace, namespace);
+    assert.deepEqual(plain(secretRole.rules), [
+      { apiGroups: [""], resources: ["secrets"], resourceNames: [config.webhookSecret], verbs: ["update"] },
+    ]);
+    const secret = ofKind<V1Secret>(objects, "Secret").find((s) => s.metadata?.name === config.webhookSecret);
+    assert.ok(secret !== undefined && secret.data === undefined, "the chart creates the Secret empty");
+
+    const off = objectsOf(await helmTemplate({ namespace, set: ["webhook.enabled=false"] }));
+    assert.deepEqual(ofKind(off, "MutatingWebhookConfiguration"), []);
+    assert.ok(!JSON.stringify(off).includes("webhook"), "no trace of the webhook when it is off");
+
+    await assert.rejects(
+      helmTemplate({ namespace, set: ["webhook.timeoutSeconds=10"] }),
+      (err: unknown) => err instanceof HelmError && /timeoutSeconds/.test(err.message),
+    );
+  });
+
+  it("leaves the webhook's certificate and caBundle to cert-manager when asked", async () => {
+    const objects = objectsOf(await helmTemplate({ namespace, set: ["webhook.certManager.enabled=true"] }));
+    const [configuration] = ofKind<V1MutatingWebhookConfiguration>(objects, "MutatingWebhookConfiguration");
+    const certificates = ofKind<KubernetesObject & { spec?: Record<string, unknown> }>(
+      objects,
+      "Certificate",
+    );
+    const serving = certificates.find((c) => c.spec?.isCA !== true);
+    assert.equal(
+      configuration?.metadata?.annotations?.["cert-manager.io/inject-ca-from"],
+      `${namespace}/${serving?.metadata?.name ?? "?"}`,
+    );
+    const service = ofKind<V1Service>(objects, "Service").find(
+      (s) => s.metadata?.name === configuration.webhooks?.[0]?.clientConfig.service?.name,
+    );
+    const host = `${service?.metadata?.name ?? "?"}.${namespace}.svc`;
+    assert.deepEqual(serving?.spec?.dnsNames, [host, `${host}.cluster.local`]);
+    assert.deepEqual(
+      ofKind(objects, "Issuer").map((i) => i.metadata?.name),
+      ["ecr-creds-refresher-selfsigned", "ecr-creds-refresher-webhook-ca"].sort(),
+    );
+
+    const deployment = onlyDeployment(objects);
+    const config = loadConfig(configFromArgs(operatorArgs(deployment).slice(1)), {
+      ECR_REFRESHER_NAMESPACE: namespace,
+    });
+    const mount = deployment.spec?.template.spec?.containers[0]?.volumeMounts?.find(
+      (m) => m.mountPath === config.webhookCertDir,
+    );
+    const volume = deployment.spec?.template.spec?.volumes?.find((v) => v.name === mount?.name);
+    assert.equal(volume?.secret?.secretName, serving.spec.secretName, "the Pods mount cert-manager's Secret");
+    const clusterRole = ofKind<V1ClusterRole>(objects, "ClusterRole")[0];
+    assert.ok(
+      !JSON.stringify(clusterRole).includes("mutatingwebhookconfigurations"),
+      "no caBundle rights needed",
+    );
+    assert.ok(!ofKind(objects, "Role").some((r) => r.metadata?.name?.endsWith("-webhook-tls")));
+    // cert-manager's own kinds need its CRDs; everything else is checked by the API server.
+    for (const object of objects.filter((o) => !["Issuer", "Certificate"].includes(o.kind ?? ""))) {
+      await dryRunApply(object);
+    }
+
+    const own = objectsOf(
+      await helmTemplate({
+        namespace,
+        set: [
+          "webhook.certManager.enabled=true",
+          "webhook.certManager.issuerRef.name=corp-ca",
+          "webhook.certManager.issuerRef.kind=ClusterIssuer",
+        ],
+      }),
+    );
+    assert.deepEqual(ofKind(own, "Issuer"), [], "with an issuer of the user's, the chart makes none");
+    const ownServing = ofKind<KubernetesObject & { spec?: Record<string, unknown> }>(own, "Certificate");
+    assert.deepEqual(
+      ownServing.map((c) => c.spec?.issuerRef),
+      [{ name: "corp-ca", kind: "ClusterIssuer", group: "cert-manager.io" }],
+    );
+  });
+
   it("passes the credentials Secret and the trusted namespaces to the operator", async () => {
     const cases: { set: string[]; secret: string | undefined }[] = [
       { set: [], secret: undefined },
@@ -297,9 +448,9 @@ describe("the Helm chart", () => {
       const flag = args.find((a) => a.startsWith("--credentials-secret="));
       assert.equal(flag?.slice("--credentials-secret=".length), secret, set.join(" "));
       assert.ok(args.includes(`--trusted-credentials-namespaces=${namespace},team-a,team-b`), args.join(" "));
-      const created = ofKind(objects, "Secret").map(
-        (s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`,
-      );
+      const created = ofKind(objects, "Secret")
+        .filter((s) => s.metadata?.labels?.["app.kubernetes.io/component"] !== "webhook-tls")
+        .map((s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`);
       assert.deepEqual(created, set.includes("credentials.source=secret") ? [secret] : []);
     }
     await assert.rejects(

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  AdmissionregistrationV1Api,
+  AuthorizationV1Api,
   CoordinationV1Api,
   CoreV1Api,
   KubernetesObjectApi,
@@ -16,6 +18,7 @@ import {
   type V1ClusterRole,
   type V1Deployment,
   type V1PolicyRule,
+  type V1ResourceAttributes,
   type V1Role,
 } from "@kubernetes/client-node";
 import { loadKubeConfig } from "../../src/kube/kubeconfig.ts";
@@ -143,8 +146,18 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
       }),
     });
     const admin = KubernetesObjectApi.makeApiClient(env.plane.kubeConfig);
-    const rbacKinds = new Set(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
-    for (const object of chart.objects.filter((o) => rbacKinds.has(o.kind ?? ""))) {
+    // RBAC, and the two webhook objects whose names the RBAC rules name: the empty TLS Secret and
+    // the MutatingWebhookConfiguration (its Service has no endpoints here; no test creates a Pod).
+    const kinds = new Set([
+      "ServiceAccount",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "Role",
+      "RoleBinding",
+      "Secret",
+      "MutatingWebhookConfiguration",
+    ]);
+    for (const object of chart.objects.filter((o) => kinds.has(o.kind ?? ""))) {
       await admin.create(object);
     }
     await createNamespace(env, trustedNamespace);
@@ -166,8 +179,9 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
         stringData: { AWS_ACCESS_KEY_ID: "x", AWS_SECRET_ACCESS_KEY: "y" },
       },
     });
-    // Exactly the flags the chart's Deployment passes; the test adds only the AWS stand-in's address.
-    await env.startOperator(configFromArgs(chart.operatorArgs));
+    // Exactly the flags the chart's Deployment passes; the test adds only the AWS stand-in's address
+    // and has the webhook listen on a free loopback port.
+    await env.startOperator({ ...configFromArgs(chart.operatorArgs), webhookAddr: "127.0.0.1:0" });
   });
 
   after(async () => {
@@ -357,6 +371,26 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
     assert.deepEqual(pullSecretNames(await readServiceAccount(env, "keep", "default")), []);
   });
 
+  it("issues its webhook certificate into the chart's Secret and its CA into the chart's webhook configuration", async () => {
+    const config = configFromArgs(chart.operatorArgs);
+    const secretName = config.webhookSecret ?? "";
+    const configurationName = config.webhookConfiguration ?? "";
+    await eventually(async () => {
+      const secret = await env.core.readNamespacedSecret({ namespace: operatorNamespace, name: secretName });
+      const configuration = await env.plane.kubeConfig
+        .makeApiClient(AdmissionregistrationV1Api)
+        .readMutatingWebhookConfiguration({ name: configurationName });
+      assert.ok(secret.data?.["tls.crt"] !== undefined && secret.data["tls.key"] !== undefined);
+      assert.equal(configuration.webhooks?.[0]?.clientConfig.caBundle, secret.data["ca.crt"]);
+      assert.equal(
+        secret.metadata?.labels?.["app.kubernetes.io/managed-by"],
+        "Helm",
+        "the chart's Secret, updated",
+      );
+    });
+    assert.ok(env.operator?.webhookAddress() !== undefined, "the webhook serves");
+  });
+
   it("holds and hands back the leader Lease with the chart's Role", async () => {
     const leaseName = configFromArgs(chart.operatorArgs).leaseName;
     assert.ok(leaseName !== undefined, "the chart names the Lease");
@@ -431,6 +465,28 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
     await assert.rejects(
       core.createNamespacedServiceAccount({ namespace: "team-a", body: { metadata: { name: "mine" } } }),
       forbidden,
+    );
+    // Nor replace another Secret in its namespace, nor another webhook configuration.
+    const { kubeConfig } = await env.plane.userKubeConfig(saUser, saGroups);
+    const allowed = async (attributes: V1ResourceAttributes): Promise<boolean> =>
+      (
+        await kubeConfig
+          .makeApiClient(AuthorizationV1Api)
+          .createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attributes } } })
+      ).status?.allowed === true;
+    const webhookSecret = configFromArgs(chart.operatorArgs).webhookSecret ?? "";
+    const secretUpdate = { verb: "update", resource: "secrets", namespace: operatorNamespace };
+    assert.equal(await allowed({ ...secretUpdate, name: webhookSecret }), true);
+    assert.equal(await allowed({ ...secretUpdate, name: credentialsSecretName }), false);
+    const configurationUpdate = {
+      verb: "update",
+      group: "admissionregistration.k8s.io",
+      resource: "mutatingwebhookconfigurations",
+    };
+    assert.equal(await allowed({ ...configurationUpdate, name: "another-webhook" }), false);
+    assert.equal(
+      await allowed({ ...configurationUpdate, resource: "validatingwebhookconfigurations" }),
+      false,
     );
   });
 

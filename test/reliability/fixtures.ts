@@ -9,6 +9,7 @@ import {
   type OperatorEnv,
 } from "../harness/operator-env.ts";
 import { startOperatorProcess, type OperatorProcess } from "../harness/operator-process.ts";
+export { metricValue } from "../harness/prometheus-text.ts";
 import { eventually } from "../harness/wait.ts";
 
 /** Creates namespaces `${prefix}-0000`... and waits until each has its default ServiceAccount. */
@@ -160,20 +161,6 @@ export function errorLines(logs: readonly string[]): string[] {
     const [record] = logRecords([line]);
     return record === undefined || (record.level ?? 0) >= 50;
   });
-}
-
-/** Reads one metric sample's value from a Prometheus text exposition, or 0 when absent. */
-export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name)) continue;
-    const match = /^([a-z_]+)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const present = (match[3] ?? "").split(",");
-    if (wanted.every((w) => present.includes(w))) total += Number(match[4]);
-  }
-  return total;
 }
 
 export async function scrape(metricsAddress: string): Promise<string> {
