@@ -16,6 +16,7 @@ import {
   installOperatorChart,
   operatorRelease,
   uninstallOperatorChart,
+  upgradeOperatorChart,
   startNodeEnv,
   waitForPod,
   waitingReasons,
@@ -317,7 +318,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     }
   });
 
-  it("measures the create-before-patch race: a namespace and its Deployment in one kubectl apply, 20 times", async (t) => {
+  it("with the Pod webhook (the chart's default), every Pod of a namespace applied with its Deployment gets the secret, 20 times", async (t) => {
     await env.kubectl(
       ["apply", "-f", "-"],
       crYaml("race", { secretName: "ecr-race", namespaces: ["race-*"] }),
@@ -326,7 +327,26 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     const race = await runRace(env, {
       rounds: 20,
       replicas: 3,
-      namespacePrefix: "race-",
+      namespacePrefix: "race-on-",
+      secretName: "ecr-race",
+    });
+    t.diagnostic(describeRace(race));
+    const pods = race.rounds.flatMap((r) => r.pods);
+    assert.equal(pods.length, 60);
+    assert.deepEqual(
+      pods.filter((p) => !p.hadSecret || !p.pulled || p.restarts > 0),
+      [],
+      "every replica admitted with the secret, pulled, never restarted",
+    );
+    assert.equal(race.rounds.filter((r) => r.availableMs === undefined).length, 0, "every round Available");
+  });
+
+  it("without the webhook (webhook.enabled=false), measures the create-before-patch race, 20 times", async (t) => {
+    await upgradeOperatorChart(env, ["webhook.enabled=false"]);
+    const race = await runRace(env, {
+      rounds: 20,
+      replicas: 3,
+      namespacePrefix: "race-off-",
       secretName: "ecr-race",
     });
     t.diagnostic(describeRace(race));

@@ -12,6 +12,8 @@ export interface RacePod {
   hadSecret: boolean;
   /** The kubelet pulled its image (it has an imageID). */
   pulled: boolean;
+  /** Container restarts when the round settled. */
+  restarts: number;
 }
 
 export interface RaceRound {
@@ -133,11 +135,12 @@ async function settleRound(
       const settled = list.items.map((pod): RacePod => {
         const name = pod.metadata?.name ?? "";
         const hadSecret = (pod.spec?.imagePullSecrets ?? []).some((ref) => ref.name === options.secretName);
-        const pulled = (pod.status?.containerStatuses?.[0]?.imageID ?? "") !== "";
+        const status = pod.status?.containerStatuses?.[0];
+        const pulled = (status?.imageID ?? "") !== "";
         if (!pulled && !waitingReasons(pod).some((r) => r === "ErrImagePull" || r === "ImagePullBackOff")) {
           throw new Error(`Pod ${name} has neither pulled nor failed yet`);
         }
-        return { name, hadSecret, pulled };
+        return { name, hadSecret, pulled, restarts: status?.restartCount ?? 0 };
       });
       if (availableMs === undefined && settled.every((p) => p.pulled)) {
         const current = await env.apps.readNamespacedDeployment({ namespace, name: "app" });
