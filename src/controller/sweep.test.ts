@@ -39,6 +39,11 @@ function secret(namespace: string, name: string, ownerUid: string): V1Secret {
   };
 }
 
+/** A Secret labelled by hand for a CR to adopt: our labels, no owner reference yet. */
+function labelledForAdoption(namespace: string, name: string, owner: string): V1Secret {
+  return { metadata: { namespace, name, labels: { [OWNER_LABEL]: owner } } };
+}
+
 const context = { defaultRegion: "eu-west-1", trustedNamespaces: new Set(["ecr-system"]) };
 const specOf = (resource: ECRPullSecret): ResolvedSpec | undefined => {
   const resolved = resolveSpec(resource, context);
@@ -96,6 +101,64 @@ describe("planSweep", () => {
       crs: [cr("other", "u2", ["a"])],
       serviceAccounts: [],
       secrets: [secret("a", "gone", "u-gone"), secret("a", "other", "u2")],
+      edits: [],
+      deletes: ["a/gone"],
+    },
+    {
+      name: "keeps a Secret labelled for adoption before its CR exists",
+      crs: [],
+      serviceAccounts: [sa("a", "default", ["aws-registry"], [])],
+      secrets: [labelledForAdoption("a", "aws-registry", "ecr-pull")],
+      edits: [],
+      deletes: [],
+    },
+    {
+      name: "keeps a Secret labelled for adoption while its CR has not written its owner reference",
+      crs: [cr("ecr-pull", "u5", ["a"])],
+      serviceAccounts: [],
+      secrets: [labelledForAdoption("a", "aws-registry", "ecr-pull")],
+      edits: [],
+      deletes: [],
+    },
+    {
+      name: "keeps a labelled Secret that only something else owns",
+      crs: [],
+      serviceAccounts: [],
+      secrets: [
+        {
+          metadata: {
+            namespace: "a",
+            name: "theirs",
+            labels: { [OWNER_LABEL]: "gone" },
+            ownerReferences: [{ apiVersion: "v1", kind: "ConfigMap", name: "x", uid: "u-cm" }],
+          },
+        },
+      ],
+      edits: [],
+      deletes: [],
+    },
+    {
+      name: "deletes a managed Secret whose ECRPullSecret owners are all gone, next to other owners",
+      crs: [],
+      serviceAccounts: [],
+      secrets: [
+        {
+          metadata: {
+            namespace: "a",
+            name: "gone",
+            labels: { [OWNER_LABEL]: "gone" },
+            ownerReferences: [
+              { apiVersion: "v1", kind: "ConfigMap", name: "x", uid: "u-cm" },
+              {
+                apiVersion: "ecr-creds-refresher.io/v1alpha1",
+                kind: "ECRPullSecret",
+                name: "gone",
+                uid: "u-gone",
+              },
+            ],
+          },
+        },
+      ],
       edits: [],
       deletes: ["a/gone"],
     },

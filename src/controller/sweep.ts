@@ -1,9 +1,10 @@
 // Clean-up of what no ECRPullSecret claims any more: ServiceAccount entries the operator added
 // for a Secret no live CR wants in that namespace, and managed Secrets whose owning CR is gone.
 // This covers a CR deleted while the operator was down (garbage collection removes the Secrets,
-// but only the operator knows which ServiceAccount entries it added).
+// but only the operator knows which ServiceAccount entries it added). A Secret someone labelled
+// by hand for adoption has no owner reference yet: it waits for its CR, whenever that arrives.
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import type { ECRPullSecret } from "../api/types.ts";
+import { GROUP, KIND, type ECRPullSecret } from "../api/types.ts";
 import type { NamespaceView, SecretDelete, ServiceAccountEdit } from "./desired.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
 import type { ResolvedSpec } from "./spec.ts";
@@ -63,7 +64,12 @@ export function planSweep(input: SweepInput): SweepPlan {
 
   const liveUids = new Set(input.crs.map((cr) => cr.metadata.uid));
   const secretDeletes = input.managedSecrets
-    .filter((s) => !(s.metadata?.ownerReferences ?? []).some((ref) => liveUids.has(ref.uid)))
+    .filter((s) => {
+      const owners = (s.metadata?.ownerReferences ?? []).filter(
+        (ref) => ref.kind === KIND && ref.apiVersion.startsWith(`${GROUP}/`),
+      );
+      return owners.length > 0 && !owners.some((ref) => liveUids.has(ref.uid));
+    })
     .map((s) => ({ namespace: s.metadata?.namespace ?? "", name: s.metadata?.name ?? "" }));
   return { serviceAccountEdits, secretDeletes };
 }
