@@ -266,6 +266,11 @@ utime + stime from \`/proc/<pid>/stat\`; memory is \`VmRSS\` (median over a sett
 ## Targets
 
 ${targets}
+
+## On a real node
+
+The create-before-patch race, with the Pod webhook and without it, on a real node with the operator installed by
+its Helm chart: [race.md](race.md) (\`npm run bench:race\`).
 `;
 }
 

@@ -2,7 +2,7 @@
 // the Helm chart under the restricted Pod Security Standard, and Pods that pull private images
 // from a registry answering as ECR with the Secret the operator wrote. The original operator's
 // walkthrough, a Deployment in a new namespace, token rotation, two registries in one Pod, the
-// create-before-patch race measured, uninstall, and the static manifest.
+// create-before-patch race with the Pod webhook and without it, uninstall, and the static manifest.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
