@@ -12,9 +12,10 @@ moto_version=5.2.5
 
 # Debian packages: certificates (openssl), a registry and its clients (docker-registry, skopeo,
 # umoci, apache2-utils for htpasswd), the node (containerd, runc, CNI plugins, iptables, conntrack,
-# iproute2, busybox-static for its images) and the image builder (buildah).
+# iproute2, busybox-static for its images), the image builder (buildah) and jq for the migration
+# guide's commands.
 debian_packages=(openssl ca-certificates docker-registry skopeo umoci apache2-utils containerd runc
-  containernetworking-plugins iptables conntrack iproute2 busybox-static buildah)
+  containernetworking-plugins iptables conntrack iproute2 busybox-static buildah jq)
 missing=()
 for pkg in "${debian_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -17,6 +17,9 @@ export interface AwsCall {
   at: number;
 }
 
+/** A fixed password, or one per region of the call (undefined for an unsigned call). */
+export type EcrTokenPassword = string | ((region: string | undefined) => string);
+
 export interface AwsProxy {
   readonly endpoint: string;
   /** Calls seen per operation, e.g. "ecr:GetAuthorizationToken", "sts:AssumeRole". */
@@ -32,9 +35,10 @@ export interface AwsProxy {
   routeTarget(targetPrefix: string, upstream: string): void;
   /**
    * Hands out ECR tokens holding `password` from now on, as AWS does with every new token (moto's
-   * are fixed per account); undefined passes moto's through again.
+   * are fixed per account, whatever the region); a function of the signed region tells the regions'
+   * tokens apart, as ECR does. Undefined passes moto's through again.
    */
-  setEcrTokenPassword(password: string | undefined): void;
+  setEcrTokenPassword(password: EcrTokenPassword | undefined): void;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -94,7 +98,7 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
   const hanging = new Set<ServerResponse>();
   let fault: Fault = "none";
   let knownRegions: ReadonlySet<string> | undefined;
-  let ecrTokenPassword: string | undefined;
+  let ecrTokenPassword: EcrTokenPassword | undefined;
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -140,7 +144,8 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
       const upstreamReq = request(
         { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
         (upstreamRes) => {
-          const password = ecrTokenPassword;
+          const password =
+            typeof ecrTokenPassword === "function" ? ecrTokenPassword(region) : ecrTokenPassword;
           if (
             password === undefined ||
             operation !== "ecr:GetAuthorizationToken" ||

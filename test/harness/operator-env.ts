@@ -263,3 +263,14 @@ export async function waitForReady(
     { timeoutMs: 30_000, message: `${name} Ready with reason ${reason}`, ...options },
   );
 }
+
+/** Replaces the access key id in the operator's AWS credentials Secret, as a key rotation does: it mints again. */
+export async function rotateAccessKeyId(env: OperatorEnv, accessKeyId: string): Promise<void> {
+  await env.core.patchNamespacedSecret({
+    namespace: operatorNamespace,
+    name: credentialsSecretName,
+    body: [
+      { op: "replace", path: "/data/AWS_ACCESS_KEY_ID", value: Buffer.from(accessKeyId).toString("base64") },
+    ],
+  });
+}
