@@ -17,6 +17,22 @@ export const monitoringCrdPaths = ["servicemonitors", "prometheusrules"].map((ki
   join(helmDir, `monitoring.coreos.com_${kind}.yaml`),
 );
 
+/**
+ * The kinds of the chart's objects that give the operator its access, to create before running it
+ * as the chart's ServiceAccount: RBAC, and the objects the RBAC rules name (the webhook's empty TLS
+ * Secret and its MutatingWebhookConfiguration, registered by a Service without endpoints in tests,
+ * so only suites that create no Pod may create it).
+ */
+export const operatorAccessKinds: ReadonlySet<string> = new Set([
+  "ServiceAccount",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "Role",
+  "RoleBinding",
+  "Secret",
+  "MutatingWebhookConfiguration",
+]);
+
 export interface HelmResult {
   stdout: string;
   stderr: string;

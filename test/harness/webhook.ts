@@ -144,15 +144,12 @@ export interface WebhookCalls {
   failedOpen: number;
 }
 
-/** The API server's own count of its calls to the webhook. */
-export async function webhookCalls(kc: KubeConfig): Promise<WebhookCalls> {
+/** The API server's own count of its calls to a webhook (the chart's by default). */
+export async function webhookCalls(kc: KubeConfig, name = webhookName): Promise<WebhookCalls> {
   const text = await apiServerMetrics(kc);
   return {
-    calls: metricValue(text, "apiserver_admission_webhook_request_total", { name: webhookName }),
-    answered: metricValue(text, "apiserver_admission_webhook_request_total", {
-      name: webhookName,
-      code: "200",
-    }),
-    failedOpen: metricValue(text, "apiserver_admission_webhook_fail_open_count", { name: webhookName }),
+    calls: metricValue(text, "apiserver_admission_webhook_request_total", { name }),
+    answered: metricValue(text, "apiserver_admission_webhook_request_total", { name, code: "200" }),
+    failedOpen: metricValue(text, "apiserver_admission_webhook_fail_open_count", { name }),
   };
 }

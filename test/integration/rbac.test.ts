@@ -25,7 +25,7 @@ import { loadKubeConfig } from "../../src/kube/kubeconfig.ts";
 import { leaseApi, LeaderElector } from "../../src/kube/leader-election.ts";
 import { KubeClient } from "../../src/kube/rest.ts";
 import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
-import { configFromArgs, helmTemplate } from "../harness/helm.ts";
+import { configFromArgs, helmTemplate, operatorAccessKinds } from "../harness/helm.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import {
   createNamespace,
@@ -146,18 +146,7 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
       }),
     });
     const admin = KubernetesObjectApi.makeApiClient(env.plane.kubeConfig);
-    // RBAC, and the two webhook objects whose names the RBAC rules name: the empty TLS Secret and
-    // the MutatingWebhookConfiguration (its Service has no endpoints here; no test creates a Pod).
-    const kinds = new Set([
-      "ServiceAccount",
-      "ClusterRole",
-      "ClusterRoleBinding",
-      "Role",
-      "RoleBinding",
-      "Secret",
-      "MutatingWebhookConfiguration",
-    ]);
-    for (const object of chart.objects.filter((o) => kinds.has(o.kind ?? ""))) {
+    for (const object of chart.objects.filter((o) => operatorAccessKinds.has(o.kind ?? ""))) {
       await admin.create(object);
     }
     await createNamespace(env, trustedNamespace);

@@ -1,5 +1,6 @@
-// The security scan every reliability file ends with: no ECR token, password, AWS secret key or
-// session token in any log line, Event, ECRPullSecret status or recorded error message.
+// The security scan every reliability file ends with: no ECR token, password, AWS secret key,
+// session token or webhook private key in any log line, Event, ECRPullSecret status or recorded
+// error message.
 import type { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/types.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
@@ -17,6 +18,27 @@ function forms(secret: string): string[] {
 /** Secret values the suites use; `extra` adds the secret keys and session tokens a file made up. */
 export function secretValues(extra: readonly string[] = []): string[] {
   return [motoTokenPassword, motoDefaultCredentials.secretAccessKey, ...extra];
+}
+
+/**
+ * The start of the body of each private key in the webhook's own Secret (its CA's and its serving
+ * certificate's), for the scan; empty when the operator has not issued them.
+ */
+export async function webhookKeyFragments(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+): Promise<string[]> {
+  const secret = await core.readNamespacedSecret({ namespace, name });
+  return ["ca.key", "tls.key"]
+    .map((key) =>
+      Buffer.from(secret.data?.[key] ?? "", "base64")
+        .toString()
+        .replace(/-----[A-Z ]+-----/g, "")
+        .replace(/\s+/g, "")
+        .slice(0, 64),
+    )
+    .filter((fragment) => fragment.length === 64);
 }
 
 export interface LeakScanInput {

@@ -10,12 +10,13 @@ import {
   KubernetesObjectApi,
   loadAllYaml,
   type KubernetesObject,
+  type V1ResourceAttributes,
   type V1Secret,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/types.ts";
 import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
 import { readAuditLog, type AuditEvent } from "../harness/audit.ts";
-import { helmTemplate } from "../harness/helm.ts";
+import { helmTemplate, operatorAccessKinds } from "../harness/helm.ts";
 import {
   createPullSecretCr,
   deleteCr,
@@ -35,7 +36,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
+import { scanFigures, scanForLeaks, secretValues, webhookKeyFragments } from "./leaks.ts";
 import { saveLogs, scenario } from "./results.ts";
 
 /** The chart's ServiceAccount for release "ecr-creds-refresher" in the operator namespace. */
@@ -44,6 +45,10 @@ const chartGroups = ["system:serviceaccounts", `system:serviceaccounts:${operato
 const managedSelector = `labelSelector=${encodeURIComponent(MANAGED_SECRETS_SELECTOR)}`;
 const bait = { secretKey: "BaitSecretAccessKeyInAnUntrustedNamespace01", name: "bait-aws" };
 const readVerbs = new Set(["get", "list", "watch"]);
+/** The chart's webhook objects for release "ecr-creds-refresher", which the operator's defaults name. */
+const webhookSecret = "ecr-creds-refresher-webhook-tls";
+const webhookConfiguration = "ecr-creds-refresher";
+const webhookHosts = "ecr-creds-refresher-webhook.ecr-system.svc,127.0.0.1";
 
 describe("security, as the Helm chart's ServiceAccount", () => {
   let env: OperatorEnv;
@@ -57,8 +62,8 @@ describe("security, as the Helm chart's ServiceAccount", () => {
       loadAllYaml(await helmTemplate({ namespace: operatorNamespace })) as (KubernetesObject | null)[]
     ).filter((o): o is KubernetesObject => o !== null && typeof o === "object");
     const api = KubernetesObjectApi.makeApiClient(env.plane.kubeConfig);
-    const rbacKinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
-    for (const object of rendered.filter((o) => rbacKinds.includes(o.kind ?? ""))) await api.create(object);
+    for (const object of rendered.filter((o) => operatorAccessKinds.has(o.kind ?? "")))
+      await api.create(object);
     await createNamespaces(env, "sec", 6);
     for (const ns of ["kube-system", "default", "sec-0000"]) {
       await env.core.createNamespacedSecret({
@@ -71,7 +76,8 @@ describe("security, as the Helm chart's ServiceAccount", () => {
     }
     chartKubeConfigPath = (await env.plane.userKubeConfig(chartUser, chartGroups)).kubeconfigPath;
     started = Date.now();
-    operator = await startOperatorAs(env, chartUser, ["--lease-name", "ecr-creds-refresher"], {
+    const webhook = ["--webhook-addr", "127.0.0.1:0", "--webhook-cert-hosts", webhookHosts];
+    operator = await startOperatorAs(env, chartUser, ["--lease-name", "ecr-creds-refresher", ...webhook], {
       kubeconfigPath: chartKubeConfigPath,
     });
   });
@@ -315,11 +321,46 @@ describe("security, as the Helm chart's ServiceAccount", () => {
           },
         });
       figures.rbacAllowsListOfAllSecrets = review.status?.allowed === true;
+      // The webhook: its one Secret and its one configuration written, and nothing of the kind else.
+      const written = await eventually(() => {
+        const writes = operatorEvents().filter((e) => e.verb === "update" && e.code === 200);
+        const tls = writes.filter((e) => e.resource === "secrets" && e.name === webhookSecret);
+        const configurations = writes.filter(
+          (e) => e.resource === "mutatingwebhookconfigurations" && e.name === webhookConfiguration,
+        );
+        assert.ok(
+          tls.length > 0 && configurations.length > 0,
+          "the webhook Secret and caBundle not written yet",
+        );
+        return { tls: tls.length, configurations: configurations.length };
+      });
+      figures.webhookSecretUpdates = written.tls;
+      figures.webhookConfigurationUpdates = written.configurations;
+      const allowed = async (resourceAttributes: V1ResourceAttributes): Promise<boolean> =>
+        (
+          await credentials.kubeConfig
+            .makeApiClient(AuthorizationV1Api)
+            .createSelfSubjectAccessReview({ body: { spec: { resourceAttributes } } })
+        ).status?.allowed === true;
+      figures.rbacDeniesOtherWebhookConfigurations = !(await allowed({
+        verb: "update",
+        group: "admissionregistration.k8s.io",
+        resource: "mutatingwebhookconfigurations",
+        name: "someone-elses",
+      }));
+      figures.rbacDeniesUpdateOfOtherSecrets = !(await allowed({
+        verb: "update",
+        resource: "secrets",
+        namespace: operatorNamespace,
+        name: bait.name,
+      }));
       assert.deepEqual(
         forbidden.map((e) => `${e.verb} ${e.uri}`),
         [],
       );
       assert.deepEqual(unexpected, []);
+      assert.equal(figures.rbacDeniesOtherWebhookConfigurations, true);
+      assert.equal(figures.rbacDeniesUpdateOfOtherSecrets, true);
       assert.equal(operator.proc.process.child.exitCode, null);
     });
   });
@@ -328,11 +369,13 @@ describe("security, as the Helm chart's ServiceAccount", () => {
     await scenario("L6", "no secret leaked: security", async (figures) => {
       const logs = operator.proc.logs();
       saveLogs("security", logs);
+      const webhookKeys = await webhookKeyFragments(env.core, operatorNamespace, webhookSecret);
+      assert.equal(webhookKeys.length, 2, "the webhook's CA and serving keys are scanned for");
       const scan = await scanForLeaks({
         core: env.core,
         objects: env.objects,
         logs,
-        secrets: secretValues([bait.secretKey]),
+        secrets: secretValues([bait.secretKey, ...webhookKeys]),
       });
       Object.assign(figures, scanFigures(scan));
       figures.errorLogLines = errorLines(logs).length;
