@@ -13,6 +13,7 @@ import { motoDefaultCredentials, startMoto, type Moto } from "./moto.ts";
 import { chartDir, runHelm } from "./helm.ts";
 import { checkNodePrerequisites, nodeAddress, startNode, type TestNode } from "./node.ts";
 import { buildOperatorImage } from "./operator-image.ts";
+import { originalRegistry } from "./original-operator.ts";
 import { binDir, requireBinary } from "./paths.ts";
 import { startRegistry, type LocalRegistry, type RegistryCredentials } from "./registry.ts";
 import { eventually, type EventuallyOptions } from "./wait.ts";
@@ -24,6 +25,11 @@ export const ecrHosts = [
   "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
   "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
 ] as const;
+/**
+ * Every host the registry answers as: the two accounts, and the original operator's default
+ * registry (us-east-1), for the migration from it.
+ */
+const registryHosts = [...ecrHosts, originalRegistry];
 /** The walkthrough's image, pushed to the registry behind every ECR host. */
 export const appRepository = "os/alpine:latest";
 /** A loopback address of the registry's own, so port 443 on it is free. */
@@ -86,7 +92,7 @@ export async function startNodeEnv(options: NodeEnvOptions = {}): Promise<NodeEn
     const registry = await startRegistry([credentials], {
       address: registryAddress,
       port: 443,
-      hostNames: ecrHosts,
+      hostNames: registryHosts,
     });
     stack.push(() => registry.stop());
     const images = await buildBusyboxImages();
@@ -98,7 +104,11 @@ export async function startNodeEnv(options: NodeEnvOptions = {}): Promise<NodeEn
 
     const node = await startNode({
       plane,
-      registry: { address: registryAddress, hostNames: ecrHosts, caPath: join(registry.certDir, "ca.crt") },
+      registry: {
+        address: registryAddress,
+        hostNames: registryHosts,
+        caPath: join(registry.certDir, "ca.crt"),
+      },
     });
     stack.push(() => node.stop());
     // After the node: its bridge carries the address Pods reach the host on.

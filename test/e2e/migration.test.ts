@@ -1,0 +1,149 @@
+// docs/migration.md on a real node: the original alchemy.com operator's Secrets in place (one
+// constant name, the `default` ServiceAccounts' lists replaced by it), then the operator installed
+// by its chart and the guide's path (b), to a name of your choice, run command for command while
+// Pods that pull a private image are created throughout. Every one of them must pull.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { V1Pod } from "@kubernetes/client-node";
+import {
+  createPodsThroughout,
+  monitorPullSecretCoverage,
+  openMigrationShell,
+  recreateProbePod,
+  runMigration,
+  type MigrationShell,
+  type ProbePod,
+} from "../harness/migration.ts";
+import { motoDefaultCredentials } from "../harness/moto.ts";
+import {
+  appRepository,
+  ecrRegistryCredentials,
+  installOperatorChart,
+  startNodeEnv,
+  waitForPod,
+  type NodeEnv,
+} from "../harness/node-env.ts";
+import {
+  createOriginalCr,
+  installOriginalCrd,
+  originalRegistry,
+  originalSecretName,
+  runOriginalOperator,
+} from "../harness/original-operator.ts";
+import { stopStarted } from "../harness/processes.ts";
+import { eventually } from "../harness/wait.ts";
+
+const namespaces = ["default", "production", "team-a"];
+const chosenName = "ecr-pull";
+const image = `${originalRegistry}/${appRepository}`;
+
+function pulled(pod: V1Pod): void {
+  if ((pod.status?.containerStatuses?.[0]?.imageID ?? "") === "") {
+    throw new Error(`not pulled: ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state ?? {})}`);
+  }
+}
+
+describe("migrating from the original operator on a real node, with Pods pulling throughout", () => {
+  let env: NodeEnv;
+  let shell: MigrationShell | undefined;
+
+  before(async () => {
+    env = await startNodeEnv();
+    await installOriginalCrd(env.plane.kubeConfig);
+    for (const name of namespaces.slice(1)) await env.core.createNamespace({ body: { metadata: { name } } });
+    for (const namespace of namespaces) {
+      await eventually(() => env.core.readNamespacedServiceAccount({ namespace, name: "default" }));
+    }
+    await createOriginalCr(env.plane.kubeConfig, "ecr-config", { secretName: chosenName, namespaces });
+    await runOriginalOperator({
+      kubeConfig: env.plane.kubeConfig,
+      awsEndpoint: env.aws.endpoint,
+      credentials: motoDefaultCredentials,
+    });
+    await installOperatorChart(env);
+    shell = await openMigrationShell(env.plane.kubeconfigPath, {
+      OLD: originalSecretName,
+      REGISTRY: originalRegistry,
+      CR: "ecr-config",
+      NEW: chosenName,
+    });
+  });
+
+  after(async () => {
+    await stopStarted(
+      shell === undefined ? undefined : { stop: () => shell?.dispose() ?? Promise.resolve() },
+      env,
+    );
+  });
+
+  it("starts where the original operator leaves a cluster: its Secret works, under its one name", async () => {
+    for (const namespace of namespaces) {
+      const sa = await env.core.readNamespacedServiceAccount({ namespace, name: "default" });
+      assert.deepEqual(
+        (sa.imagePullSecrets ?? []).map((ref) => ref.name),
+        [originalSecretName],
+        namespace,
+      );
+    }
+    await env.core.createNamespacedPod({
+      namespace: "production",
+      body: {
+        metadata: { name: "before" },
+        spec: { containers: [{ name: "app", image, command: ["sleep", "3600"] }] },
+      },
+    });
+    await waitForPod(env, "production", "before", pulled);
+  });
+
+  it("path (b): every Pod created during the migration pulls, and no trace of the old name is left", async () => {
+    assert.ok(shell !== undefined);
+    const password = ecrRegistryCredentials().password;
+    const coverage = monitorPullSecretCoverage({
+      core: env.core,
+      registry: originalRegistry,
+      accepts: (_registry, candidate) => candidate === password,
+      namespaces,
+      laterNamespaces: [],
+    });
+    const stream = createPodsThroughout(env.core, { namespaces, image, intervalMs: 1_500 });
+    const restarted: ProbePod[] = [];
+    const replaced = new Set<string>();
+    let created: Awaited<ReturnType<typeof stream.stop>>;
+    let report: Awaited<ReturnType<typeof coverage.stop>>;
+    try {
+      await runMigration(shell, "new-name", {
+        restartPods: async (stale) => {
+          for (const pod of stale) {
+            restarted.push(await recreateProbePod(env.core, pod, image));
+            replaced.add(`${pod.namespace}/${pod.name}`);
+          }
+        },
+      });
+    } finally {
+      created = await stream.stop();
+      report = await coverage.stop();
+    }
+    assert.deepEqual(created.errors, []);
+    assert.deepEqual(report.gaps, [], "a namespace was left without a working entry");
+    const pods = [...created.pods, ...restarted].filter((p) => !replaced.has(`${p.namespace}/${p.name}`));
+    assert.ok(pods.length >= 3, `only ${String(pods.length)} Pods were created during the migration`);
+    for (const pod of pods) {
+      await waitForPod(env, pod.namespace, pod.name, pulled, { timeoutMs: 180_000 });
+    }
+
+    for (const namespace of namespaces) {
+      const sa = await env.core.readNamespacedServiceAccount({ namespace, name: "default" });
+      assert.deepEqual(
+        (sa.imagePullSecrets ?? []).map((ref) => ref.name),
+        [chosenName],
+        namespace,
+      );
+    }
+    await eventually(async () => {
+      const left = await env.core.listSecretForAllNamespaces({
+        fieldSelector: `metadata.name=${originalSecretName}`,
+      });
+      if (left.items.length > 0) throw new Error(`${String(left.items.length)} old Secrets remain`);
+    });
+  });
+});
