@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CoordinationV1Api, CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
@@ -231,6 +232,10 @@ describe("running the operator as a production process", () => {
         "ecr_creds_refresher_leader",
         "ecr_creds_refresher_aws_errors_total",
         "ecr_creds_refresher_api_errors_total",
+        "ecr_creds_refresher_webhook_requests_total",
+        "ecr_creds_refresher_webhook_mutations_total",
+        "ecr_creds_refresher_webhook_request_duration_seconds",
+        "ecr_creds_refresher_webhook_certificate_expiry_timestamp_seconds",
         "process_cpu_seconds_total",
         "nodejs_eventloop_lag_seconds",
       ]) {
@@ -245,6 +250,62 @@ describe("running the operator as a production process", () => {
         /ecr_creds_refresher_token_mints_total\{result="success",region="us-west-2"\} [1-9]/,
       );
       assert.match(text, /ecr_creds_refresher_leader 1/);
+      await proc.stop();
+    });
+
+    it("serves the Pod webhook over HTTPS with a certificate it issued, and is ready only then", async () => {
+      const proc = await startAs("operator-webhook", [
+        "--leader-elect=false",
+        "--webhook-addr",
+        "127.0.0.1:0",
+        "--webhook-cert-hosts",
+        "127.0.0.1",
+        "--webhook-secret",
+        "production-webhook-tls",
+      ]);
+      const serving = await eventually(() => {
+        const line = proc
+          .logs()
+          .map((l) => JSON.parse(l) as { msg: string; address?: string })
+          .find((l) => l.msg === "webhook serving");
+        return line?.address ?? assert.fail("not serving yet");
+      });
+      assert.equal(await httpStatus(`http://${startingLine(proc).health ?? ""}/readyz`), 200);
+      const secret = await core.readNamespacedSecret({
+        namespace: operatorNamespace,
+        name: "production-webhook-tls",
+      });
+      const ca = Buffer.from(secret.data?.["ca.crt"] ?? "", "base64").toString();
+      const review = async (body: string): Promise<{ status: number; text: string }> =>
+        new Promise((resolve, reject) => {
+          const req = httpsRequest(
+            `https://${serving}/mutate-v1-pod`,
+            { method: "POST", ca, headers: { "content-type": "application/json" } },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on("data", (chunk: Buffer) => chunks.push(chunk));
+              res.on("end", () => {
+                resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString() });
+              });
+            },
+          );
+          req.on("error", reject);
+          req.end(body);
+        });
+      const allowed = await review(
+        JSON.stringify({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          request: { uid: "u-1", kind: { group: "", version: "v1", kind: "Pod" }, operation: "DELETE" },
+        }),
+      );
+      assert.equal(allowed.status, 200);
+      assert.deepEqual(JSON.parse(allowed.text), {
+        apiVersion: "admission.k8s.io/v1",
+        kind: "AdmissionReview",
+        response: { uid: "u-1", allowed: true },
+      });
+      assert.equal((await review("not json")).status, 400);
       await proc.stop();
     });
 
@@ -385,6 +446,22 @@ describe("running the operator as a production process", () => {
       const result = await cli([...onceArgs(), "--workers", "0"]);
       assert.equal(result.code, 2);
       assert.match(result.stderr, /--workers \(ECR_REFRESHER_WORKERS\): must be at least 1/);
+      const webhook = await cli([
+        ...onceArgs(),
+        "--webhook-cert-hosts",
+        "not a host!",
+        "--webhook-cert-validity",
+        "1s",
+      ]);
+      assert.equal(webhook.code, 2);
+      assert.match(
+        webhook.stderr,
+        /--webhook-cert-hosts \(ECR_REFRESHER_WEBHOOK_CERT_HOSTS\): must be DNS names or IP/,
+      );
+      assert.match(
+        webhook.stderr,
+        /--webhook-cert-validity \(ECR_REFRESHER_WEBHOOK_CERT_VALIDITY\): must be a duration of at least 5s/,
+      );
     });
   });
 });
