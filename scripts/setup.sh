@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the local environment need: the Debian packages (registry, node,
 # image builder), Node modules (npm ci when missing or stale), the control plane and node
-# (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl) and
-# helm built from Go modules and cached per version outside the work tree, and moto in a
-# project-local Python virtualenv. Safe to run again: it only does what is missing.
+# (kube-apiserver, etcd, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl),
+# helm, prometheus and promtool built from Go modules and cached per version outside the work tree,
+# and moto in a project-local Python virtualenv. Safe to run again: it only does what is missing.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -100,6 +100,30 @@ if [ ! -x "$helm_dir/helm" ] || [ ! -f "$helm_dir/monitoring.coreos.com_promethe
   rm -rf "$helm_dir" && mv "$helm_dir.tmp" "$helm_dir"
 fi
 ln -sfn "$helm_dir" "$repo/.cache/helm-bin"
+
+# Prometheus and promtool (the chart's alerts checked, unit-tested and evaluated against the running
+# operator) from the upstream module's command packages, which tools/prometheus/go.mod lists as
+# tools. remove_all_sd leaves out every service discovery but file and HTTP (the tests scrape a
+# file-based config); without the builtinassets tag no web UI is embedded, and none is needed.
+prometheus_tools="$repo/tools/prometheus"
+prometheus_tags=remove_all_sd
+prometheus_module_version=$(awk '$1 == "github.com/prometheus/prometheus" { print $2 }' "$prometheus_tools/go.mod")
+prometheus_key=$(cat "$prometheus_tools/go.mod" "$prometheus_tools/go.sum" <(echo "$prometheus_tags") | sha256sum | cut -c1-12)
+prometheus_dir="$cache_root/prometheus/$prometheus_module_version-$prometheus_key"
+
+if [ ! -x "$prometheus_dir/prometheus" ] || [ ! -x "$prometheus_dir/promtool" ]; then
+  echo "setup: building prometheus and promtool $prometheus_module_version (first time only; several minutes)"
+  rm -rf "$prometheus_dir.tmp" && mkdir -p "$prometheus_dir.tmp"
+  # Stamp the release version from the module's VERSION file, as its own build does.
+  prometheus_module=$(cd "$prometheus_tools" && go mod download -json github.com/prometheus/prometheus |
+    awk -F'"' '$2 == "Dir" { print $4 }')
+  prometheus_version=$(cat "$prometheus_module/VERSION")
+  (cd "$prometheus_tools" && CGO_ENABLED=0 go build -trimpath -tags "$prometheus_tags" \
+    -ldflags="-s -w -X github.com/prometheus/common/version.Version=$prometheus_version" -o "$prometheus_dir.tmp/" \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+  rm -rf "$prometheus_dir" && mv "$prometheus_dir.tmp" "$prometheus_dir"
+fi
+ln -sfn "$prometheus_dir" "$repo/.cache/prometheus-bin"
 
 venv="$repo/.cache/moto-venv"
 if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
