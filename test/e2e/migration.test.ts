@@ -5,15 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Pod } from "@kubernetes/client-node";
-import {
-  createPodsThroughout,
-  monitorPullSecretCoverage,
-  openMigrationShell,
-  recreateProbePod,
-  runMigration,
-  type MigrationShell,
-  type ProbePod,
-} from "../harness/migration.ts";
+import { migrateWhileWatched, openMigrationShell, type MigrationShell } from "../harness/migration.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import {
   appRepository,
@@ -98,34 +90,16 @@ describe("migrating from the original operator on a real node, with Pods pulling
   it("path (b): every Pod created during the migration pulls, and no trace of the old name is left", async () => {
     assert.ok(shell !== undefined);
     const password = ecrRegistryCredentials().password;
-    const coverage = monitorPullSecretCoverage({
+    const run = await migrateWhileWatched(shell, "new-name", {
       core: env.core,
-      registry: originalRegistry,
       accepts: (_registry, candidate) => candidate === password,
       namespaces,
-      laterNamespaces: [],
+      image,
+      podIntervalMs: 1_500,
     });
-    const stream = createPodsThroughout(env.core, { namespaces, image, intervalMs: 1_500 });
-    const restarted: ProbePod[] = [];
-    const replaced = new Set<string>();
-    let created: Awaited<ReturnType<typeof stream.stop>>;
-    let report: Awaited<ReturnType<typeof coverage.stop>>;
-    try {
-      await runMigration(shell, "new-name", {
-        restartPods: async (stale) => {
-          for (const pod of stale) {
-            restarted.push(await recreateProbePod(env.core, pod, image));
-            replaced.add(`${pod.namespace}/${pod.name}`);
-          }
-        },
-      });
-    } finally {
-      created = await stream.stop();
-      report = await coverage.stop();
-    }
-    assert.deepEqual(created.errors, []);
-    assert.deepEqual(report.gaps, [], "a namespace was left without a working entry");
-    const pods = [...created.pods, ...restarted].filter((p) => !replaced.has(`${p.namespace}/${p.name}`));
+    assert.deepEqual(run.podErrors, []);
+    assert.deepEqual(run.coverage.gaps, [], "a namespace was left without a working entry");
+    const pods = run.pods;
     assert.ok(pods.length >= 3, `only ${String(pods.length)} Pods were created during the migration`);
     for (const pod of pods) {
       await waitForPod(env, pod.namespace, pod.name, pulled, { timeoutMs: 180_000 });

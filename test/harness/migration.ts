@@ -503,3 +503,72 @@ export function createPodsThroughout(
     },
   };
 }
+
+export interface WatchedMigration {
+  coverage: CoverageReport;
+  /** Pods created during the migration and still there (restarted ones replaced by their successors). */
+  pods: ProbePod[];
+  podErrors: string[];
+  outputs: Map<MigrationStep, string>;
+}
+
+export interface WatchOptions {
+  core: CoreV1Api;
+  /** What the registry accepts, for the coverage check. */
+  accepts: AcceptsToken;
+  /** Namespaces that must keep a working entry throughout, and where Pods are created. */
+  namespaces: readonly string[];
+  /** Namespaces that must have one by the end. */
+  laterNamespaces?: readonly string[];
+  /** The Pods' image; `<REGISTRY>/app:1` by default. */
+  image?: string;
+  /** Between two Pods; createPodsThroughout's default when unset. */
+  podIntervalMs?: number;
+  afterStep?: (step: MigrationStep, output: string) => Promise<void>;
+}
+
+/** Runs the guide's path while Pods are created and every namespace's entry is checked. */
+export async function migrateWhileWatched(
+  shell: MigrationShell,
+  path: MigrationPath,
+  options: WatchOptions,
+): Promise<WatchedMigration> {
+  const { core } = options;
+  const image = options.image ?? `${shell.variables.REGISTRY}/app:1`;
+  const coverage = monitorPullSecretCoverage({
+    core,
+    registry: shell.variables.REGISTRY,
+    accepts: options.accepts,
+    namespaces: options.namespaces,
+    laterNamespaces: options.laterNamespaces ?? [],
+  });
+  const stream = createPodsThroughout(core, {
+    namespaces: options.namespaces,
+    image,
+    intervalMs: options.podIntervalMs,
+  });
+  const restarted: ProbePod[] = [];
+  const replaced = new Set<string>();
+  const outputs = new Map<MigrationStep, string>();
+  let created: Awaited<ReturnType<typeof stream.stop>>;
+  let report: CoverageReport;
+  try {
+    await runMigration(shell, path, {
+      afterStep: async (step, output) => {
+        outputs.set(step, output);
+        await options.afterStep?.(step, output);
+      },
+      restartPods: async (stale) => {
+        for (const pod of stale) {
+          restarted.push(await recreateProbePod(core, pod, image));
+          replaced.add(`${pod.namespace}/${pod.name}`);
+        }
+      },
+    });
+  } finally {
+    created = await stream.stop();
+    report = await coverage.stop();
+  }
+  const pods = [...created.pods, ...restarted].filter((p) => !replaced.has(`${p.namespace}/${p.name}`));
+  return { coverage: report, pods, podErrors: created.errors, outputs };
+}

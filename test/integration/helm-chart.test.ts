@@ -107,10 +107,16 @@ async function documents(): Promise<{ path: string; text: string }[]> {
   );
 }
 
-/** The contents of the fenced code blocks of one language in a Markdown text. */
+/** The contents of the fenced code blocks of one language, also those indented in list items (dedented). */
 function codeBlocks(markdown: string, language: string): string[] {
-  return [...markdown.matchAll(new RegExp(`^\`\`\`${language}\n([\\s\\S]*?)^\`\`\`$`, "gm"))].map(
-    (m) => m[1] ?? "",
+  return [...markdown.matchAll(new RegExp(`^( *)\`\`\`${language}\n([\\s\\S]*?)^\\1\`\`\`$`, "gm"))].map(
+    (m) => {
+      const indent = (m[1] ?? "").length;
+      return (m[2] ?? "")
+        .split("\n")
+        .map((line) => line.slice(Math.min(indent, line.length - line.trimStart().length)))
+        .join("\n");
+    },
   );
 }
 

@@ -19,23 +19,21 @@ import {
 } from "../harness/operator-env.ts";
 import {
   convertedCrs,
-  createPodsThroughout,
-  monitorPullSecretCoverage,
+  migrateWhileWatched as watchMigration,
   openMigrationShell,
   parseLostEntries,
   parsePreview,
   pullSecretEntries,
-  recreateProbePod,
   runMigration,
   workingSecrets,
   type AcceptsToken,
-  type CoverageReport,
   type MigrationPath,
   type MigrationShell,
   type MigrationStep,
   type MigrationVariables,
   type PreviewRow,
   type ProbePod,
+  type WatchedMigration,
 } from "../harness/migration.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import {
@@ -200,54 +198,20 @@ async function forceSweep(env: OperatorEnv): Promise<void> {
   await env.core.deleteNamespacedServiceAccount({ namespace: "default", name: probe });
 }
 
-interface WatchedMigration {
-  coverage: CoverageReport;
-  /** Pods created during the migration and still there (restarted ones replaced by their successors). */
-  pods: ProbePod[];
-  podErrors: string[];
-  outputs: Map<MigrationStep, string>;
-}
-
 /** Runs the guide's path while Pods are created and every namespace is checked. */
 async function migrateWhileWatched(
   env: OperatorEnv,
   shell: MigrationShell,
   path: MigrationPath,
-  afterStep: (step: MigrationStep, output: string) => Promise<void> = () => Promise.resolve(),
+  afterStep?: (step: MigrationStep, output: string) => Promise<void>,
 ): Promise<WatchedMigration> {
-  const image = `${shell.variables.REGISTRY}/app:1`;
-  const coverage = monitorPullSecretCoverage({
+  return watchMigration(shell, path, {
     core: env.core,
-    registry: shell.variables.REGISTRY,
     accepts: acceptsToken,
     namespaces: writtenTo,
     laterNamespaces: ["staging"],
+    afterStep,
   });
-  const stream = createPodsThroughout(env.core, { namespaces: writtenTo, image });
-  const restarted: ProbePod[] = [];
-  const replaced = new Set<string>();
-  const outputs = new Map<MigrationStep, string>();
-  let created: Awaited<ReturnType<typeof stream.stop>>;
-  let report: CoverageReport;
-  try {
-    await runMigration(shell, path, {
-      afterStep: async (step, output) => {
-        outputs.set(step, output);
-        await afterStep(step, output);
-      },
-      restartPods: async (stale) => {
-        for (const pod of stale) {
-          restarted.push(await recreateProbePod(env.core, pod, image));
-          replaced.add(`${pod.namespace}/${pod.name}`);
-        }
-      },
-    });
-  } finally {
-    created = await stream.stop();
-    report = await coverage.stop();
-  }
-  const pods = [...created.pods, ...restarted].filter((p) => !replaced.has(`${p.namespace}/${p.name}`));
-  return { coverage: report, pods, podErrors: created.errors, outputs };
 }
 
 function assertNoGap(run: WatchedMigration): void {
