@@ -73,6 +73,21 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     return pod;
   }
 
+  /** The walkthrough's command: `kubectl run <name> --image=<private ECR image> --image-pull-policy=Always -- sleep 5`. */
+  async function kubectlRun(name: string, namespace = "default"): Promise<void> {
+    await env.kubectl([
+      "run",
+      name,
+      "-n",
+      namespace,
+      `--image=${image}`,
+      "--image-pull-policy=Always",
+      "--",
+      "sleep",
+      "5",
+    ]);
+  }
+
   async function waitForServiceAccountEntry(namespace: string, secretName: string): Promise<void> {
     await eventually(
       async () => {
@@ -153,7 +168,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
   });
 
   it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async (t) => {
-    await env.kubectl(["run", "test", `--image=${image}`, "--image-pull-policy=Always", "--", "sleep", "5"]);
+    await kubectlRun("test");
     await waitForPod(env, "default", "test", pullFailed);
     const events = await eventually(async () => {
       const found = await podEvents("default", "test");
@@ -171,7 +186,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     );
     await waitForServiceAccountEntry("default", "aws-registry");
 
-    await env.kubectl(["run", "test2", `--image=${image}`, "--image-pull-policy=Always", "--", "sleep", "5"]);
+    await kubectlRun("test2");
     const pod = await waitForPod(env, "default", "test2", terminatedCompleted);
     assert.deepEqual(
       (pod.spec?.imagePullSecrets ?? []).map((ref) => ref.name),
@@ -233,17 +248,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     // From here on AWS hands out the new token and the registry accepts only it, for the rest of the suite.
     env.aws.setEcrTokenPassword(newPassword);
     await env.registry.setUsers([ecrRegistryCredentials(newPassword)]);
-    await env.kubectl([
-      "run",
-      "old-token",
-      "-n",
-      "rotation",
-      `--image=${image}`,
-      "--image-pull-policy=Always",
-      "--",
-      "sleep",
-      "5",
-    ]);
+    await kubectlRun("old-token", "rotation");
     await waitForPod(env, "rotation", "old-token", pullFailed);
     assert.equal(
       await secretPassword("rotation", "ecr-rotating"),
@@ -258,17 +263,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
       },
       { timeoutMs: 150_000, intervalMs: 1_000, message: "the operator refreshes the token" },
     );
-    await env.kubectl([
-      "run",
-      "new-token",
-      "-n",
-      "rotation",
-      `--image=${image}`,
-      "--image-pull-policy=Always",
-      "--",
-      "sleep",
-      "5",
-    ]);
+    await kubectlRun("new-token", "rotation");
     await waitForPod(env, "rotation", "new-token", terminatedCompleted);
   });
 
@@ -448,17 +443,7 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
       crYaml("manifest", { secretName: "ecr-manifest", namespaces: ["manifest"] }),
     );
     await waitForServiceAccountEntry("manifest", "ecr-manifest");
-    await env.kubectl([
-      "run",
-      "pull",
-      "-n",
-      "manifest",
-      `--image=${image}`,
-      "--image-pull-policy=Always",
-      "--",
-      "sleep",
-      "5",
-    ]);
+    await kubectlRun("pull", "manifest");
     await waitForPod(env, "manifest", "pull", terminatedCompleted);
 
     await env.kubectl(["delete", "ecrpullsecrets", "--all", "--wait", "--timeout=60s"]);
