@@ -1,8 +1,10 @@
 // The benchmark's results: the JSON shape of issue 7 (plus a few fields that explain the figures),
 // the targets checked against it, and the files written to bench/results/.
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { convergeChartSvg } from "./chart.ts";
+import { raceSection, type RaceResults } from "./race-results.ts";
 
 export interface ConvergeResult {
   namespaces: number;
@@ -153,7 +155,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
-export function renderReadme(results: BenchResults): string {
+export function renderReadme(results: BenchResults, race?: RaceResults): string {
   const converge = table(
     [
       "N namespaces",
@@ -267,11 +269,7 @@ utime + stime from \`/proc/<pid>/stat\`; memory is \`VmRSS\` (median over a sett
 
 ${targets}
 
-## On a real node
-
-The create-before-patch race, with the Pod webhook and without it, on a real node with the operator installed by
-its Helm chart: [race.md](race.md) (\`npm run bench:race\`).
-`;
+${raceSection(race)}`;
 }
 
 /** Writes latest.json, <date>.json, converge.svg and README.md into `dir`. */
@@ -283,8 +281,20 @@ export async function writeResults(dir: string, results: BenchResults): Promise<
     [join(dir, "latest.json"), json],
     [join(dir, `${day}.json`), json],
     [join(dir, "converge.svg"), convergeChartSvg(results.converge)],
-    [join(dir, "README.md"), renderReadme(results)],
+    [join(dir, "README.md"), renderReadme(results, await readRaceResults(dir))],
   ] as const;
   for (const [path, text] of files) await writeFile(path, text);
   return files.map(([path]) => path);
+}
+
+/** race.json in `dir`, written by bench/race.ts, if there is one. */
+export async function readRaceResults(dir: string): Promise<RaceResults | undefined> {
+  const path = join(dir, "race.json");
+  return existsSync(path) ? (JSON.parse(await readFile(path, "utf8")) as RaceResults) : undefined;
+}
+
+/** Rewrites README.md from latest.json and race.json, after the race benchmark wrote the latter. */
+export async function rewriteReadme(dir: string): Promise<void> {
+  const results = JSON.parse(await readFile(join(dir, "latest.json"), "utf8")) as BenchResults;
+  await writeFile(join(dir, "README.md"), renderReadme(results, await readRaceResults(dir)));
 }
