@@ -167,6 +167,23 @@ describe("on a real node, with the operator installed by its Helm chart", () => 
     assert.deepEqual(seen, { uid: 65532, gid: 65532, write: "EROFS" });
   });
 
+  it("stops on SIGTERM well within its grace period, with no shell or init, and a replacement becomes Ready", async () => {
+    const pod = (await operatorPod()).metadata?.name ?? "";
+    const started = Date.now();
+    await env.kubectl(["delete", "pod", "-n", operatorNamespace, pod, "--wait", "--timeout=60s"]);
+    const stoppedMs = Date.now() - started;
+    // The kubelet would wait out the chart's 15 s grace period and then kill a process that ignored SIGTERM.
+    assert.ok(stoppedMs < 10_000, `deleting the operator Pod took ${String(stoppedMs)} ms`);
+    await env.kubectl([
+      "-n",
+      operatorNamespace,
+      "rollout",
+      "status",
+      `deployment/${release}`,
+      "--timeout=120s",
+    ]);
+  });
+
   it("walkthrough: kubectl run fails with ImagePullBackOff, then works once an ECRPullSecret exists", async (t) => {
     await kubectlRun("test");
     await waitForPod(env, "default", "test", pullFailed);
