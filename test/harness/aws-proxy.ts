@@ -39,6 +39,12 @@ export interface AwsProxy {
    * tokens apart, as ECR does. Undefined passes moto's through again.
    */
   setEcrTokenPassword(password: EcrTokenPassword | undefined): void;
+  /**
+   * Reports every new ECR token as expiring `lifetimeMs` after it is handed out, as AWS reports its
+   * tokens' expiry (moto reports a date in the past, which the operator replaces with 12 hours), so
+   * that a test can watch a token run out. Undefined passes moto's through again.
+   */
+  setEcrTokenLifetime(lifetimeMs: number | undefined): void;
   reset(): void;
   stop(): Promise<void>;
 }
@@ -78,14 +84,20 @@ function formParams(req: IncomingMessage, body: string): Record<string, string> 
 }
 
 interface EcrTokenReply {
-  authorizationData?: { authorizationToken?: string }[];
+  authorizationData?: { authorizationToken?: string; expiresAt?: number }[];
 }
 
-/** moto's GetAuthorizationToken reply with every token's password replaced. */
-function withTokenPassword(body: Buffer, password: string): Buffer {
+/** moto's GetAuthorizationToken reply with every token's password and expiry replaced where given. */
+function rewrittenTokenReply(
+  body: Buffer,
+  password: string | undefined,
+  lifetimeMs: number | undefined,
+): Buffer {
   const reply = JSON.parse(body.toString()) as EcrTokenReply;
   for (const data of reply.authorizationData ?? []) {
-    data.authorizationToken = Buffer.from(`AWS:${password}`).toString("base64");
+    if (password !== undefined) data.authorizationToken = Buffer.from(`AWS:${password}`).toString("base64");
+    // Epoch seconds, as ECR's JSON protocol sends timestamps.
+    if (lifetimeMs !== undefined) data.expiresAt = (Date.now() + lifetimeMs) / 1000;
   }
   return Buffer.from(JSON.stringify(reply));
 }
@@ -99,6 +111,7 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
   let fault: Fault = "none";
   let knownRegions: ReadonlySet<string> | undefined;
   let ecrTokenPassword: EcrTokenPassword | undefined;
+  let ecrTokenLifetimeMs: number | undefined;
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -147,7 +160,7 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
           const password =
             typeof ecrTokenPassword === "function" ? ecrTokenPassword(region) : ecrTokenPassword;
           if (
-            password === undefined ||
+            (password === undefined && ecrTokenLifetimeMs === undefined) ||
             operation !== "ecr:GetAuthorizationToken" ||
             upstreamRes.statusCode !== 200
           ) {
@@ -158,7 +171,7 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
           const reply: Buffer[] = [];
           upstreamRes.on("data", (chunk: Buffer) => reply.push(chunk));
           upstreamRes.on("end", () => {
-            const rewritten = withTokenPassword(Buffer.concat(reply), password);
+            const rewritten = rewrittenTokenReply(Buffer.concat(reply), password, ecrTokenLifetimeMs);
             const headers = { ...upstreamRes.headers, "content-length": String(rewritten.length) };
             delete headers["transfer-encoding"];
             res.writeHead(200, headers);
@@ -195,6 +208,9 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
     },
     setEcrTokenPassword(password) {
       ecrTokenPassword = password;
+    },
+    setEcrTokenLifetime(lifetimeMs) {
+      ecrTokenLifetimeMs = lifetimeMs;
     },
     reset() {
       seen.length = 0;

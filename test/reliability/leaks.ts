@@ -1,10 +1,12 @@
 // The security scan every reliability file ends with: no ECR token, password, AWS secret key,
 // session token or webhook private key in any log line, Event, ECRPullSecret status or recorded
 // error message.
+import assert from "node:assert/strict";
 import type { CoreV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/types.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
-import { readResults } from "./results.ts";
+import { errorLines } from "./fixtures.ts";
+import { readResults, type Figures } from "./results.ts";
 
 /** The password in every token moto mints (base64 of "AWS:<account>-auth-token"). */
 export const motoTokenPassword = "123456789012-auth-token";
@@ -94,4 +96,13 @@ export async function scanForLeaks(input: LeakScanInput): Promise<LeakScan> {
     statuses: crs.items.filter((cr) => cr.status !== undefined).length,
     leaks: [...new Set(leaks)],
   };
+}
+
+/** The scan as a scenario's body: its counts and the error log lines go into `figures`; any leak fails it. */
+export async function assertNoLeaks(figures: Figures, input: LeakScanInput): Promise<LeakScan> {
+  const scan = await scanForLeaks(input);
+  Object.assign(figures, scanFigures(scan));
+  figures.errorLogLines = errorLines(input.logs).length;
+  assert.deepEqual(scan.leaks, []);
+  return scan;
 }
