@@ -12,6 +12,7 @@ import { stringify } from "yaml";
 import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../test/harness/certs.ts";
 import { ManualClock } from "./clock.ts";
 import {
+  IDLE_SOCKET_TIMEOUT_MS,
   KubeConfigError,
   loadKubeConfig,
   TOKEN_REREAD_MS,
@@ -86,12 +87,12 @@ function isKubeConfigError(message: RegExp, secrets: readonly string[] = []) {
 }
 
 const server = "https://kube.example:6443";
+const base64 = (pem: string): string => Buffer.from(pem).toString("base64");
 
 describe("loadKubeConfig from a kubeconfig file", () => {
   let ca: KeyPair;
   let serving: KeyPair;
   let client: KeyPair;
-  const base64 = (pem: string): string => Buffer.from(pem).toString("base64");
 
   before(async () => {
     const dir = await caseDir();
@@ -144,6 +145,11 @@ describe("loadKubeConfig from a kubeconfig file", () => {
     assert.deepEqual(first.headers, { accept: "application/json", Authorization: "Bearer static-token-1" });
     assert.ok(first.agent instanceof HttpsAgent);
     assert.equal(second.agent, first.agent);
+    assert.equal(
+      first.agent.options.timeout,
+      IDLE_SOCKET_TIMEOUT_MS,
+      "idle sockets close before the server's 90 s",
+    );
     assert.equal(access.server, server);
     assert.equal(access.currentContext, "dev");
     assert.deepEqual(access.getCurrentCluster(), { name: "dev-cluster", server });
@@ -268,14 +274,78 @@ describe("loadKubeConfig from a kubeconfig file", () => {
     assert.equal(options.rejectUnauthorized, false);
   });
 
-  it("uses a plain keep-alive agent for an http:// server", async () => {
+  it("uses a plain keep-alive agent for an http:// server and sends it no credentials, as client-go", async () => {
     const dir = await caseDir();
-    const file = await writeKubeConfig(dir, "config", kubeConfig({ server: "http://127.0.0.1:8080" }, {}));
+    const file = await writeKubeConfig(
+      dir,
+      "config",
+      kubeConfig({ server: "http://127.0.0.1:8080" }, { token: "cleartext-token" }),
+    );
 
     const options = await applied(load({ path: file, env: {} }));
 
     assert.ok(options.agent instanceof HttpAgent);
     assert.ok(!(options.agent instanceof HttpsAgent));
+    assert.equal(options.headers, undefined);
+  });
+
+  it("takes a server without a scheme as https://", async () => {
+    const dir = await caseDir();
+    const file = await writeKubeConfig(dir, "config", kubeConfig({ server: "kube.example:6443" }, {}));
+
+    const access = load({ path: file, env: {} });
+
+    assert.equal(access.server, "https://kube.example:6443");
+    assert.ok((await applied(access)).agent instanceof HttpsAgent);
+  });
+
+  it("refuses a name used twice in one file, as client-go does", async () => {
+    const dir = await caseDir();
+    const doc = kubeConfig({ server }, {}) as Record<string, unknown>;
+    doc.users = [
+      { name: "dev-user", user: { token: "secret-token-a" } },
+      { name: "dev-user", user: { token: "secret-token-b" } },
+    ];
+    const file = await writeKubeConfig(dir, "config", doc);
+
+    assert.throws(
+      () => load({ path: file, env: {} }),
+      isKubeConfigError(/users has more than one entry named "dev-user"/, [
+        "secret-token-a",
+        "secret-token-b",
+      ]),
+    );
+  });
+
+  it("refuses *-data that is not base64 at load, without quoting it", async () => {
+    const dir = await caseDir();
+    const file = await writeKubeConfig(
+      dir,
+      "config",
+      kubeConfig({ server }, { "client-certificate-data": "not*base64", "client-key-data": base64("k") }),
+    );
+
+    assert.throws(
+      () => load({ path: file, env: {} }),
+      isKubeConfigError(/user "dev-user": client-certificate-data is not valid base64$/, ["not*base64"]),
+    );
+  });
+
+  it("refuses a CA together with insecure-skip-tls-verify, as client-go does", async () => {
+    const dir = await caseDir();
+    const file = await writeKubeConfig(
+      dir,
+      "config",
+      kubeConfig(
+        { server, "insecure-skip-tls-verify": true, "certificate-authority-data": base64(ca.certPem) },
+        {},
+      ),
+    );
+
+    assert.throws(
+      () => load({ path: file, env: {} }),
+      isKubeConfigError(/certificate-authority and insecure-skip-tls-verify are both set/),
+    );
   });
 
   it("re-reads a tokenFile at most once a minute", async () => {
@@ -291,6 +361,25 @@ describe("loadKubeConfig from a kubeconfig file", () => {
     clock.advance(TOKEN_REREAD_MS - 1);
     assert.equal(await authorization(access), "Bearer rotating-1");
     clock.advance(1);
+    assert.equal(await authorization(access), "Bearer rotating-2");
+  });
+
+  it("keeps the last good token when a re-read of the tokenFile fails", async () => {
+    const dir = await caseDir();
+    const tokenFile = join(dir, "token");
+    await writeFile(tokenFile, "rotating-1\n");
+    const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, { tokenFile: "token" }));
+    const clock = new ManualClock(Date.UTC(2030, 0, 1));
+    const access = load({ path: file, env: {} }, { clock });
+
+    await rm(tokenFile);
+    clock.advance(TOKEN_REREAD_MS);
+    assert.equal(await authorization(access), "Bearer rotating-1", "the file is gone");
+    await writeFile(tokenFile, "  \n");
+    clock.advance(TOKEN_REREAD_MS);
+    assert.equal(await authorization(access), "Bearer rotating-1", "the file is empty");
+    await writeFile(tokenFile, "rotating-2\n");
+    clock.advance(TOKEN_REREAD_MS);
     assert.equal(await authorization(access), "Bearer rotating-2");
   });
 
@@ -313,18 +402,44 @@ describe("loadKubeConfig from a kubeconfig file", () => {
     );
   });
 
-  it("rejects proxy-url", async () => {
+  it("goes through the cluster's proxy-url, which wins over the environment's proxy", async () => {
     const dir = await caseDir();
     const file = await writeKubeConfig(
       dir,
       "config",
-      kubeConfig({ server, "proxy-url": "http://proxy:3128" }, {}),
+      kubeConfig({ server, "proxy-url": "http://proxy.internal:3128" }, {}),
     );
 
-    assert.throws(
-      () => load({ path: file, env: {} }),
-      isKubeConfigError(/cluster "dev-cluster": proxy-url is not supported/),
+    const access = load({ path: file, env: { HTTPS_PROXY: "http://other:8080" } });
+
+    assert.equal(access.proxy?.href, "http://proxy.internal:3128/");
+  });
+
+  it("goes through HTTPS_PROXY unless NO_PROXY names the server", async () => {
+    const dir = await caseDir();
+    const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, {}));
+
+    assert.equal(load({ path: file, env: { HTTPS_PROXY: "proxy:3128" } }).proxy?.href, "http://proxy:3128/");
+    assert.equal(
+      load({ path: file, env: { HTTPS_PROXY: "proxy:3128", NO_PROXY: ".example" } }).proxy,
+      undefined,
     );
+    assert.equal(
+      load({ path: file, env: { HTTP_PROXY: "proxy:3128" } }).proxy,
+      undefined,
+      "HTTP_PROXY is for http://",
+    );
+  });
+
+  it("refuses a SOCKS5 or malformed proxy-url", async () => {
+    const dir = await caseDir();
+    for (const [proxyUrl, message] of [
+      ["socks5://127.0.0.1:1080", /proxy-url: SOCKS5 proxies are not supported/],
+      ["ftp://proxy:21", /proxy-url must be an http:\/\/ or https:\/\/ URL/],
+    ] as const) {
+      const file = await writeKubeConfig(dir, "config", kubeConfig({ server, "proxy-url": proxyUrl }, {}));
+      assert.throws(() => load({ path: file, env: {} }), isKubeConfigError(message));
+    }
   });
 
   const broken: { name: string; edit: (doc: Record<string, unknown>) => void; message: RegExp }[] = [
@@ -520,7 +635,11 @@ appendFileSync(process.env.RUNS_FILE, JSON.stringify({ info, parent: process.env
 const runs = readFileSync(process.env.RUNS_FILE, "utf8").trim().split("\\n").length;
 const status = { token: "exec-token-" + runs };
 if (process.env.EXPIRES) status.expirationTimestamp = process.env.EXPIRES;
-if (process.env.MODE === "certificate") status.clientCertificateData = "-----BEGIN CERTIFICATE-----";
+if (process.env.MODE === "certificate") {
+  status.clientCertificateData = "-----BEGIN CERTIFICATE-----" + runs;
+  status.clientKeyData = "-----BEGIN PRIVATE KEY-----" + runs;
+}
+if (process.env.MODE === "certificate-only") status.clientCertificateData = "-----BEGIN CERTIFICATE-----";
 if (process.env.MODE === "garbage") {
   process.stdout.write("exec-token-garbage");
 } else {
@@ -533,23 +652,36 @@ if (process.env.MODE === "fail") {
 `;
   const start = Date.UTC(2030, 0, 1);
 
-  async function withPlugin(pluginEnv: Record<string, string>, clock = new ManualClock(start)) {
+  interface PluginCase {
+    env?: Record<string, string>;
+    exec?: Record<string, unknown>;
+    cluster?: Record<string, unknown>;
+    user?: Record<string, unknown>;
+  }
+
+  async function withPlugin(setup: PluginCase = {}, clock = new ManualClock(start)) {
     const dir = await caseDir();
     const script = join(dir, "plugin.mjs");
     const runsFile = join(dir, "runs");
     await writeFile(script, plugin);
     await writeFile(runsFile, "");
-    const env = Object.entries({ RUNS_FILE: runsFile, ...pluginEnv }).map(([name, value]) => ({
+    const env = Object.entries({ RUNS_FILE: runsFile, ...setup.env }).map(([name, value]) => ({
       name,
       value,
     }));
     const exec = {
       apiVersion: "client.authentication.k8s.io/v1",
+      interactiveMode: "Never",
       command: process.execPath,
       args: [script],
       env,
+      ...setup.exec,
     };
-    const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, { exec }));
+    const file = await writeKubeConfig(
+      dir,
+      "config",
+      kubeConfig({ server, ...setup.cluster }, { exec, ...setup.user }),
+    );
     const access = load({ path: file, env: { FROM_PARENT: "parent-value" } }, { clock });
     const runs = async (): Promise<{ info: unknown; parent: unknown }[]> =>
       (await readFile(runsFile, "utf8"))
@@ -561,7 +693,7 @@ if (process.env.MODE === "fail") {
 
   it("sends the plugin's token and runs it again shortly before the token expires", async () => {
     const expires = new Date(start + 60_000).toISOString();
-    const { access, clock, runs } = await withPlugin({ EXPIRES: expires });
+    const { access, clock, runs } = await withPlugin({ env: { EXPIRES: expires } });
 
     assert.equal(await authorization(access), "Bearer exec-token-1");
     clock.advance(49_000);
@@ -581,19 +713,130 @@ if (process.env.MODE === "fail") {
     });
   });
 
-  it("runs the plugin once for concurrent requests and keeps a token without expiry", async () => {
-    const { access, clock, runs } = await withPlugin({});
+  it("uses a token with less than 10 s of life until halfway, instead of running the plugin per request", async () => {
+    const expires = new Date(start + 6_000).toISOString();
+    const { access, clock, runs } = await withPlugin({ env: { EXPIRES: expires } });
 
-    const headers = await Promise.all([authorization(access), authorization(access), authorization(access)]);
-    clock.advance(365 * 24 * 3_600_000);
+    const headers = [await authorization(access), await authorization(access)];
+    clock.advance(2_999);
+    headers.push(await authorization(access));
+    clock.advance(1);
     headers.push(await authorization(access));
 
-    assert.deepEqual(headers, Array(4).fill("Bearer exec-token-1"));
+    assert.deepEqual(headers, [
+      "Bearer exec-token-1",
+      "Bearer exec-token-1",
+      "Bearer exec-token-1",
+      "Bearer exec-token-2",
+    ]);
+    assert.equal((await runs()).length, 2);
+  });
+
+  it("runs the plugin once for concurrent requests and keeps a token without expiry until a 401", async () => {
+    const { access, clock, runs } = await withPlugin();
+
+    const requests = await Promise.all([applied(access), applied(access), applied(access)]);
+    clock.advance(365 * 24 * 3_600_000);
+    const later = await applied(access);
+    const tokens = [...requests, later].map(
+      (options) => (options.headers as OutgoingHttpHeaders).Authorization,
+    );
+    assert.deepEqual(tokens, Array(4).fill("Bearer exec-token-1"));
     assert.equal((await runs()).length, 1);
+
+    access.credentialRejected(later);
+    // A 401 to a request that carried the same, already replaced, token runs the plugin no more.
+    const renewed = await authorization(access);
+    access.credentialRejected(requests[0]);
+    assert.equal(renewed, "Bearer exec-token-2");
+    assert.equal(await authorization(access), "Bearer exec-token-2");
+    assert.equal((await runs()).length, 2);
+  });
+
+  it("sends the client certificate and key a plugin returns, and its token", async () => {
+    const { access } = await withPlugin({ env: { MODE: "certificate" } });
+
+    const options = await applied(access);
+
+    assert.equal(options.cert, "-----BEGIN CERTIFICATE-----1");
+    assert.equal(options.key, "-----BEGIN PRIVATE KEY-----1");
+    assert.equal((options.headers as OutgoingHttpHeaders).Authorization, "Bearer exec-token-1");
+  });
+
+  it("refuses a plugin's certificate without its key", async () => {
+    const { access } = await withPlugin({ env: { MODE: "certificate-only" } });
+
+    await assert.rejects(
+      authorization(access),
+      isKubeConfigError(/returned clientCertificateData and clientKeyData, but not both/, ["exec-token-1"]),
+    );
+  });
+
+  it("tells the plugin about the cluster when provideClusterInfo is set, CA file and exec extension included", async () => {
+    const dir = await caseDir();
+    await writeFile(join(dir, "ca.crt"), "cluster-ca-pem");
+    const { access, runs } = await withPlugin({
+      exec: { provideClusterInfo: true },
+      cluster: {
+        "certificate-authority": join(dir, "ca.crt"),
+        "tls-server-name": "kube.internal",
+        extensions: [
+          {
+            name: "client.authentication.k8s.io/exec",
+            extension: { audience: "kube", port: 8443, strict: true },
+          },
+          { name: "other", extension: { ignored: true } },
+        ],
+      },
+    });
+
+    await authorization(access);
+
+    const [first] = await runs();
+    assert.deepEqual(first?.info, {
+      apiVersion: "client.authentication.k8s.io/v1",
+      kind: "ExecCredential",
+      spec: {
+        cluster: {
+          server,
+          "tls-server-name": "kube.internal",
+          "certificate-authority-data": Buffer.from("cluster-ca-pem").toString("base64"),
+          config: { audience: "kube", port: 8443, strict: true },
+        },
+        interactive: false,
+      },
+    });
+  });
+
+  it("does not run the plugin when the user has a client certificate, as client-go", async () => {
+    const { access, runs } = await withPlugin({
+      user: { "client-certificate-data": base64("cert"), "client-key-data": base64("key") },
+    });
+
+    const options = await applied(access);
+
+    assert.equal(options.headers, undefined);
+    assert.deepEqual(options.cert, Buffer.from("cert"));
+    assert.equal((await runs()).length, 0);
+  });
+
+  it("refuses interactiveMode Always, and a v1 plugin that does not state its mode", async () => {
+    await assert.rejects(
+      withPlugin({ exec: { interactiveMode: "Always" } }),
+      isKubeConfigError(/interactiveMode is Always, but the operator has no terminal/),
+    );
+    await assert.rejects(
+      withPlugin({ exec: { interactiveMode: undefined } }),
+      isKubeConfigError(/interactiveMode must be set for client.authentication.k8s.io\/v1$/),
+    );
+    const beta = await withPlugin({
+      exec: { interactiveMode: undefined, apiVersion: "client.authentication.k8s.io/v1beta1" },
+    });
+    assert.equal(await authorization(beta.access), "Bearer exec-token-1", "v1beta1 defaults to IfAvailable");
   });
 
   it("reports a failing plugin by exit code and stderr's first line, never its output", async () => {
-    const { access } = await withPlugin({ MODE: "fail" });
+    const { access } = await withPlugin({ env: { MODE: "fail" } });
 
     await assert.rejects(
       authorization(access),
@@ -604,7 +847,7 @@ if (process.env.MODE === "fail") {
   });
 
   it("runs a failed plugin again on the next request", async () => {
-    const { access, runs } = await withPlugin({ MODE: "fail" });
+    const { access, runs } = await withPlugin({ env: { MODE: "fail" } });
 
     await assert.rejects(authorization(access), KubeConfigError);
     await assert.rejects(authorization(access), KubeConfigError);
@@ -613,20 +856,11 @@ if (process.env.MODE === "fail") {
   });
 
   it("reports output that is not JSON without quoting it", async () => {
-    const { access } = await withPlugin({ MODE: "garbage" });
+    const { access } = await withPlugin({ env: { MODE: "garbage" } });
 
     await assert.rejects(
       authorization(access),
       isKubeConfigError(/printed something that is not JSON/, ["exec-token-garbage"]),
-    );
-  });
-
-  it("rejects plugins that return client certificates", async () => {
-    const { access } = await withPlugin({ MODE: "certificate" });
-
-    await assert.rejects(
-      authorization(access),
-      isKubeConfigError(/exec plugins that return client certificates are not supported/, ["exec-token-1"]),
     );
   });
 });

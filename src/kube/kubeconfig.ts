@@ -2,14 +2,26 @@
 // node:http(s) requests. Replaces client-node's KubeConfig, whose import alone costs ~77 MB RSS
 // (its config.js loads every generated model).
 
-import { execFile, type ExecFileException } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent, type RequestOptions } from "node:https";
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { parse as parseYaml, YAMLError } from "yaml";
 import { systemClock, type Clock } from "./clock.ts";
+import {
+  errorCode,
+  fixedCredential,
+  KubeConfigError,
+  noCredential,
+  TokenFile,
+  type Credential,
+  type RequestCredential,
+} from "./credentials.ts";
+import { EXEC_API_VERSIONS, ExecPlugin, type ExecClusterInfo, type ExecConfig } from "./exec-credential.ts";
+import { parseProxyUrl, proxyFor } from "./proxy.ts";
+
+export { KubeConfigError } from "./credentials.ts";
+export { TOKEN_REREAD_MS } from "./credentials.ts";
 
 /**
  * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
@@ -19,14 +31,20 @@ export interface ClusterConnection {
   getCurrentCluster(): { server: string } | null;
   /** Sets TLS material, a shared keep-alive agent and the Authorization header on `options`. */
   applyToHTTPSOptions(options: RequestOptions): Promise<void>;
+  /**
+   * The server answered 401 Unauthorized to the request `options` was prepared for: an exec
+   * plugin's credential is dropped, so the next request runs the plugin again (as client-go does).
+   */
+  credentialRejected?(options: RequestOptions): void;
 }
 
 export interface KubeConfigSources {
   /** --kubeconfig flag value, if given. */
   path?: string;
   /**
-   * The process environment: KUBECONFIG, HOME, KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT
-   * are read, and exec credential plugins inherit it. main passes it in.
+   * The process environment: KUBECONFIG, HOME, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT and
+   * the proxy variables (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) are read, and exec credential plugins
+   * inherit it. main passes it in.
    */
   env: Record<string, string | undefined>;
   /** The in-cluster ServiceAccount files; default /var/run/secrets/kubernetes.io/serviceaccount. */
@@ -38,18 +56,13 @@ export interface LoadOptions {
   clock?: Clock;
 }
 
-/** A kubeconfig that cannot be used. The message names the file, entry and field, never a secret. */
-export class KubeConfigError extends Error {
-  override readonly name = "KubeConfigError";
-}
-
-/** Token files are re-read this often: kubelet rotates projected ServiceAccount tokens in place. */
-export const TOKEN_REREAD_MS = 60_000;
-const EXEC_TIMEOUT_MS = 30_000;
-/** An exec credential is renewed this long before it expires, so it does not expire in flight. */
-const EXEC_RENEW_MARGIN_MS = 10_000;
-const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+/**
+ * Pooled connections idle longer than this are closed by the client, well before the API server's
+ * 90 s idle timeout, so a request never goes out on a socket the server is closing (ECONNRESET).
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+const EXEC_EXTENSION = "client.authentication.k8s.io/exec";
 
 interface Tls {
   ca?: Buffer;
@@ -59,17 +72,14 @@ interface Tls {
   servername?: string;
 }
 
-/** Produces the Authorization header value; undefined when the user authenticates by certificate only. */
-interface Credential {
-  authorization(): Promise<string | undefined>;
-}
-
 interface ClusterSettings {
   contextName: string;
   clusterName: string;
   server: string;
   tls: Tls;
   credential: Credential;
+  /** The proxy every connection goes through, if any. */
+  proxy: URL | undefined;
 }
 
 export class ClusterAccess implements ClusterConnection {
@@ -79,12 +89,24 @@ export class ClusterAccess implements ClusterConnection {
   // requests behind long-lived watches.
   readonly #agent: HttpAgent;
 
+  /** The credential each prepared request carried, to know which one a 401 refused. */
+  readonly #issued = new WeakMap<RequestOptions, RequestCredential>();
+
   constructor(settings: ClusterSettings) {
     this.#settings = { ...settings, server: settings.server.replace(/\/+$/, "") };
-    this.#agent =
-      new URL(this.#settings.server).protocol === "http:"
-        ? new HttpAgent({ keepAlive: true })
-        : new HttpsAgent({ keepAlive: true, ...settings.tls });
+    const http = new URL(this.#settings.server).protocol === "http:";
+    const proxy = settings.proxy?.href;
+    const proxyEnv = proxy === undefined ? undefined : http ? { HTTP_PROXY: proxy } : { HTTPS_PROXY: proxy };
+    const pool = { keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS, proxyEnv };
+    // Only the fields that are set: an agent's options override each request's, and a client
+    // certificate from an exec plugin comes with the request.
+    const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
+    this.#agent = http ? new HttpAgent(pool) : new HttpsAgent({ ...pool, ...tls });
+  }
+
+  /** The proxy in use, or undefined for direct connections. */
+  get proxy(): URL | undefined {
+    return this.#settings.proxy;
   }
 
   get server(): string {
@@ -101,19 +123,28 @@ export class ClusterAccess implements ClusterConnection {
   }
 
   async applyToHTTPSOptions(options: RequestOptions): Promise<void> {
-    const authorization = await this.#settings.credential.authorization();
+    const credential = await this.#settings.credential.current();
+    this.#issued.set(options, credential);
     const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
     if (ca !== undefined) options.ca = ca;
-    if (cert !== undefined) options.cert = cert;
-    if (key !== undefined) options.key = key;
+    const clientCert = credential.cert ?? cert;
+    const clientKey = credential.key ?? key;
+    if (clientCert !== undefined) options.cert = clientCert;
+    if (clientKey !== undefined) options.key = clientKey;
     if (servername !== undefined) options.servername = servername;
     options.rejectUnauthorized = rejectUnauthorized;
     options.agent = this.#agent;
+    const authorization = credential.authorization;
     if (authorization === undefined) return;
     // A new object, so a headers object the caller reuses across requests is left as it was.
     options.headers = isRawHeaders(options.headers)
       ? [...options.headers, "Authorization", authorization]
       : { ...options.headers, Authorization: authorization };
+  }
+
+  credentialRejected(options: RequestOptions): void {
+    const used = this.#issued.get(options);
+    if (used !== undefined) this.#settings.credential.rejected(used);
   }
 
   /** Closes the pooled connections. */
@@ -154,7 +185,7 @@ export function loadKubeConfig(sources: KubeConfigSources, options: LoadOptions 
   } else if (!existsSync(join(dir, "token"))) {
     tried.push(`in-cluster (${join(dir, "token")} not found)`);
   } else {
-    return inCluster(host, port, dir, clock);
+    return inCluster(host, port, dir, env, clock);
   }
 
   if (env.HOME) {
@@ -167,15 +198,22 @@ export function loadKubeConfig(sources: KubeConfigSources, options: LoadOptions 
   throw new KubeConfigError(`no Kubernetes configuration found; tried ${tried.join(", ")}`);
 }
 
-function inCluster(host: string, port: string, dir: string, clock: Clock): ClusterAccess {
+function inCluster(
+  host: string,
+  port: string,
+  dir: string,
+  env: KubeConfigSources["env"],
+  clock: Clock,
+): ClusterAccess {
   const where = "in-cluster config";
-  const server = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const server = checkedServer(`https://${host.includes(":") ? `[${host}]` : host}:${port}`, where);
   return new ClusterAccess({
     contextName: "in-cluster",
     clusterName: "in-cluster",
-    server: checkedServer(server, where),
+    server,
     tls: { ca: readSync(join(dir, "ca.crt"), where), rejectUnauthorized: true },
     credential: new TokenFile(join(dir, "token"), where, clock),
+    proxy: proxyFor(new URL(server), undefined, env),
   });
 }
 
@@ -184,6 +222,8 @@ type YamlMap = Readonly<Record<string, unknown>>;
 /** A clusters/users/contexts entry and the file it came from (for relative paths and messages). */
 interface Entry {
   body: YamlMap;
+  /** The same entry with YAML's own types (numbers, booleans), for an exec extension's config. */
+  typed: YamlMap | undefined;
   file: string;
   where: string;
 }
@@ -201,7 +241,10 @@ const sections = [
   { list: "contexts", item: "context", label: "context" },
 ] as const;
 
-/** Merges the files as kubectl does: the first current-context and the first entry of each name win. */
+/**
+ * Merges the files as kubectl does: the first current-context and the first entry of each name win;
+ * within one file a name may appear only once.
+ */
 function fromKubeConfigFiles(
   files: readonly string[],
   env: KubeConfigSources["env"],
@@ -215,18 +258,26 @@ function fromKubeConfigFiles(
   };
   for (const file of files) {
     const where = `kubeconfig ${file}`;
-    const doc = parseKubeConfigFile(file, where);
+    const { doc, typed } = parseKubeConfigFile(file, where);
     merged.currentContext ??= text(doc, "current-context", where);
     for (const { list, item, label } of sections) {
+      const typedEntries = typed === undefined ? [] : entriesOrNone(typed, list);
+      const seen = new Set<string>();
       for (const [index, raw] of entries(doc, list, where).entries()) {
         const name = isMap(raw) ? text(raw, "name", where) : undefined;
         if (!isMap(raw) || name === undefined) {
           throw new KubeConfigError(`${where}: ${list}[${index}] has no name`);
         }
+        if (seen.has(name))
+          throw new KubeConfigError(`${where}: ${list} has more than one entry named "${name}"`);
+        seen.add(name);
         const entryWhere = `${where}: ${label} "${name}"`;
         const body = section(raw, item, entryWhere);
         if (body === undefined) throw new KubeConfigError(`${entryWhere}: ${item} is not set`);
-        if (!merged[list].has(name)) merged[list].set(name, { body, file, where: entryWhere });
+        const typedRaw = typedEntries[index];
+        const typedBody = isMap(typedRaw) && isMap(typedRaw[item]) ? typedRaw[item] : undefined;
+        if (!merged[list].has(name))
+          merged[list].set(name, { body, typed: typedBody, file, where: entryWhere });
       }
     }
   }
@@ -259,37 +310,74 @@ function fromMerged(
     throw new KubeConfigError(`${context.where}: user "${userName}" is not defined`);
   }
 
-  const { server, tls } = clusterSettings(cluster);
-  const client = user === undefined ? { credential: noCredential } : userSettings(user, env, clock);
+  const settings = clusterSettings(cluster);
+  const client = user === undefined ? { credential: noCredential } : userSettings(user, settings, env, clock);
+  // client-go reads a user's credentials only for an https:// server: none go out in clear text.
+  const secure = new URL(settings.server).protocol === "https:";
   return new ClusterAccess({
     contextName,
     clusterName,
-    server,
-    tls: { ...tls, cert: client.cert, key: client.key },
-    credential: client.credential,
+    server: settings.server,
+    tls: secure ? { ...settings.tls, cert: client.cert, key: client.key } : { rejectUnauthorized: true },
+    credential: secure ? client.credential : noCredential,
+    proxy: proxyFor(new URL(settings.server), settings.proxyUrl, env),
   });
 }
 
-function clusterSettings(cluster: Entry): { server: string; tls: Tls } {
+interface ResolvedCluster {
+  server: string;
+  tls: Tls;
+  proxyUrl: URL | undefined;
+  /** What an exec plugin with provideClusterInfo receives. */
+  execInfo: ExecClusterInfo;
+}
+
+function clusterSettings(cluster: Entry): ResolvedCluster {
   const { body, where } = cluster;
-  if (text(body, "proxy-url", where) !== undefined) {
-    throw new KubeConfigError(`${where}: proxy-url is not supported`);
-  }
-  const server = text(body, "server", where);
-  if (server === undefined) throw new KubeConfigError(`${where}: server is not set`);
+  const written = text(body, "server", where);
+  if (written === undefined) throw new KubeConfigError(`${where}: server is not set`);
   const insecure = flag(body, "insecure-skip-tls-verify", where);
-  return {
-    server: checkedServer(server, where),
-    tls: {
-      ca: insecure ? undefined : pemField(cluster, "certificate-authority"),
-      rejectUnauthorized: !insecure,
-      servername: text(body, "tls-server-name", where),
-    },
-  };
+  const ca = pemField(cluster, "certificate-authority");
+  if (insecure && ca !== undefined) {
+    throw new KubeConfigError(
+      `${where}: certificate-authority and insecure-skip-tls-verify are both set; client-go refuses a CA with the insecure flag`,
+    );
+  }
+  const proxyText = text(body, "proxy-url", where);
+  const proxyUrl = proxyText === undefined ? undefined : parseProxyUrl(proxyText, where);
+  const servername = text(body, "tls-server-name", where);
+  const server = checkedServer(withScheme(written), where);
+  const execInfo: ExecClusterInfo = { server };
+  if (servername !== undefined) execInfo["tls-server-name"] = servername;
+  if (insecure) execInfo["insecure-skip-tls-verify"] = true;
+  if (ca !== undefined) execInfo["certificate-authority-data"] = ca.toString("base64");
+  if (proxyText !== undefined) execInfo["proxy-url"] = proxyText;
+  if (flag(body, "disable-compression", where)) execInfo["disable-compression"] = true;
+  const extension = execExtension(cluster);
+  if (extension !== undefined) execInfo.config = extension;
+  return { server, tls: { ca, rejectUnauthorized: !insecure, servername }, proxyUrl, execInfo };
+}
+
+/**
+ * A server without a scheme is taken as https://, as the kubeconfig's users mean it (client-go's
+ * clientcmd would make it http:// and then send no credentials, which no API server accepts).
+ */
+function withScheme(server: string): string {
+  return /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(server) ? server : `https://${server}`;
+}
+
+/** The cluster's `extensions` entry for exec plugins, with YAML's types, as client-go passes it on. */
+function execExtension(cluster: Entry): unknown {
+  const list = cluster.typed === undefined ? [] : entriesOrNone(cluster.typed, "extensions");
+  for (const item of list) {
+    if (isMap(item) && item.name === EXEC_EXTENSION) return item.extension;
+  }
+  return undefined;
 }
 
 function userSettings(
   user: Entry,
+  cluster: ResolvedCluster,
   env: KubeConfigSources["env"],
   clock: Clock,
 ): { cert?: Buffer; key?: Buffer; credential: Credential } {
@@ -306,10 +394,16 @@ function userSettings(
   if ((cert === undefined) !== (key === undefined)) {
     throw new KubeConfigError(`${where}: client-certificate and client-key must be set together`);
   }
-  return { cert, key, credential: credentialFor(user, env, clock) };
+  return { cert, key, credential: credentialFor(user, cert !== undefined, cluster, env, clock) };
 }
 
-function credentialFor(user: Entry, env: KubeConfigSources["env"], clock: Clock): Credential {
+function credentialFor(
+  user: Entry,
+  hasClientCertificate: boolean,
+  cluster: ResolvedCluster,
+  env: KubeConfigSources["env"],
+  clock: Clock,
+): Credential {
   const { body, where } = user;
   const token = text(body, "token", where);
   const tokenFile = text(body, "tokenFile", where);
@@ -320,7 +414,10 @@ function credentialFor(user: Entry, env: KubeConfigSources["env"], clock: Clock)
   if (basic && (token !== undefined || tokenFile !== undefined)) {
     throw new KubeConfigError(`${where}: set a token or a username and password, not both`);
   }
-  // client-go's precedence: tokenFile over token, and any static credential over an exec plugin.
+  // Checked even when a static credential makes the plugin unused, as client-go validates it too.
+  const plugin = exec === undefined ? undefined : execConfig(exec, user, cluster, env);
+  // client-go's precedence: tokenFile over token, and any static credential (a client certificate
+  // included) over an exec plugin.
   if (tokenFile !== undefined) {
     return new TokenFile(resolve(dirname(user.file), tokenFile), `${where}: tokenFile`, clock);
   }
@@ -329,72 +426,37 @@ function credentialFor(user: Entry, env: KubeConfigSources["env"], clock: Clock)
     const pair = `${username ?? ""}:${password ?? ""}`;
     return fixedCredential(`Basic ${Buffer.from(pair).toString("base64")}`);
   }
-  return exec === undefined ? noCredential : new ExecPlugin(execSpec(exec, user, env), clock);
+  if (hasClientCertificate || plugin === undefined) return noCredential;
+  return new ExecPlugin(plugin, clock);
 }
 
-const noCredential: Credential = { authorization: () => Promise.resolve(undefined) };
+const interactiveModes = ["Never", "IfAvailable", "Always"];
 
-function fixedCredential(authorization: string): Credential {
-  return { authorization: () => Promise.resolve(authorization) };
-}
-
-/** A bearer token file that may be rotated in place; re-read at most once per TOKEN_REREAD_MS. */
-class TokenFile implements Credential {
-  readonly #file: string;
-  readonly #where: string;
-  readonly #clock: Clock;
-  #token: string;
-  #readAt: number;
-
-  constructor(file: string, where: string, clock: Clock) {
-    this.#file = file;
-    this.#where = where;
-    this.#clock = clock;
-    // Read now, so a missing or empty file fails at start rather than on the first request.
-    this.#token = this.#checked(readSync(file, where).toString("utf8"));
-    this.#readAt = clock.now();
-  }
-
-  async authorization(): Promise<string> {
-    if (this.#clock.now() - this.#readAt >= TOKEN_REREAD_MS) {
-      // Stamped before the read, so requests meanwhile keep the current token instead of reading too.
-      this.#readAt = this.#clock.now();
-      this.#token = this.#checked(await this.#read());
-    }
-    return `Bearer ${this.#token}`;
-  }
-
-  async #read(): Promise<string> {
-    try {
-      return await readFile(this.#file, "utf8");
-    } catch (err) {
-      throw new KubeConfigError(`${this.#where}: cannot read ${this.#file} (${errorCode(err)})`);
-    }
-  }
-
-  #checked(content: string): string {
-    const token = content.trim();
-    if (token === "") throw new KubeConfigError(`${this.#where}: ${this.#file} is empty`);
-    return token;
-  }
-}
-
-interface ExecSpec {
-  command: string;
-  args: string[];
-  env: Record<string, string | undefined>;
-  apiVersion: string;
-  installHint: string | undefined;
-  where: string;
-}
-
-function execSpec(exec: YamlMap, user: Entry, parentEnv: KubeConfigSources["env"]): ExecSpec {
+function execConfig(
+  exec: YamlMap,
+  user: Entry,
+  cluster: ResolvedCluster,
+  parentEnv: KubeConfigSources["env"],
+): ExecConfig {
   const where = `${user.where}: exec`;
   const command = text(exec, "command", where);
   if (command === undefined) throw new KubeConfigError(`${where}: command is not set`);
   const apiVersion = text(exec, "apiVersion", where);
   if (apiVersion === undefined || !EXEC_API_VERSIONS.includes(apiVersion)) {
     throw new KubeConfigError(`${where}: apiVersion must be one of ${EXEC_API_VERSIONS.join(", ")}`);
+  }
+  // v1beta1 defaults to IfAvailable; v1 must say (client-go's defaulting and validation).
+  const mode =
+    text(exec, "interactiveMode", where) ?? (apiVersion.endsWith("/v1beta1") ? "IfAvailable" : undefined);
+  if (mode === undefined)
+    throw new KubeConfigError(`${where}: interactiveMode must be set for ${apiVersion}`);
+  if (!interactiveModes.includes(mode)) {
+    throw new KubeConfigError(`${where}: interactiveMode must be one of ${interactiveModes.join(", ")}`);
+  }
+  if (mode === "Always") {
+    throw new KubeConfigError(
+      `${where}: interactiveMode is Always, but the operator has no terminal; use IfAvailable or Never`,
+    );
   }
   const args = entries(exec, "args", where).map((arg, index) => {
     if (typeof arg !== "string") throw new KubeConfigError(`${where}: args[${index}] is not a string`);
@@ -408,11 +470,6 @@ function execSpec(exec: YamlMap, user: Entry, parentEnv: KubeConfigSources["env"
     }
     env[name] = text(variable, "value", where) ?? "";
   }
-  env.KUBERNETES_EXEC_INFO = JSON.stringify({
-    apiVersion,
-    kind: "ExecCredential",
-    spec: { interactive: false },
-  });
   return {
     // A relative path (not a bare name looked up in PATH) is relative to the kubeconfig, as in client-go.
     command: command.includes(sep) && !isAbsolute(command) ? resolve(dirname(user.file), command) : command,
@@ -420,135 +477,43 @@ function execSpec(exec: YamlMap, user: Entry, parentEnv: KubeConfigSources["env"
     env,
     apiVersion,
     installHint: text(exec, "installHint", where),
+    cluster: flag(exec, "provideClusterInfo", where) ? cluster.execInfo : undefined,
     where,
   };
 }
 
-/** An exec credential plugin; its token is cached until shortly before it expires. */
-class ExecPlugin implements Credential {
-  readonly #spec: ExecSpec;
-  readonly #clock: Clock;
-  #cached: { token: string; renewAt: number } | undefined;
-  #running: Promise<string> | undefined;
-
-  constructor(spec: ExecSpec, clock: Clock) {
-    this.#spec = spec;
-    this.#clock = clock;
-  }
-
-  async authorization(): Promise<string> {
-    const cached = this.#cached;
-    if (cached !== undefined && this.#clock.now() < cached.renewAt) return `Bearer ${cached.token}`;
-    // One run serves every request that needs a token while it is under way.
-    this.#running ??= this.#run().finally(() => {
-      this.#running = undefined;
-    });
-    return `Bearer ${await this.#running}`;
-  }
-
-  async #run(): Promise<string> {
-    const { token, expiresAt } = parseExecCredential(await runPlugin(this.#spec), this.#spec);
-    this.#cached = { token, renewAt: expiresAt - EXEC_RENEW_MARGIN_MS };
-    return token;
-  }
-}
-
-function runPlugin(spec: ExecSpec): Promise<string> {
-  return new Promise((resolveOutput, reject) => {
-    const child = execFile(
-      spec.command,
-      spec.args,
-      { env: spec.env, timeout: EXEC_TIMEOUT_MS, encoding: "utf8" },
-      (err, stdout, stderr) => {
-        if (err === null) {
-          resolveOutput(stdout);
-          return;
-        }
-        // stdout holds the credential, so only stderr's first line goes into the message.
-        const excerpt = stderr.trim().split("\n", 1)[0]?.trim().slice(0, 200) ?? "";
-        const detail = `${execFailure(err, spec)}${excerpt === "" ? "" : `: ${excerpt}`}`;
-        reject(new KubeConfigError(`${spec.where}: ${spec.command} ${detail}`));
-      },
-    );
-    // Plugins run non-interactively; a closed stdin stops one that prompts from waiting forever.
-    child.stdin?.end();
-  });
-}
-
-function execFailure(err: ExecFileException, spec: ExecSpec): string {
-  if (err.code === "ENOENT") {
-    return spec.installHint === undefined ? "was not found" : `was not found (${spec.installHint.trim()})`;
-  }
-  if (typeof err.code === "number") return `exited with code ${err.code}`;
-  if (typeof err.code === "string") return `failed (${err.code})`;
-  if (err.killed === true) return `did not finish within ${EXEC_TIMEOUT_MS / 1000} s`;
-  if (err.signal) return `was killed by ${err.signal}`;
-  return "failed";
-}
-
-function parseExecCredential(stdout: string, spec: ExecSpec): { token: string; expiresAt: number } {
-  const where = `${spec.where}: ${spec.command}`;
-  let credential: unknown;
-  try {
-    credential = JSON.parse(stdout);
-  } catch (err) {
-    // V8's SyntaxError quotes the input, which is the credential.
-    if (!(err instanceof SyntaxError)) throw err;
-    throw new KubeConfigError(`${where} printed something that is not JSON`);
-  }
-  if (!isMap(credential) || credential.kind !== "ExecCredential") {
-    throw new KubeConfigError(`${where} did not print an ExecCredential`);
-  }
-  if (credential.apiVersion !== spec.apiVersion) {
-    throw new KubeConfigError(`${where} did not answer in ${spec.apiVersion}`);
-  }
-  const status = credential.status;
-  if (!isMap(status)) throw new KubeConfigError(`${where} returned no status`);
-  if (status.clientCertificateData !== undefined) {
-    throw new KubeConfigError(`${where}: exec plugins that return client certificates are not supported`);
-  }
-  if (typeof status.token !== "string" || status.token === "") {
-    throw new KubeConfigError(`${where} returned no status.token`);
-  }
-  const expiry = status.expirationTimestamp;
-  if (expiry === undefined || expiry === null) return { token: status.token, expiresAt: Infinity };
-  const expiresAt = typeof expiry === "string" ? Date.parse(expiry) : NaN;
-  if (Number.isNaN(expiresAt)) {
-    throw new KubeConfigError(`${where} returned a status.expirationTimestamp that is not a time`);
-  }
-  return { token: status.token, expiresAt };
-}
-
 function checkedServer(server: string, where: string): string {
-  const protocol = URL.canParse(server) ? new URL(server).protocol : undefined;
-  if (protocol !== "https:" && protocol !== "http:") {
+  const url = URL.canParse(server) ? new URL(server) : undefined;
+  if ((url?.protocol !== "https:" && url?.protocol !== "http:") || url.hostname === "") {
     throw new KubeConfigError(`${where}: server is not an https:// or http:// URL`);
   }
   return server;
 }
 
-function parseKubeConfigFile(file: string, where: string): YamlMap {
+function parseKubeConfigFile(file: string, where: string): { doc: YamlMap; typed: YamlMap | undefined } {
   const source = readSync(file, where).toString("utf8");
   let doc: unknown;
+  let typed: unknown;
   try {
     // Every scalar is read as a string, as client-go's type-directed decoding does, so a password
-    // like 0123 stays as written.
+    // like 0123 stays as written. The typed reading serves only extensions, which are free-form.
     doc = parseYaml(source, { schema: "failsafe", logLevel: "error" });
+    typed = parseYaml(source, { logLevel: "error" });
   } catch (err) {
     if (!(err instanceof YAMLError)) throw err;
     // The parser's message quotes the offending line, which may hold a token.
     const at = err.linePos?.[0];
     throw new KubeConfigError(`${where}: not valid YAML${at ? ` (line ${at.line}, column ${at.col})` : ""}`);
   }
-  if (doc === null) return {};
+  if (doc === null) return { doc: {}, typed: undefined };
   if (!isMap(doc)) throw new KubeConfigError(`${where}: not a kubeconfig (the top level is not a map)`);
-  return doc;
+  return { doc, typed: isMap(typed) ? typed : undefined };
 }
 
 /** PEM from `<field>-data` (base64) or the file named by `<field>`; data wins, as in client-go. */
 function pemField(entry: Entry, field: string): Buffer | undefined {
   const data = text(entry.body, `${field}-data`, entry.where);
-  if (data !== undefined) return Buffer.from(data, "base64");
+  if (data !== undefined) return strictBase64(data, `${entry.where}: ${field}-data`);
   const file = text(entry.body, field, entry.where);
   return file === undefined
     ? undefined
@@ -563,8 +528,16 @@ function readSync(file: string, where: string): Buffer {
   }
 }
 
-function errorCode(err: unknown): string {
-  return err instanceof Error && "code" in err && typeof err.code === "string" ? err.code : "unknown error";
+/**
+ * Base64 as Go's encoding/json decodes []byte (standard alphabet, padded; line breaks ignored), so
+ * a value client-go refuses fails here at load instead of later in TLS.
+ */
+function strictBase64(data: string, where: string): Buffer {
+  const compact = data.replace(/[\r\n]/g, "");
+  if (compact.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(compact)) {
+    throw new KubeConfigError(`${where} is not valid base64`);
+  }
+  return Buffer.from(compact, "base64");
 }
 
 function isMap(value: unknown): value is YamlMap {
@@ -597,6 +570,12 @@ function section(map: YamlMap, field: string, where: string): YamlMap | undefine
   if (isUnset(value)) return undefined;
   if (!isMap(value)) throw new KubeConfigError(`${where}: ${field} is not a map`);
   return value;
+}
+
+/** A list field as it is, or none when it is missing or not a list (for the typed reading). */
+function entriesOrNone(map: YamlMap, field: string): readonly unknown[] {
+  const value = map[field];
+  return Array.isArray(value) ? (value as unknown[]) : [];
 }
 
 function entries(map: YamlMap, field: string, where: string): readonly unknown[] {
