@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RequestOptions } from "node:https";
+import { ManualClock } from "./clock.ts";
 import { KubeError } from "./errors.ts";
 import type { ClusterConnection } from "./kubeconfig.ts";
 import { clusterPath, KubeClient, namespacedPath } from "./rest.ts";
+import { eventually } from "../../test/harness/wait.ts";
 
 interface Seen {
   method: string;
@@ -55,9 +57,10 @@ class FakeApiServer {
   }
 }
 
-function connection(server: string): ClusterConnection {
+function connection(server: string, rejected: RequestOptions[] = []): ClusterConnection {
   return {
     getCurrentCluster: () => ({ server }),
+    credentialRejected: (options) => rejected.push(options),
     applyToHTTPSOptions: (options: RequestOptions) => {
       const headers = options.headers;
       if (headers === undefined || Array.isArray(headers)) throw new Error("expected a header object");
@@ -71,7 +74,7 @@ function status(code: number, reason: string, message: string): string {
   return JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code, reason, message });
 }
 
-describe("KubeClient", () => {
+describe("KubeClient", { timeout: 20_000 }, () => {
   const api = new FakeApiServer();
   let client: KubeClient;
 
@@ -176,5 +179,95 @@ describe("KubeClient", () => {
       (err: unknown) =>
         err instanceof KubeError && err.kind === "Unavailable" && /ECONNREFUSED/.test(err.message),
     );
+  });
+
+  it("waits the Retry-After a 429 asks for before sending a write again", async () => {
+    const clock = new ManualClock();
+    const throttled = new KubeClient(client.connection, { clock, timeoutMs: 500 });
+    let answers = 0;
+    api.reply = (_req, res) => {
+      answers += 1;
+      if (answers <= 2) {
+        res.statusCode = answers === 1 ? 429 : 503;
+        res.setHeader("retry-after", "2");
+        res.end(status(res.statusCode, "TooManyRequests", "slow down"));
+        return;
+      }
+      res.end('{"metadata":{"resourceVersion":"9"}}');
+    };
+    const before = api.seen.length;
+    const patched = throttled.mergePatch<{ metadata: { resourceVersion: string } }>(
+      "/api/v1/namespaces/a/secrets/b",
+      {
+        data: {},
+      },
+    );
+    await eventually(() => {
+      assert.equal(clock.pendingTimers(), 1);
+    });
+    clock.advance(1999);
+    assert.equal(api.seen.length - before, 1, "not sent again before the 2 s the server asked for");
+    clock.advance(1);
+    await eventually(() => {
+      assert.equal(answers, 2);
+      assert.equal(clock.pendingTimers(), 1);
+    });
+    clock.advance(2000);
+    assert.equal((await patched).metadata.resourceVersion, "9");
+    assert.deepEqual(
+      api.seen.slice(before).map((r) => r.method),
+      ["PATCH", "PATCH", "PATCH"],
+    );
+  });
+
+  it("leaves a Retry-After longer than its bound, a 5xx without one, and the fourth retry to the caller", async () => {
+    const clock = new ManualClock();
+    const throttled = new KubeClient(client.connection, { clock, timeoutMs: 500, maxRetryAfterMs: 5000 });
+    const answer =
+      (code: number, retryAfter: string | undefined): Reply =>
+      (_req, res) => {
+        res.statusCode = code;
+        if (retryAfter !== undefined) res.setHeader("retry-after", retryAfter);
+        res.end(status(code, "TooManyRequests", "slow down"));
+      };
+    api.reply = answer(429, "6");
+    await assert.rejects(
+      throttled.create("/api/v1/namespaces/a/secrets", {}),
+      (err: unknown) => err instanceof KubeError && err.kind === "Throttled" && err.retryAfterSeconds === 6,
+    );
+    api.reply = answer(500, undefined);
+    await assert.rejects(throttled.create("/api/v1/namespaces/a/secrets", {}), KubeError);
+    assert.equal(clock.pendingTimers(), 0);
+
+    api.reply = answer(429, "1");
+    const before = api.seen.length;
+    const gaveUp = assert.rejects(throttled.create("/api/v1/namespaces/a/secrets", {}), KubeError);
+    for (let retry = 1; retry <= 3; retry++) {
+      await eventually(() => {
+        assert.equal(api.seen.length - before, retry);
+        assert.equal(clock.pendingTimers(), 1);
+      });
+      clock.advance(1000);
+    }
+    await gaveUp;
+    assert.equal(api.seen.length - before, 4);
+  });
+
+  it("tells the connection which request got 401, so an exec credential is run again", async () => {
+    const rejected: RequestOptions[] = [];
+    const server = (client.connection.getCurrentCluster() ?? { server: "" }).server;
+    const withHook = new KubeClient(connection(server, rejected), { timeoutMs: 500 });
+    api.reply = (_req, res) => {
+      res.statusCode = 401;
+      res.end(status(401, "Unauthorized", "Unauthorized"));
+    };
+    await assert.rejects(
+      withHook.get("/api/v1/namespaces"),
+      (err: unknown) => err instanceof KubeError && err.kind === "Unauthorized",
+    );
+    const watch = await withHook.open("/api/v1/namespaces", { watch: "true" }, new AbortController().signal);
+    watch.resume();
+    assert.equal(rejected.length, 2);
+    assert.ok(rejected.every((options) => options.method === "GET"));
   });
 });

@@ -4,6 +4,7 @@
 // and a sixth of the CPU of a converge.
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
+import { systemClock, type Clock } from "./clock.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
 import type { ClusterConnection } from "./kubeconfig.ts";
 
@@ -13,10 +14,18 @@ export interface KubeClientOptions {
   /** A request that has not answered within this time is aborted as Unavailable. */
   timeoutMs?: number;
   userAgent?: string;
+  /** A 429, or a 5xx with Retry-After, is retried after the time the server asks, up to this long; default 10 s. */
+  maxRetryAfterMs?: number;
+  /** Retries of one request on Retry-After; default 3. Past them the caller's backoff takes over. */
+  maxRetryAfterRetries?: number;
+  /** Time for the Retry-After waits; default the system clock. */
+  clock?: Clock;
 }
 
 const mergePatchType = "application/merge-patch+json";
 const defaultTimeoutMs = 30_000;
+const defaultMaxRetryAfterMs = 10_000;
+const defaultMaxRetryAfterRetries = 3;
 
 /** The path of a namespaced collection or object, with each segment escaped. */
 export function namespacedPath(prefix: string, namespace: string, plural: string, name?: string): string {
@@ -34,11 +43,17 @@ export class KubeClient {
   readonly connection: ClusterConnection;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
+  private readonly maxRetryAfterMs: number;
+  private readonly maxRetryAfterRetries: number;
+  private readonly clock: Clock;
 
   constructor(connection: ClusterConnection, options: KubeClientOptions = {}) {
     this.connection = connection;
     this.timeoutMs = options.timeoutMs ?? defaultTimeoutMs;
     this.userAgent = options.userAgent ?? "ecr-creds-refresher";
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? defaultMaxRetryAfterMs;
+    this.maxRetryAfterRetries = options.maxRetryAfterRetries ?? defaultMaxRetryAfterRetries;
+    this.clock = options.clock ?? systemClock;
   }
 
   get<T>(path: string, query?: Query): Promise<T> {
@@ -68,9 +83,14 @@ export class KubeClient {
   async open(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
     const { url, options } = await this.prepare("GET", path, query);
     options.signal = signal;
+    // The caller watches the stream itself; the pool's idle timeout must not apply while it is open.
+    options.timeout = 0;
     signal.throwIfAborted();
     return new Promise((resolve, reject) => {
-      const request = send(url, options, resolve);
+      const request = send(url, options, (response) => {
+        if (response.statusCode === 401) this.connection.credentialRejected?.(options);
+        resolve(response);
+      });
       request.on("error", reject);
       request.end();
     });
@@ -98,6 +118,10 @@ export class KubeClient {
     return { url, options };
   }
 
+  /**
+   * Sends the request; a 429, or a 500-504 with Retry-After, is sent again after the time the server
+   * asks (as client-go does), when that is at most maxRetryAfterMs, up to maxRetryAfterRetries times.
+   */
   private async send<T>(
     method: string,
     path: string,
@@ -106,6 +130,32 @@ export class KubeClient {
     contentType?: string,
   ): Promise<T> {
     const payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let retries = 0; ; retries++) {
+      try {
+        return await this.sendOnce<T>(method, path, query, payload, contentType);
+      } catch (err) {
+        const waitMs = this.retryAfterMs(classifyKubeError(err));
+        if (waitMs === undefined || retries >= this.maxRetryAfterRetries) throw err;
+        await new Promise<void>((resolve) => this.clock.setTimer(resolve, waitMs));
+      }
+    }
+  }
+
+  private retryAfterMs(error: KubeError): number | undefined {
+    const { status, retryAfterSeconds } = error;
+    if (status === undefined || retryAfterSeconds === undefined) return undefined;
+    if (status !== 429 && (status < 500 || status > 504)) return undefined;
+    const waitMs = retryAfterSeconds * 1000;
+    return waitMs <= this.maxRetryAfterMs ? waitMs : undefined;
+  }
+
+  private async sendOnce<T>(
+    method: string,
+    path: string,
+    query: Query | undefined,
+    payload: string | undefined,
+    contentType: string | undefined,
+  ): Promise<T> {
     try {
       const { url, options } = await this.prepare(method, path, query, contentType);
       // A socket timeout rather than an AbortSignal.timeout: the signal's timer and listeners cost
@@ -128,6 +178,7 @@ export class KubeClient {
         });
         request.end(payload);
       });
+      if (response.status === 401) this.connection.credentialRejected?.(options);
       if (response.status < 200 || response.status >= 300) {
         throw classifyKubeError({
           statusCode: response.status,
