@@ -181,4 +181,52 @@ describe("LeaderElector", () => {
     await advance(clock, 500);
     assert.ok(b.isLeader());
   });
+
+  it("counts taking a released lease as a transition, as client-go does", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    // Read afresh each time: an assertion on one reading narrows the type of the next.
+    const spec = (): Lease["spec"] => store.lease?.spec;
+    const a = elector(store, clock, "a", events);
+    a.start();
+    await advance(clock, 500);
+    assert.equal(spec()?.leaseTransitions, 0, "creating the lease is no transition");
+    await a.stop();
+    const b = elector(store, clock, "b", events);
+    b.start();
+    await advance(clock, 500);
+    assert.ok(b.isLeader());
+    assert.deepEqual(
+      { holder: spec()?.holderIdentity, transitions: spec()?.leaseTransitions },
+      { holder: "b", transitions: 1 },
+    );
+    await advance(clock, 10_000);
+    assert.equal(spec()?.leaseTransitions, 1, "renewals are no transitions");
+  });
+
+  it("waits out the holder's leaseDurationSeconds from the record, not its own lease duration", async () => {
+    const store = new LeaseStore();
+    const clock = new ManualClock(1_000_000);
+    const events: string[] = [];
+    // A holder configured with a 60 s lease that stopped renewing without releasing it.
+    store.lease = {
+      metadata: { name: "lease", namespace: "ns", resourceVersion: "1" },
+      spec: {
+        holderIdentity: "other",
+        leaseDurationSeconds: 60,
+        renewTime: "2030-01-01T00:00:00.000000Z",
+        acquireTime: "2030-01-01T00:00:00.000000Z",
+        leaseTransitions: 4,
+      },
+    };
+    store.version = 1;
+    const b = elector(store, clock, "b", events);
+    b.start();
+    await advance(clock, 55_000);
+    assert.ok(!b.isLeader(), "within the holder's 60 s, though past our own 15 s");
+    await advance(clock, 10_000);
+    assert.ok(b.isLeader());
+    assert.equal(store.lease.spec?.leaseTransitions, 5);
+  });
 });

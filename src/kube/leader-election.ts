@@ -1,8 +1,9 @@
 // Leader election on a coordination.k8s.io/v1 Lease, following client-go's algorithm: acquire
-// when the lease is free or has not been renewed for leaseDuration (by our own observation),
-// renew every retryPeriod, and give up leadership when no renewal succeeded within
+// when the lease is free or has not been renewed for the record's leaseDurationSeconds (by our own
+// observation), renew every retryPeriod, and give up leadership when no renewal succeeded within
 // renewDeadline, which is shorter than leaseDuration, so a leader stops before its lease can
-// be taken. Updates carry resourceVersion (optimistic concurrency).
+// be taken. Every change of holder counts in leaseTransitions. Updates carry resourceVersion
+// (optimistic concurrency).
 import { systemClock, type Clock } from "./clock.ts";
 import { classifyKubeError } from "./errors.ts";
 import { namespacedPath, type KubeClient } from "./rest.ts";
@@ -68,6 +69,8 @@ interface Observed {
   holder: string;
   renewTime: string;
   resourceVersion: string;
+  /** The record's leaseDurationSeconds, in ms: how long its holder may go without renewing. */
+  leaseDurationMs: number;
   /** Our clock when we last saw the record change. */
   observedAt: number;
 }
@@ -175,8 +178,8 @@ export class LeaderElector {
         leaseDurationSeconds: Math.round(leaseDurationMs / 1000),
         acquireTime: acquiring ? microTime(now) : spec.acquireTime,
         renewTime: microTime(now),
-        leaseTransitions:
-          (spec.leaseTransitions ?? 0) + (acquiring && (spec.holderIdentity ?? "") !== "" ? 1 : 0),
+        // As client-go: taking the lease from anyone else, a released (empty) holder included, is a transition.
+        leaseTransitions: existing === undefined ? 0 : (spec.leaseTransitions ?? 0) + (acquiring ? 1 : 0),
       },
     };
   }
@@ -185,10 +188,19 @@ export class LeaderElector {
     const holder = lease.spec?.holderIdentity ?? "";
     const renewTime = lease.spec?.renewTime ?? "";
     const resourceVersion = lease.metadata?.resourceVersion ?? "";
+    // client-go trusts the record: a holder configured with a longer lease keeps it that long.
+    const leaseDurationMs = (lease.spec?.leaseDurationSeconds ?? 0) * 1000;
     if (this.observed?.holder !== holder || this.observed.renewTime !== renewTime) {
-      this.observed = { holder, renewTime, resourceVersion, observedAt: this.options.clock.now() };
+      this.observed = {
+        holder,
+        renewTime,
+        resourceVersion,
+        leaseDurationMs,
+        observedAt: this.options.clock.now(),
+      };
     } else {
       this.observed.resourceVersion = resourceVersion;
+      this.observed.leaseDurationMs = leaseDurationMs;
     }
     if (holder !== this.lastLeader) {
       this.lastLeader = holder;
@@ -197,7 +209,7 @@ export class LeaderElector {
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
-    const { api, name, namespace, identity, clock, leaseDurationMs } = this.options;
+    const { api, name, namespace, identity, clock } = this.options;
     const now = clock.now();
     try {
       let lease: Lease;
@@ -212,7 +224,7 @@ export class LeaderElector {
       this.observe(lease);
       const holder = lease.spec?.holderIdentity ?? "";
       const observed = this.observed;
-      const expired = observed === undefined || observed.observedAt + leaseDurationMs <= now;
+      const expired = observed === undefined || observed.observedAt + observed.leaseDurationMs <= now;
       if (holder !== "" && holder !== identity && !expired) {
         return false;
       }
