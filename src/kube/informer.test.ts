@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
 import type { Server, Socket } from "node:net";
 import { describe, it } from "node:test";
@@ -269,8 +270,82 @@ describe("Informer", () => {
     const base = { name: "secrets", kubeConfig, path: "/api/v1/secrets" };
     assert.throws(() => new Informer({ ...base, pageSize: 0 }), RangeError);
     assert.throws(() => new Informer({ ...base, watchTimeoutSeconds: 0.5 }), RangeError);
-    assert.throws(() => new Informer({ ...base, relistIntervalMs: 0 }), RangeError);
     assert.throws(() => new Informer({ ...base, backoff: { baseMs: 0, maxMs: 10 } }), RangeError);
     assert.throws(() => new Informer({ ...base, path: "api/v1/secrets" }), RangeError);
   });
+
+  it(
+    "resets its backoff after a successful list, and re-watches after an error without listing again",
+    { timeout: testTimeoutMs },
+    async () => {
+      const requests: string[] = [];
+      let answer = (_req: IncomingMessage, res: ServerResponse): void => {
+        res.statusCode = 500;
+        res.end('{"kind":"Status","code":500,"message":"etcd unavailable"}');
+      };
+      const server = createHttpServer((req, res) => {
+        requests.push(new URL(req.url ?? "", "http://x").searchParams.has("watch") ? "watch" : "list");
+        answer(req, res);
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const address = server.address();
+      if (address === null || typeof address === "string") throw new Error("no port bound");
+      const kubeConfig = new KubeConfig();
+      kubeConfig.loadFromOptions({
+        clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
+        users: [{ name: "nobody" }],
+        contexts: [{ name: "local", cluster: "local", user: "nobody" }],
+        currentContext: "local",
+      });
+      const clock = new ManualClock();
+      const errors: KubeError[] = [];
+      const informer = new Informer<KubernetesObject>({
+        name: "secrets",
+        kubeConfig,
+        path: "/api/v1/secrets",
+        clock,
+        backoff: { baseMs: 1000, maxMs: 30_000 },
+        hooks: { onError: (err) => errors.push(err) },
+      });
+      informer.start();
+      try {
+        for (const [attempt, delay] of [1000, 2000, 4000].entries()) {
+          await eventually(() => {
+            assert.equal(errors.length, attempt + 1);
+            assert.equal(clock.pendingTimers(), 1, "only the backoff timer");
+          });
+          clock.advance(delay);
+        }
+        answer = (req, res) => {
+          if (requests.at(-1) === "list") {
+            res.end('{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":[]}');
+            return;
+          }
+          // A watch whose connection drops at once: no clean close.
+          res.writeHead(200, { "content-type": "application/json" });
+          res.flushHeaders();
+          req.socket.destroy();
+        };
+        await informer.waitForSync(AbortSignal.timeout(5_000));
+        await eventually(() => {
+          assert.equal(errors.length, 4);
+          assert.equal(clock.pendingTimers(), 1, "the backoff before watching again");
+        });
+        clock.advance(999);
+        assert.equal(clock.pendingTimers(), 1, "waits the base delay, not the grown one");
+        clock.advance(1);
+        await eventually(() => {
+          assert.deepEqual(requests, ["list", "list", "list", "list", "watch", "watch"]);
+        });
+      } finally {
+        await informer.stop();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => {
+          server.close(() => {
+            resolve();
+          });
+        });
+      }
+    },
+  );
 });

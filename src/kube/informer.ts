@@ -1,7 +1,9 @@
 // A list-then-watch cache of one Kubernetes collection, with the supervision client-node's
-// ListWatch lacks: paged lists, relist on 410 and on a timer, backoff after errors without ever
-// giving up, and detection of watch streams that go silent without closing. List and watch share
-// one plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
+// ListWatch lacks: backoff after errors without ever giving up, and detection of watch streams that
+// go silent without closing. Like client-go's reflector, it lists from the API server's watch cache
+// (resourceVersion 0, or the last version it saw), re-watches from the last resourceVersion after an
+// error or a stall, and lists again only when that version is gone (410). List and watch share one
+// plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
 
 import type { IncomingMessage } from "node:http";
 import type { KubernetesObject } from "@kubernetes/client-node";
@@ -14,11 +16,11 @@ import { closedEarly, KubeClient, parseJson, readBody } from "./rest.ts";
 import { backoffDelay } from "./workqueue.ts";
 import type { BackoffOptions } from "./workqueue.ts";
 
-export type WatchRestartReason = "error" | "stalled" | "expired" | "relist";
+export type WatchRestartReason = "error" | "stalled" | "expired";
 
 /** Callbacks for logs and metrics; called synchronously, and one that throws is ignored. */
 export interface InformerHooks {
-  /** The watch is being replaced: after an error, a stall, a 410 Gone, or for the periodic relist. */
+  /** The watch is being replaced: after an error or a stall (from the last resourceVersion), or a 410 Gone (by a list). */
   onWatchRestart?(reason: WatchRestartReason): void;
   /** The first full list is in the store and its add handlers have run. */
   onSynced?(): void;
@@ -36,7 +38,7 @@ export interface InformerOptions<T> {
   fieldSelector?: string;
   /** Turns each object as received into what the store keeps; default drops metadata.managedFields. */
   transform?: (raw: KubernetesObject) => T;
-  /** Objects per list page (`limit`); default 500. */
+  /** Objects per page of a list that is paged (`limit`); default 500. */
   pageSize?: number;
   /** Server-side watch timeout, jittered up to +50%; default 30. */
   watchTimeoutSeconds?: number;
@@ -46,9 +48,7 @@ export interface InformerOptions<T> {
    * Default 10000.
    */
   stallGraceMs?: number;
-  /** Full relist that heals missed events, jittered up to +20%; default 10 minutes. */
-  relistIntervalMs?: number;
-  /** Delay before relisting after a list or watch error; default 1 s doubling to 30 s. */
+  /** Delay before listing or watching again after an error; default 1 s doubling to 30 s. */
   backoff?: BackoffOptions;
   clock?: Clock;
   hooks?: InformerHooks;
@@ -67,9 +67,7 @@ const defaultWatchTimeoutSeconds = 30;
 // A silent watch is replaced at most 45 s (the longest jittered timeout) + 10 s after its last
 // data: within the 60 s in which the informer must notice a dead connection and recover.
 const defaultStallGraceMs = 10_000;
-const defaultRelistIntervalMs = 10 * 60_000;
 const watchTimeoutJitter = 0.5;
-const relistJitter = 0.2;
 /** A watch closed sooner than this without a single event is treated as a failure, as client-go does. */
 const shortWatchMs = 1000;
 
@@ -177,7 +175,6 @@ type WatchEnd =
   | { kind: "expired" }
   | { kind: "error"; error: KubeError }
   | { kind: "stalled" }
-  | { kind: "relist" }
   | { kind: "stopped" };
 
 interface ListPage {
@@ -203,7 +200,6 @@ export class Informer<T extends KubernetesObject> {
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: number;
   readonly #stallGraceMs: number;
-  readonly #relistIntervalMs: number;
   readonly #backoff: BackoffOptions;
   readonly #clock: Clock;
   readonly #hooks: InformerHooks;
@@ -214,12 +210,19 @@ export class Informer<T extends KubernetesObject> {
   #running: Promise<void> | undefined;
   #stopped = false;
   #synced = false;
+  /** The last resourceVersion seen, by a list, a watch event or a bookmark; watches resume from it. */
   #resourceVersion = "";
-  /** Consecutive list/watch failures with no healthy watch in between; drives the backoff. */
+  /**
+   * The resourceVersion the next list asks for: "0" (any, from the watch cache) at first, the last one
+   * seen after a watch got 410 (at least that fresh, still from the cache), "" (a consistent read)
+   * when a list at a version got 410 itself. client-go's reflector chooses the same way.
+   */
+  #listFrom = "0";
+  /** Consecutive list/watch failures with no successful list or healthy watch in between; drives the backoff. */
   #failures = 0;
+  /** Consecutive 410s with no healthy watch in between: the first is relisted at once, later ones back off. */
+  #expiries = 0;
   #lastActivity: number;
-  #relistTimer: TimerHandle | undefined;
-  #relistDue = false;
   /** Ends the running watch, if one is open. */
   #endWatch: ((end: WatchEnd) => void) | undefined;
   /** Aborts the running list request, if one is in flight. */
@@ -237,7 +240,6 @@ export class Informer<T extends KubernetesObject> {
     this.#pageSize = options.pageSize ?? defaultPageSize;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? defaultWatchTimeoutSeconds;
     this.#stallGraceMs = options.stallGraceMs ?? defaultStallGraceMs;
-    this.#relistIntervalMs = options.relistIntervalMs ?? defaultRelistIntervalMs;
     this.#backoff = options.backoff ?? defaultInformerBackoff;
     this.#clock = options.clock ?? systemClock;
     this.#hooks = options.hooks ?? {};
@@ -246,7 +248,6 @@ export class Informer<T extends KubernetesObject> {
       pageSize: this.#pageSize,
       watchTimeoutSeconds: this.#watchTimeoutSeconds,
       stallGraceMs: this.#stallGraceMs,
-      relistIntervalMs: this.#relistIntervalMs,
       backoff: this.#backoff,
     });
     if (!options.path.startsWith("/")) {
@@ -276,7 +277,6 @@ export class Informer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
-      this.#cancelRelist();
       this.#wake?.();
       this.#endWatch?.({ kind: "stopped" });
       this.#listRequest?.abort();
@@ -344,9 +344,15 @@ export class Informer<T extends KubernetesObject> {
         try {
           await this.#listIntoStore();
           listNeeded = false;
+          this.#failures = 0;
         } catch (err) {
           if (this.#isStopped()) return;
           const error = classifyKubeError(err);
+          if (error.kind === "Gone" && this.#listFrom !== "") {
+            // The version asked for is gone from the watch cache and etcd: read the current state at once.
+            this.#listFrom = "";
+            continue;
+          }
           this.#report(error);
           await this.#sleep(this.#retryDelay(error));
           continue;
@@ -361,23 +367,21 @@ export class Informer<T extends KubernetesObject> {
         case "stalled":
           this.#hook(() => this.#hooks.onWatchRestart?.("stalled"));
           break;
-        case "relist":
-          this.#hook(() => this.#hooks.onWatchRestart?.("relist"));
-          listNeeded = true;
-          break;
         case "expired": {
           this.#hook(() => this.#hooks.onWatchRestart?.("expired"));
           listNeeded = true;
+          // At least as fresh as what the store holds: the watch cache can answer without etcd.
+          this.#listFrom = this.#resourceVersion;
           // A fresh list normally fixes a 410; only a 410 again with no healthy watch between backs off.
-          const delay = this.#failures === 0 ? 0 : backoffDelay(this.#backoff, this.#failures - 1);
-          this.#failures += 1;
+          const delay = this.#expiries === 0 ? 0 : backoffDelay(this.#backoff, this.#expiries - 1);
+          this.#expiries += 1;
           await this.#sleep(delay);
           break;
         }
         case "error":
+          // The events since the last resourceVersion are still there to watch: no list needed.
           this.#hook(() => this.#hooks.onWatchRestart?.("error"));
           this.#report(end.error);
-          listNeeded = true;
           await this.#sleep(this.#retryDelay(end.error));
           break;
       }
@@ -385,15 +389,36 @@ export class Informer<T extends KubernetesObject> {
   }
 
   async #listIntoStore(): Promise<void> {
-    this.#cancelRelist();
-    const objects: T[] = [];
+    const listFrom = this.#listFrom;
+    // As client-go: a list at a version seen before goes unpaged, which the watch cache answers; a
+    // consistent list, or one at version 0 (where the cache ignores the limit), is paged.
+    const paged = listFrom === "" || listFrom === "0";
+    const firstPage = this.#selectorQuery();
+    if (listFrom !== "") firstPage.set("resourceVersion", listFrom);
+    if (paged) firstPage.set("limit", String(this.#pageSize));
+    let objects: T[] = [];
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
-      const query = this.#selectorQuery();
-      query.set("limit", String(this.#pageSize));
-      if (continueToken !== undefined) query.set("continue", continueToken);
-      const page = parseListPage(await this.#listPage(query), this.#name);
+      let page: ListPage;
+      if (continueToken === undefined) {
+        page = parseListPage(await this.#listPage(firstPage), this.#name);
+      } else {
+        const next = this.#selectorQuery();
+        next.set("limit", String(this.#pageSize));
+        next.set("continue", continueToken);
+        try {
+          page = parseListPage(await this.#listPage(next), this.#name);
+        } catch (err) {
+          if (classifyKubeError(err).kind !== "Gone") throw err;
+          // The continue token outlived its version (compaction): one full list instead, as
+          // client-go's pager falls back, rather than starting over from page 1 and expiring again.
+          const full = this.#selectorQuery();
+          if (listFrom !== "") full.set("resourceVersion", listFrom);
+          page = parseListPage(await this.#listPage(full), this.#name);
+          objects = [];
+        }
+      }
       for (const item of page.items) {
         // List items of built-in kinds come without kind and apiVersion; watch objects carry them.
         objects.push(this.#transform(withTypeMeta(item, page)));
@@ -406,7 +431,6 @@ export class Informer<T extends KubernetesObject> {
     const changes = this.#store.replace(objects);
     this.#resourceVersion = resourceVersion;
     for (const change of changes) this.#emit(change);
-    this.#scheduleRelist();
     if (!this.#synced) {
       this.#synced = true;
       this.#hook(() => this.#hooks.onSynced?.());
@@ -489,6 +513,7 @@ export class Informer<T extends KubernetesObject> {
           }
           events += 1;
           this.#failures = 0;
+          this.#expiries = 0;
         }
       };
       const onEnd = (): void => {
@@ -507,16 +532,13 @@ export class Informer<T extends KubernetesObject> {
           return;
         }
         this.#failures = 0;
+        this.#expiries = 0;
         end({ kind: "closed" });
       };
 
       this.#endWatch = end;
       if (this.#stopped) {
         end({ kind: "stopped" });
-        return;
-      }
-      if (this.#relistDue) {
-        end({ kind: "relist" });
         return;
       }
       const query = this.#selectorQuery();
@@ -663,26 +685,6 @@ export class Informer<T extends KubernetesObject> {
     });
   }
 
-  #scheduleRelist(): void {
-    this.#cancelRelist();
-    if (this.#stopped) return;
-    this.#relistTimer = this.#clock.setTimer(
-      () => {
-        this.#relistTimer = undefined;
-        this.#relistDue = true;
-        this.#endWatch?.({ kind: "relist" });
-      },
-      jittered(this.#relistIntervalMs, relistJitter),
-    );
-  }
-
-  #cancelRelist(): void {
-    this.#relistDue = false;
-    if (this.#relistTimer === undefined) return;
-    this.#clock.clearTimer(this.#relistTimer);
-    this.#relistTimer = undefined;
-  }
-
   #report(error: KubeError): void {
     this.#hook(() => this.#hooks.onError?.(error));
   }
@@ -753,7 +755,6 @@ interface ValidatedOptions {
   pageSize: number;
   watchTimeoutSeconds: number;
   stallGraceMs: number;
-  relistIntervalMs: number;
   backoff: BackoffOptions;
 }
 
@@ -768,9 +769,6 @@ function validateOptions(name: string, options: ValidatedOptions): void {
     fail(`watchTimeoutSeconds must be a positive integer, got ${options.watchTimeoutSeconds}`);
   }
   if (!(options.stallGraceMs >= 0)) fail(`stallGraceMs must be >= 0, got ${options.stallGraceMs}`);
-  if (!(options.relistIntervalMs > 0)) {
-    fail(`relistIntervalMs must be > 0, got ${options.relistIntervalMs}`);
-  }
   if (!(options.backoff.baseMs > 0) || !(options.backoff.maxMs >= options.backoff.baseMs)) {
     fail(
       `backoff needs 0 < baseMs <= maxMs, got baseMs=${options.backoff.baseMs} maxMs=${options.backoff.maxMs}`,

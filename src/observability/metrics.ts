@@ -76,7 +76,7 @@ export class Metrics {
 
   readonly watchRestarts = new Counter({
     name: `${prefix}watch_restarts_total`,
-    help: "Watch streams restarted, by resource and reason (error, stalled, expired, relist).",
+    help: "Watch streams restarted, by resource and reason (error, stalled, expired).",
     labelNames: ["resource", "reason"] as const,
     registers: [this.registry],
   });

@@ -10,6 +10,7 @@ import { ManualClock } from "../../src/kube/clock.ts";
 import type { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer.ts";
+import type { ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { startControlPlane } from "../harness/controlplane.ts";
 import type { ControlPlane } from "../harness/controlplane.ts";
 import { eventually } from "../harness/wait.ts";
@@ -34,6 +35,8 @@ interface DarkeningProxy {
   darken(): void;
   /** New connections flow again; the ones that went dark stay dark until their client hangs up. */
   restore(): void;
+  /** Resets every open connection (RST), as a crashed load balancer or NAT would. */
+  cut(): void;
   connectionsOpened(): number;
   openConnections(): number;
   close(): Promise<void>;
@@ -100,6 +103,12 @@ async function startDarkeningProxy(plane: ControlPlane): Promise<DarkeningProxy>
     restore: () => {
       dark = false;
     },
+    cut: () => {
+      for (const link of links) {
+        link.client.resetAndDestroy();
+        link.upstream.destroy();
+      }
+    },
     connectionsOpened: () => opened,
     openConnections: () => links.size,
     close: async () => {
@@ -113,6 +122,77 @@ async function startDarkeningProxy(plane: ControlPlane): Promise<DarkeningProxy>
         });
       });
     },
+  };
+}
+
+interface AuditedRequest {
+  verb: string;
+  query: URLSearchParams;
+  code: number | undefined;
+}
+
+/**
+ * The list and watch requests of a collection path in the audit log, in order: lists once they
+ * completed, watches once they started. A test's own probes, which ask for an exact
+ * resourceVersion, are left out.
+ */
+async function requestsOf(auditLogPath: string, path: string): Promise<AuditedRequest[]> {
+  return (await readFile(auditLogPath, "utf8"))
+    .split("\n")
+    .filter((line) => line !== "")
+    .map(
+      (line) =>
+        JSON.parse(line) as {
+          stage?: string;
+          verb?: string;
+          requestURI?: string;
+          responseStatus?: { code?: number };
+        },
+    )
+    .filter(
+      (e) =>
+        e.stage === (e.verb === "watch" ? "ResponseStarted" : "ResponseComplete") &&
+        e.requestURI?.startsWith(`${path}?`) === true,
+    )
+    .map((e) => ({
+      verb: e.verb ?? "",
+      query: new URL(e.requestURI ?? "", "https://audit.invalid").searchParams,
+      code: e.responseStatus?.code,
+    }))
+    .filter((r) => r.query.get("resourceVersionMatch") !== "Exact");
+}
+
+/**
+ * A connection whose `gateAt`-th request (1-based) waits until `release` is called, so a test can
+ * change the cluster between two requests of one paged list.
+ */
+function gatedConnection(
+  inner: ClusterConnection,
+  gateAt: number,
+): { connection: ClusterConnection; reached: Promise<void>; release: () => void } {
+  let calls = 0;
+  let reach = (): void => undefined;
+  let release = (): void => undefined;
+  const reached = new Promise<void>((resolve) => {
+    reach = resolve;
+  });
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return {
+    connection: {
+      getCurrentCluster: () => inner.getCurrentCluster(),
+      applyToHTTPSOptions: async (options) => {
+        calls += 1;
+        if (calls === gateAt) {
+          reach();
+          await released;
+        }
+        await inner.applyToHTTPSOptions(options);
+      },
+    },
+    reached,
+    release,
   };
 }
 
@@ -200,42 +280,53 @@ describe("Informer against a real API server", () => {
     return obj;
   }
 
-  it("lists every existing object across pages of pageSize", { timeout: testTimeoutMs }, async () => {
-    await createNamespace("paging");
-    const names = Array.from({ length: 30 }, (_, i) => `s${String(i).padStart(2, "0")}`);
-    for (const name of names) await createSecret("paging", name);
+  it(
+    "lists every existing object from the watch cache, asking for pages of pageSize",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("paging");
+      const names = Array.from({ length: 30 }, (_, i) => `s${String(i).padStart(2, "0")}`);
+      for (const name of names) await createSecret("paging", name);
 
-    const { informer, events } = observe({ path: "/api/v1/namespaces/paging/secrets", pageSize: 7 });
-    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      const { informer, events } = observe({ path: "/api/v1/namespaces/paging/secrets", pageSize: 7 });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
 
-    assert.equal(informer.size(), 30);
-    assert.deepEqual(
-      informer
-        .list("paging")
-        .map((s) => s.metadata?.name)
-        .sort(),
-      names,
-    );
-    assert.deepEqual(
-      [...events].sort(),
-      names.map((name) => `add:${name}`),
-    );
-    const listCalls = await eventually(
-      async () => {
-        const calls = (await readFile(plane.auditLogPath, "utf8"))
-          .split("\n")
-          .filter((line) => line !== "")
-          .map((line) => JSON.parse(line) as { verb?: string; requestURI?: string })
-          .filter((e) => e.verb === "list" && e.requestURI?.startsWith("/api/v1/namespaces/paging/secrets?"))
-          .map((e) => new URL(e.requestURI ?? "", "https://audit.invalid").searchParams);
-        assert.ok(calls.length >= 5, `${calls.length} list pages in the audit log`);
-        return calls;
-      },
-      { message: "paged list requests in the audit log" },
-    );
-    assert.ok(listCalls.every((query) => query.get("limit") === "7"));
-    assert.equal(listCalls.filter((query) => query.has("continue")).length, 4);
-  });
+      assert.equal(informer.size(), 30);
+      assert.deepEqual(
+        informer
+          .list("paging")
+          .map((s) => s.metadata?.name)
+          .sort(),
+        names,
+      );
+      assert.deepEqual(
+        [...events].sort(),
+        names.map((name) => `add:${name}`),
+      );
+      const listCalls = await eventually(
+        async () => {
+          const calls = (await readFile(plane.auditLogPath, "utf8"))
+            .split("\n")
+            .filter((line) => line !== "")
+            .map((line) => JSON.parse(line) as { verb?: string; requestURI?: string })
+            .filter(
+              (e) => e.verb === "list" && e.requestURI?.startsWith("/api/v1/namespaces/paging/secrets?"),
+            )
+            .map((e) => new URL(e.requestURI ?? "", "https://audit.invalid").searchParams);
+          assert.ok(calls.length >= 1, `${calls.length} list requests in the audit log`);
+          return calls;
+        },
+        { message: "list requests in the audit log" },
+      );
+      // The watch cache answers resourceVersion=0 whole or in pages, as the API server's version does.
+      assert.deepEqual(
+        listCalls
+          .filter((query) => !query.has("continue"))
+          .map((query) => [query.get("resourceVersion"), query.get("limit")]),
+        [["0", "7"]],
+      );
+    },
+  );
 
   it(
     "tells handlers added after sync about every object already cached",
@@ -390,25 +481,52 @@ describe("Informer against a real API server", () => {
   );
 
   it(
-    "relists periodically and emits no update for objects that did not change",
+    "lists from the watch cache, then resumes from the last resourceVersion after a reset, without listing again",
     { timeout: testTimeoutMs },
     async () => {
-      await createNamespace("relist");
-      await createSecret("relist", "steady");
-      const { informer, events, restarts } = observe({
-        path: "/api/v1/namespaces/relist/secrets",
-        relistIntervalMs: 500,
-      });
+      await createNamespace("resume");
+      await createSecret("resume", "steady");
+      const path = await proxy();
+      const collection = "/api/v1/namespaces/resume/secrets";
+      const { informer, events, restarts } = observe({ path: collection, kubeConfig: path.kubeConfig });
       await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-      await eventually(
-        () => {
-          assert.ok(restarts.filter((r) => r.reason === "relist").length >= 3);
-        },
-        { timeoutMs: 10_000 },
+      await eventually(async () => {
+        assert.ok((await requestsOf(plane.auditLogPath, collection)).some((r) => r.verb === "list"));
+      });
+      const [list, ...more] = (await requestsOf(plane.auditLogPath, collection)).filter(
+        (r) => r.verb === "list",
       );
-      await createSecret("relist", "newcomer");
-      await eventually(() => present(informer, "newcomer", "relist"));
-      assert.deepEqual(events, ["add:steady", "add:newcomer"]);
+      assert.equal(more.length, 0);
+      assert.equal(list?.query.get("resourceVersion"), "0", "the first list is answered by the watch cache");
+      assert.equal(list.query.get("limit"), "500");
+      await createSecret("resume", "seen-before-cut");
+      await eventually(() => present(informer, "seen-before-cut", "resume"));
+      const lastSeen = present(informer, "seen-before-cut", "resume").metadata?.resourceVersion ?? "";
+
+      const watchesBefore = await eventually(async () => {
+        const watches = (await requestsOf(plane.auditLogPath, collection)).filter((r) => r.verb === "watch");
+        assert.ok(watches.length > 0, "the first watch is open");
+        return watches.length;
+      });
+      path.cut();
+      await createSecret("resume", "made-after-cut");
+      await eventually(() => present(informer, "made-after-cut", "resume"), { timeoutMs: 20_000 });
+
+      assert.ok(
+        restarts.some((r) => r.reason === "error"),
+        `restarts: ${JSON.stringify(restarts)}`,
+      );
+      assert.deepEqual(events, ["add:steady", "add:seen-before-cut", "add:made-after-cut"]);
+      const resumed = (await requestsOf(plane.auditLogPath, collection))
+        .filter((r) => r.verb === "watch")
+        .slice(watchesBefore);
+      assert.ok(resumed.length > 0, "a watch after the reset");
+      for (const watch of resumed) {
+        // The last version seen: the object's, or a later bookmark's.
+        assert.ok(Number(watch.query.get("resourceVersion")) >= Number(lastSeen), "resumed, not restarted");
+      }
+      const lists = (await requestsOf(plane.auditLogPath, collection)).filter((r) => r.verb === "list");
+      assert.equal(lists.length, 1, "no list after the reset");
     },
   );
 
@@ -531,12 +649,13 @@ describe("Informer whose resourceVersion was compacted away", () => {
   let plane: ControlPlane;
   let core: CoreV1Api;
   let path: DarkeningProxy | undefined;
-  let informer: Informer<SecretJson> | undefined;
+  const started: Informer<SecretJson>[] = [];
 
   before(async () => {
     // Without the watch cache, watches are served by etcd, which answers 410 Gone for a revision
     // that compaction removed; compacting every second makes that quick.
     plane = await startControlPlane({
+      audit: true,
       apiServerArgs: ["--watch-cache=false", "--etcd-compaction-interval=1s"],
     });
     core = plane.kubeConfig.makeApiClient(CoreV1Api);
@@ -544,7 +663,7 @@ describe("Informer whose resourceVersion was compacted away", () => {
 
   after(
     async () => {
-      await informer?.stop();
+      await Promise.all(started.map((informer) => informer.stop()));
       await path?.close();
       await plane.stop();
     },
@@ -578,7 +697,7 @@ describe("Informer whose resourceVersion was compacted away", () => {
         stallGraceMs: 1000,
         hooks: { onWatchRestart: (reason) => restarts.push({ reason, at: Date.now() }) },
       });
-      informer = cache;
+      started.push(cache);
       cache.addHandlers({
         onAdd: (obj) => events.push(`add:${obj.metadata?.name ?? ""}`),
         onDelete: (obj) => events.push(`delete:${obj.metadata?.name ?? ""}`),
@@ -607,6 +726,69 @@ describe("Informer whose resourceVersion was compacted away", () => {
         `restarts: ${JSON.stringify(restarts)}`,
       );
       assert.deepEqual(events, ["add:old", "add:missed", "delete:old"]);
+      const lists = (await requestsOf(plane.auditLogPath, "/api/v1/namespaces/gone/secrets")).filter(
+        (r) => r.verb === "list",
+      );
+      const relist = lists.at(-1)?.query;
+      assert.equal(lists.length, 2, "one list at start, one after the 410");
+      assert.match(
+        relist?.get("resourceVersion") ?? "",
+        /^[1-9]\d*$/,
+        "the relist asks for the last version seen",
+      );
+      assert.equal(relist?.has("limit"), false, "unpaged, so a watch cache could answer it");
+    },
+  );
+
+  it(
+    "lists in full when a continue token expires between pages, instead of starting over",
+    { timeout: testTimeoutMs },
+    async () => {
+      await core.createNamespace({ body: { metadata: { name: "paged" } } });
+      for (let i = 0; i < 10; i++) {
+        await core.createNamespacedSecret({ namespace: "paged", body: { metadata: { name: `s${i}` } } });
+      }
+      const gate = gatedConnection(plane.kubeConfig, 2);
+      const collection = "/api/v1/namespaces/paged/secrets";
+      const errors: KubeError[] = [];
+      const cache = new Informer<SecretJson>({
+        name: "secrets",
+        kubeConfig: gate.connection,
+        path: collection,
+        pageSize: 3,
+        hooks: { onError: (err) => errors.push(err) },
+      });
+      started.push(cache);
+      cache.start();
+      await gate.reached;
+      // The first page's version falls out of etcd's history before the second page is asked for.
+      const late = await core.createNamespacedSecret({
+        namespace: "paged",
+        body: { metadata: { name: "late" } },
+      });
+      await core.createNamespacedSecret({ namespace: "paged", body: { metadata: { name: "later" } } });
+      await eventually(() => isCompacted("paged", late.metadata?.resourceVersion ?? ""), {
+        timeoutMs: 20_000,
+      });
+      gate.release();
+      await cache.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+
+      assert.equal(cache.size(), 12);
+      assert.deepEqual(errors, [], "the fallback is no failure");
+      const lists = (await requestsOf(plane.auditLogPath, collection)).filter((r) => r.verb === "list");
+      assert.deepEqual(
+        lists.map((r) => ({
+          code: r.code,
+          limit: r.query.get("limit"),
+          continued: r.query.has("continue"),
+          resourceVersion: r.query.get("resourceVersion"),
+        })),
+        [
+          { code: 200, limit: "3", continued: false, resourceVersion: "0" },
+          { code: 410, limit: "3", continued: true, resourceVersion: null },
+          { code: 200, limit: null, continued: false, resourceVersion: "0" },
+        ],
+      );
     },
   );
 });
