@@ -53,6 +53,24 @@ describe("parseCredentialsSecret", () => {
     );
   });
 
+  it("accepts every access key id shape AWS defines (16 to 128 word characters) and LocalStack's test", () => {
+    for (const id of [
+      accessKeyId,
+      accessKeyId.toLowerCase(),
+      "AKIA_0123456789ab",
+      "A".repeat(16),
+      `AKIA${"Z9".repeat(62)}`,
+      "LSIAQAAAAAAVNCBMPNSG",
+      "test",
+    ]) {
+      assert.deepEqual(
+        parseCredentialsSecret({ AWS_ACCESS_KEY_ID: b64(id), AWS_SECRET_ACCESS_KEY: b64("test") }),
+        { accessKeyId: id, secretAccessKey: "test" },
+        `${id.length} characters`,
+      );
+    }
+  });
+
   it("ignores keys it does not use", () => {
     const parsed = parseCredentialsSecret({
       AWS_ACCESS_KEY_ID: b64(accessKeyId),
@@ -131,16 +149,35 @@ describe("parseCredentialsSecret", () => {
       problem: /is not base64; put plain text under stringData/,
     },
     {
-      name: "a malformed access key id",
+      name: "an access key id with characters AWS never uses",
       data: { ...good, AWS_ACCESS_KEY_ID: b64(badValue) },
       key: "AWS_ACCESS_KEY_ID",
-      problem: /is not an AWS access key id .*found 24 characters/,
+      problem: /is not an AWS access key id .*found 24 characters, some of them other/,
     },
     {
-      name: "an access key id in lower case",
-      data: { ...good, AWS_ACCESS_KEY_ID: b64(accessKeyId.toLowerCase()) },
+      name: "an access key id longer than AWS allows",
+      data: { ...good, AWS_ACCESS_KEY_ID: b64(`AKIA${"X".repeat(125)}`) },
       key: "AWS_ACCESS_KEY_ID",
-      problem: /is not an AWS access key id/,
+      problem:
+        /is not an AWS access key id \(up to 128 letters, digits and underscores.*found 129 characters\)/,
+    },
+    {
+      name: "an empty access key id",
+      data: { ...good, AWS_ACCESS_KEY_ID: "" },
+      key: "AWS_ACCESS_KEY_ID",
+      problem: /is empty/,
+    },
+    {
+      name: "a whitespace-only access key id",
+      data: { ...good, AWS_ACCESS_KEY_ID: b64("  \n") },
+      key: "AWS_ACCESS_KEY_ID",
+      problem: /is only whitespace/,
+    },
+    {
+      name: "an access key id with a space inside",
+      data: { ...good, AWS_ACCESS_KEY_ID: b64("AKIAIOSF ODNN7EXAMPLE") },
+      key: "AWS_ACCESS_KEY_ID",
+      problem: /contains whitespace or control characters/,
     },
     {
       name: "a temporary access key id without a session token",

@@ -161,7 +161,13 @@ function shortHash(...parts: string[]): string {
 const accessKeyIdKey = "AWS_ACCESS_KEY_ID";
 const secretAccessKeyKey = "AWS_SECRET_ACCESS_KEY";
 const sessionTokenKey = "AWS_SESSION_TOKEN";
-const accessKeyIdShape = /^(AKIA|ASIA)[A-Z0-9]{16}$/;
+/**
+ * AWS defines an access key id as 16 to 128 word characters. Shorter ones pass too: AWS-compatible
+ * endpoints document their own (LocalStack's is `test`), and whether keys are valid is the
+ * endpoint's call, reported as AwsAuthFailed with the id masked.
+ */
+const maxAccessKeyIdLength = 128;
+const wordCharacters = /^\w+$/;
 const base64Shape = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -181,10 +187,11 @@ export function parseCredentialsSecret(
   }
   const accessKeyId = readValue(data, accessKeyIdKey, present);
   if (typeof accessKeyId !== "string") return accessKeyId;
-  if (!accessKeyIdShape.test(accessKeyId)) {
+  if (!wordCharacters.test(accessKeyId) || accessKeyId.length > maxAccessKeyIdLength) {
     return invalidInput(
       `${accessKeyIdKey} in the credentials Secret is not an AWS access key id ` +
-        `(20 upper-case letters and digits starting with AKIA or ASIA, found ${accessKeyId.length} characters)`,
+        `(up to ${maxAccessKeyIdLength} letters, digits and underscores, such as AKIA... or ASIA...; ` +
+        `found ${accessKeyId.length} characters${wordCharacters.test(accessKeyId) ? "" : ", some of them other"})`,
     );
   }
   const secretAccessKey = readValue(data, secretAccessKeyKey, present);

@@ -424,8 +424,9 @@ const credentialsCases: CredentialsCase[] = [
     message: /AWS_SECRET_ACCESS_KEY.*binary/,
   },
   {
-    name: "lowercase-key-id",
-    data: { AWS_ACCESS_KEY_ID: keyId.toLowerCase(), AWS_SECRET_ACCESS_KEY: planted.secretKey },
+    // AWS key ids are word characters (any case, 16 to 128); punctuation is a mangled paste.
+    name: "key-id-punctuation",
+    data: { AWS_ACCESS_KEY_ID: "AKIA.BADINPUT.00001", AWS_SECRET_ACCESS_KEY: planted.secretKey },
     message: /AWS_ACCESS_KEY_ID.*not an AWS access key id/,
   },
   {
