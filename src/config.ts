@@ -47,7 +47,24 @@ export const flags = {
   awsEndpointUrl: {
     flag: "--aws-endpoint-url <url>",
     env: "AWS_ENDPOINT_URL",
-    description: "send AWS API calls to this endpoint (VPC endpoints, AWS stand-ins)",
+    description:
+      "send every AWS API call (ECR, ECR Public, STS) to this endpoint: an AWS-compatible one such as LocalStack, or a stand-in",
+  },
+  awsEndpointUrlEcr: {
+    flag: "--aws-endpoint-url-ecr <url>",
+    env: "AWS_ENDPOINT_URL_ECR",
+    description: "send ECR calls here instead (e.g. an ECR API VPC endpoint); wins over --aws-endpoint-url",
+  },
+  awsEndpointUrlEcrPublic: {
+    flag: "--aws-endpoint-url-ecr-public <url>",
+    env: "AWS_ENDPOINT_URL_ECR_PUBLIC",
+    description: "send ECR Public calls here instead; wins over --aws-endpoint-url",
+  },
+  awsEndpointUrlSts: {
+    flag: "--aws-endpoint-url-sts <url>",
+    env: "AWS_ENDPOINT_URL_STS",
+    description:
+      "send STS calls (assumed roles) here instead (e.g. an STS VPC endpoint); wins over --aws-endpoint-url",
   },
   logLevel: {
     flag: "--log-level <level>",
@@ -230,6 +247,15 @@ const hostList = z
       .optional(),
   );
 
+const endpointUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional();
+
+/** The endpoint of each AWS API the operator calls; undefined: the SDK's default for the region. */
+export interface AwsEndpoints {
+  ecr: string | undefined;
+  ecrPublic: string | undefined;
+  sts: string | undefined;
+}
+
 /** The default names of the webhook Service, as the API server addresses it. */
 export function webhookServiceHosts(service: string, namespace: string): string[] {
   return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
@@ -252,7 +278,10 @@ export const configSchema = z.object({
     )
     .pipe(z.array(namespaceName).optional()),
   region: z.string().regex(new RegExp(patterns.region), "must be an AWS region such as eu-west-1").optional(),
-  awsEndpointUrl: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional(),
+  awsEndpointUrl: endpointUrl,
+  awsEndpointUrlEcr: endpointUrl,
+  awsEndpointUrlEcrPublic: endpointUrl,
+  awsEndpointUrlSts: endpointUrl,
   logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
   logFormat: z.enum(["json", "pretty", "auto"]),
   workers: positiveInt(64),
@@ -280,6 +309,8 @@ export type Config = Omit<
 > & {
   trustedCredentialsNamespaces: string[];
   webhookCertHosts: string[];
+  /** A service's own endpoint wins over awsEndpointUrl, as in the AWS SDK. */
+  awsEndpoints: AwsEndpoints;
 };
 
 export class ConfigError extends Error {
@@ -316,5 +347,10 @@ export function loadConfig(
     trustedCredentialsNamespaces: config.trustedCredentialsNamespaces ?? [config.operatorNamespace],
     webhookCertHosts:
       config.webhookCertHosts ?? webhookServiceHosts("ecr-creds-refresher-webhook", config.operatorNamespace),
+    awsEndpoints: {
+      ecr: config.awsEndpointUrlEcr ?? config.awsEndpointUrl,
+      ecrPublic: config.awsEndpointUrlEcrPublic ?? config.awsEndpointUrl,
+      sts: config.awsEndpointUrlSts ?? config.awsEndpointUrl,
+    },
   };
 }

@@ -49,10 +49,15 @@ export const credentialRefreshWindowMs = 5 * 60_000;
 const defaultStsRegion = "us-east-1";
 const defaultRequestTimeoutMs = 10_000;
 
-/** The SDK's own chain: environment, IRSA web identity, EKS Pod Identity, instance metadata. It memoizes. */
-export function defaultChainSource(): CredentialSource {
+/**
+ * The SDK's own chain: environment, IRSA web identity, EKS Pod Identity, instance metadata. It
+ * memoizes. `stsEndpoint` is where web identity tokens are exchanged, as for assumed roles.
+ */
+export function defaultChainSource(stsEndpoint?: string): CredentialSource {
   const description = "the AWS default credential chain";
-  const chain = fromNodeProviderChain();
+  const chain = fromNodeProviderChain(
+    stsEndpoint === undefined ? {} : { clientConfig: { endpoint: stsEndpoint } },
+  );
   return { key: "chain", description, provider: reportingSource(description, () => chain()) };
 }
 

@@ -175,8 +175,8 @@ function cacheKey(source: CredentialSource, target: TokenTarget): string {
 
 export interface EcrTokenCacheOptions {
   readonly clock: Clock;
-  /** Overrides the AWS endpoint for ECR and ECR Public alike, as AWS_ENDPOINT_URL does. */
-  readonly endpoint?: string;
+  /** The ECR and ECR Public API endpoints, e.g. Config.awsEndpoints; left out: the SDK's default. */
+  readonly endpoints?: { readonly ecr?: string | undefined; readonly ecrPublic?: string | undefined };
   readonly requestTimeoutMs?: number;
   readonly random?: (token: EcrToken) => number;
   readonly onMint?: TokenCacheOptions["onMint"];
@@ -192,12 +192,17 @@ export function createTokenCache(options: EcrTokenCacheOptions): TokenCache {
     onMint: options.onMint,
     mint: (source, target) =>
       target.kind === "public"
-        ? mintPublicToken(source, { clock, clients, requestTimeoutMs, endpoint: options.endpoint })
+        ? mintPublicToken(source, {
+            clock,
+            clients,
+            requestTimeoutMs,
+            endpoint: options.endpoints?.ecrPublic,
+          })
         : mintPrivateToken(source, target.region, {
             clock,
             clients,
             requestTimeoutMs,
-            endpoint: options.endpoint,
+            endpoint: options.endpoints?.ecr,
             fips: target.fips === true,
           }),
     onInvalidate: (prefix) => {

@@ -141,8 +141,8 @@ export class Operator {
     this.credentials = new CredentialStore({
       kubeConfig,
       defaultSecret: config.credentialsSecret,
-      defaultChain: () => defaultChainSource(),
-      stsOptions: { endpoint: config.awsEndpointUrl, region: config.region ?? "us-east-1" },
+      defaultChain: () => defaultChainSource(config.awsEndpoints.sts),
+      stsOptions: { endpoint: config.awsEndpoints.sts, region: config.region ?? "us-east-1" },
       onChange: (ref) => {
         log.info({ secret: `${ref.namespace}/${ref.name}` }, "credentials Secret changed");
         this.enqueueAll();
@@ -150,7 +150,7 @@ export class Operator {
     });
     this.tokens = createTokenCache({
       clock: this.clock,
-      endpoint: config.awsEndpointUrl,
+      endpoints: config.awsEndpoints,
       onMint: (target, result) => {
         metrics?.tokenMints.inc({ result, region: target.region });
       },

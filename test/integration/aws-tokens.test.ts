@@ -144,7 +144,7 @@ describe("minting ECR tokens against moto", () => {
     const results: MintResult[] = [];
     const cache = createTokenCache({
       clock: new ManualClock(Date.now()),
-      endpoint: moto.endpoint,
+      endpoints: { ecr: moto.endpoint },
       onMint: (_target, result) => results.push(result),
     });
     const source = staticSource(motoDefaultCredentials);

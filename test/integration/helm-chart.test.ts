@@ -269,6 +269,59 @@ describe("the Helm chart", () => {
     }
   });
 
+  it("points the operator at AWS-compatible endpoints, one or per service, and checks extraEnv", async () => {
+    const local = "http://localstack.tools.svc:4566";
+    const vpc = "https://vpce-0123.api.ecr.eu-west-1.vpce.amazonaws.com";
+    const deployment = onlyDeployment(
+      objectsOf(
+        await helmTemplate({
+          namespace,
+          set: [
+            `aws.endpointUrl=${local}`,
+            `aws.endpointUrls.ecr=${vpc}`,
+            "extraEnv[0].name=AWS_ENDPOINT_URL_ECR_PUBLIC",
+            "extraEnv[0].value=http://ecr-public.tools.svc:8080",
+          ],
+        }),
+      ),
+    );
+    const container = deployment.spec?.template.spec?.containers[0];
+    const env = Object.fromEntries(
+      (container?.env ?? []).flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])),
+    );
+    const config = loadConfig(configFromArgs(operatorArgs(deployment).slice(1)), {
+      ECR_REFRESHER_NAMESPACE: namespace,
+      ...env,
+    });
+    assert.deepEqual(config.awsEndpoints, {
+      ecr: vpc,
+      ecrPublic: "http://ecr-public.tools.svc:8080",
+      sts: local,
+    });
+
+    for (const [set, field] of [
+      ["aws.endpointUrl=localstack:4566", "endpointUrl"],
+      ["aws.endpointUrls.sts=https://sts .example", "sts"],
+      ["aws.endpointUrls.ecrpublic=http://x", "ecrpublic"],
+      ["extraEnv[0].value=x", "name"],
+      ["extraEnv[0].name=AWS ENDPOINT", "name"],
+      ["extraEnv[0].name=X,extraEnv[0].vaule=y", "vaule"],
+      [
+        "extraEnv[0].name=X,extraEnv[0].value=y,extraEnv[0].valueFrom.fieldRef.fieldPath=metadata.name",
+        "extraEnv",
+      ],
+    ] as const) {
+      await assert.rejects(
+        helmTemplate({ namespace, set: [set] }),
+        (err: unknown) =>
+          err instanceof HelmError &&
+          /values don't meet the specifications/.test(err.stderr) &&
+          err.stderr.includes(field),
+        set,
+      );
+    }
+  });
+
   it("elects a leader whenever it runs more than one replica, and refuses to run several without", async () => {
     const ha = objectsOf(await helmTemplate({ namespace, set: ["replicaCount=3"] }));
     const args = operatorArgs(onlyDeployment(ha));
