@@ -158,6 +158,19 @@ const complete: ECRPullSecret = {
     tokenExpiresAt: "2025-01-02T15:04:05Z",
     lastRefreshTime: "2025-01-02T03:04:05Z",
     nextRefreshTime: "2025-01-02T09:04:05.5+01:00",
+    registries: [
+      {
+        host: "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+        tokenExpiresAt: "2025-01-02T15:04:05Z",
+        lastRefreshTime: "2025-01-02T03:04:05Z",
+      },
+      {
+        host: "public.ecr.aws",
+        tokenExpiresAt: "2025-01-02T14:00:00Z",
+        lastRefreshTime: "2025-01-02T02:00:00Z",
+        lastError: { reason: "TokenRefreshFailed", message: "ServerException: try again" },
+      },
+    ],
     namespaces: { desired: 42, synced: 41 },
     synced: "41/42",
     failures: [
@@ -499,6 +512,16 @@ describe("openAPIV3Schema", () => {
       name: "51 failures",
       status: { failures: Array.from({ length: 51 }, () => complete.status?.failures?.[0]) },
       errors: [".status.failures: more than 50 items"],
+    },
+    {
+      name: "two registries entries for one host",
+      status: { registries: [{ host: "public.ecr.aws" }, { host: "public.ecr.aws" }] },
+      errors: [".status.registries: duplicate map keys"],
+    },
+    {
+      name: "a registry error without a reason",
+      status: { registries: [{ host: "public.ecr.aws", lastError: { message: "x" } }] },
+      errors: [".status.registries[0].lastError.reason: required"],
     },
     {
       name: "a negative desired count",

@@ -275,6 +275,41 @@ export const namespaceFailureSchema = {
   },
 } as const satisfies JSONSchemaProps;
 
+export const registryErrorSchema = {
+  type: "object",
+  description:
+    "Why refreshing this host's token fails, as the Ready condition would say it; never a secret value.",
+  required: ["reason", "message"],
+  properties: {
+    reason: { type: "string", minLength: 1, maxLength: 1024, pattern: patterns.conditionReason },
+    message: { type: "string", maxLength: limits.failureMessageLength },
+  },
+} as const satisfies JSONSchemaProps;
+
+export const registryStatusSchema = {
+  type: "object",
+  description:
+    "One registry host of the managed Secrets. A host whose token cannot be refreshed keeps its last " +
+    "good entry until that expires, and is left out of the Secrets while it has no valid token.",
+  required: ["host"],
+  properties: {
+    host: { type: "string", maxLength: 253 },
+    tokenExpiresAt: {
+      type: "string",
+      description:
+        "When the token written for this host expires; in the past once it has expired and its entry " +
+        "was removed. Absent while the host has never had a token.",
+      format: "date-time",
+    },
+    lastRefreshTime: {
+      type: "string",
+      description: "When the token written for this host was minted.",
+      format: "date-time",
+    },
+    lastError: registryErrorSchema,
+  },
+} as const satisfies JSONSchemaProps;
+
 export const statusSchema = {
   type: "object",
   description: "What the operator last observed and did; written only by the operator.",
@@ -289,7 +324,8 @@ export const statusSchema = {
     },
     tokenExpiresAt: {
       type: "string",
-      description: "When the token in the managed Secrets expires.",
+      description:
+        "When the first token in the managed Secrets expires: the earliest of the entries they carry.",
       format: "date-time",
     },
     lastRefreshTime: {
@@ -318,6 +354,16 @@ export const statusSchema = {
         "printer column (printer columns cannot join two fields).",
       maxLength: 32,
       pattern: patterns.syncedSummary,
+    },
+    registries: {
+      type: "array",
+      description:
+        "Each registry host the managed Secrets are for, with its own token expiry and, while refreshing " +
+        "its token fails, the error.",
+      maxItems: limits.registries,
+      "x-kubernetes-list-type": "map",
+      "x-kubernetes-list-map-keys": ["host"],
+      items: registryStatusSchema,
     },
     failures: {
       type: "array",

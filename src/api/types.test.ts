@@ -14,6 +14,7 @@ import type {
   ECRPullSecretStatus,
   LabelSelector,
   NamespaceFailure,
+  RegistryStatus,
 } from "./types.ts";
 import { API_VERSION, DEFAULT_SERVICE_ACCOUNTS, GROUP, KIND, PLURAL, VERSION } from "./types.ts";
 
@@ -89,13 +90,22 @@ describe("ECRPullSecret types", () => {
     assert.deepEqual(checks, [true]);
   });
 
-  it("derive status fields, with failures and namespace counts", () => {
+  it("derive status fields, with failures, namespace counts and registries", () => {
     const checks: [
       Equal<keyof ECRPullSecretStatus, ExpectedStatusKeys>,
       Equal<NamespaceFailure, { namespace: string; reason: string; message: string }>,
       Equal<ECRPullSecretStatus["namespaces"], { desired: number; synced: number } | undefined>,
-    ] = [true, true, true];
-    assert.deepEqual(checks, [true, true, true]);
+      Equal<
+        RegistryStatus,
+        {
+          host: string;
+          tokenExpiresAt?: string;
+          lastRefreshTime?: string;
+          lastError?: { reason: string; message: string };
+        }
+      >,
+    ] = [true, true, true, true];
+    assert.deepEqual(checks, [true, true, true, true]);
   });
 
   it("name the API as ecr-creds-refresher.io/v1alpha1 ECRPullSecret", () => {
@@ -130,6 +140,7 @@ type ExpectedStatusKeys =
   | "tokenExpiresAt"
   | "lastRefreshTime"
   | "nextRefreshTime"
+  | "registries"
   | "namespaces"
   | "synced"
   | "failures";

@@ -8,6 +8,7 @@ import type {
   labelSelectorRequirementSchema,
   labelSelectorSchema,
   namespaceFailureSchema,
+  registryStatusSchema,
   secretReferenceSchema,
   specSchema,
   statusSchema,
@@ -27,6 +28,7 @@ export type AssumeRole = FromSchema<typeof assumeRoleSchema>;
 export type Condition = FromSchema<typeof conditionSchema>;
 export type ConditionStatus = Condition["status"];
 export type NamespaceFailure = FromSchema<typeof namespaceFailureSchema>;
+export type RegistryStatus = FromSchema<typeof registryStatusSchema>;
 
 /**
  * client-node's ObjectMeta fields as a plain object type: V1ObjectMeta itself is a class, and object

@@ -1,28 +1,25 @@
-// The .dockerconfigjson content for one CR: the tokens its registries need, from the shared
-// token cache, written under each registry host. When minting fails the last good tokens are
-// offered instead, so that what works keeps working.
+// The .dockerconfigjson content for one CR: one token per (identity, kind, region) from the shared
+// token cache, written under each registry host. Each token fails and recovers on its own: a host
+// whose refresh fails keeps its last good entry while that is valid and loses it once it expires, a
+// host that never had a token is left out, and the other hosts are refreshed as usual.
 import { createHash } from "node:crypto";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
-import { classifyAwsError } from "../aws/errors.ts";
+import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import type { TokenCache } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../kube/clock.ts";
-import { buildDockerConfigJson, type RegistryCredential } from "./dockerconfig.ts";
+import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./dockerconfig.ts";
 import type { SecretContent } from "./desired.ts";
 import type { ContentResult, ContentSource } from "./reconciler.ts";
-import { targetKey, type ResolvedSpec } from "./spec.ts";
-import type { TokenProblem } from "./status.ts";
+import { targetKey, type RegistryBinding, type ResolvedSpec, type TokenTarget } from "./spec.ts";
+import { isoSeconds, type RegistryState, type TokenProblem } from "./status.ts";
 
 /** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */
 export interface CredentialResolver {
   /** Waits (briefly) until what `resolve` needs for this spec has been read. */
   prepare?(spec: ResolvedSpec): Promise<void>;
   resolve(cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem;
-}
-
-function toIso(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 function endpointHost(token: EcrToken): string | undefined {
@@ -32,12 +29,20 @@ function endpointHost(token: EcrToken): string | undefined {
   return token.proxyEndpoint?.replace(/^https?:\/\//, "").replace(/\/.*$/, "");
 }
 
+/** The host a binding writes: the listed one, or (without `registries`) the token's own endpoint. */
+function hostOf(binding: RegistryBinding, token: EcrToken | undefined): string | undefined {
+  return binding.host ?? (token === undefined ? undefined : endpointHost(token));
+}
+
 /** A one-way hash of a credential source's key: safe to write into an annotation. */
 export function identityOf(source: CredentialSource): string {
   return createHash("sha256").update(source.key).digest("hex").slice(0, 16);
 }
 
-/** Content from one token per target; undefined if a token lacks the host it must serve. */
+/**
+ * Content from the tokens at hand, one per target; hosts whose target has no token are left out.
+ * Undefined when no host is left: the Secrets are then left as they are, never emptied.
+ */
 export function contentFromTokens(
   spec: ResolvedSpec,
   tokens: ReadonlyMap<string, EcrToken>,
@@ -48,55 +53,48 @@ export function contentFromTokens(
   let refreshedAt = 0;
   for (const binding of spec.registries) {
     const token = tokens.get(targetKey(binding.target));
-    const host = binding.host ?? (token === undefined ? undefined : endpointHost(token));
-    if (token === undefined || host === undefined) {
-      return undefined;
-    }
+    const host = hostOf(binding, token);
+    if (token === undefined || host === undefined) continue;
     credentials.push({ host, username: token.username, password: token.password });
     expiresAt = Math.min(expiresAt, token.expiresAt);
     refreshedAt = Math.max(refreshedAt, token.mintedAt);
   }
+  if (credentials.length === 0) return undefined;
   return {
     dockerConfigJson: buildDockerConfigJson(credentials),
-    expiresAt: toIso(expiresAt),
-    refreshedAt: toIso(refreshedAt),
+    expiresAt: isoSeconds(expiresAt),
+    refreshedAt: isoSeconds(refreshedAt),
     identity,
   };
 }
 
 /**
- * The tokens inside content an earlier run wrote, one per target, when that content was minted by
- * the same identity and has not expired; undefined when anything does not fit.
+ * The tokens inside content an earlier run wrote, per target, for the hosts it holds. The Secret's
+ * annotations give one time for all of them: the latest mint and the earliest expiry, so a token
+ * read back never outlives its real expiry. Expired tokens are included; callers check.
  */
-export function tokensFromContent(
-  spec: ResolvedSpec,
-  content: SecretContent,
-  identity: string,
-  now: number,
-): Map<string, EcrToken> | undefined {
+export function tokensFromContent(spec: ResolvedSpec, content: SecretContent): Map<string, EcrToken> {
+  const tokens = new Map<string, EcrToken>();
   const mintedAt = Date.parse(content.refreshedAt);
   const expiresAt = Date.parse(content.expiresAt);
-  if (content.identity !== identity || !(expiresAt > now) || !(mintedAt <= now)) {
-    return undefined;
-  }
-  let auths: Record<string, { username?: unknown; password?: unknown }>;
-  try {
-    auths = (JSON.parse(content.dockerConfigJson) as { auths: typeof auths }).auths;
-  } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-  const hosts = Object.keys(auths);
-  const tokens = new Map<string, EcrToken>();
+  if (Number.isNaN(mintedAt) || Number.isNaN(expiresAt)) return tokens;
+  const entries = parseAuths(content.dockerConfigJson);
+  const hosts = Object.keys(entries);
+  const disagreeing = new Set<string>();
   for (const binding of spec.registries) {
     // Without registries the one host is the token's own endpoint.
     const host = binding.host ?? (spec.registries.length === 1 && hosts.length === 1 ? hosts[0] : undefined);
-    const entry = host === undefined ? undefined : auths[host];
+    const entry = host === undefined ? undefined : entries[host];
     if (host === undefined || typeof entry?.username !== "string" || typeof entry.password !== "string") {
-      return undefined;
+      continue;
     }
     const key = targetKey(binding.target);
-    const token: EcrToken = {
+    const known = tokens.get(key);
+    if (known !== undefined) {
+      if (known.password !== entry.password) disagreeing.add(key);
+      continue;
+    }
+    tokens.set(key, {
       kind: binding.target.kind,
       region: binding.target.region,
       username: entry.username,
@@ -104,12 +102,132 @@ export function tokensFromContent(
       proxyEndpoint: binding.target.kind === "private" ? `https://${host}` : undefined,
       mintedAt,
       expiresAt,
-    };
-    const known = tokens.get(key);
-    if (known !== undefined && known.password !== token.password) return undefined;
-    tokens.set(key, known ?? token);
+    });
   }
+  // Hosts of one token that hold different passwords were not written by this operator as they are.
+  for (const key of disagreeing) tokens.delete(key);
   return tokens;
+}
+
+/** What became of one token this call. */
+interface TargetOutcome {
+  target: TokenTarget;
+  /** The token the Secrets carry for the target: a fresh one, or the last good one while it is valid. */
+  entry: EcrToken | undefined;
+  /** The newest token known for the target: the entry, or the last one after it expired. */
+  last: EcrToken | undefined;
+  /** Why refreshing failed; undefined when the entry is fresh. */
+  problem: TokenProblem | undefined;
+  awsErrorKind: string | undefined;
+  /** The token is new to this call. */
+  minted: boolean;
+}
+
+/** The one of two tokens that stays valid longer. */
+function longerLived(a: EcrToken | undefined, b: EcrToken | undefined): EcrToken | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return b.expiresAt > a.expiresAt ? b : a;
+}
+
+function failedTarget(
+  target: TokenTarget,
+  last: EcrToken | undefined,
+  cause: AwsError | TokenProblem,
+  now: number,
+): TargetOutcome {
+  const valid = last !== undefined && last.expiresAt > now;
+  let problem: TokenProblem;
+  if (!(cause instanceof AwsError)) {
+    problem = cause;
+  } else if (last !== undefined && !valid) {
+    problem = {
+      reason: "TokenExpired",
+      message: `the token expired at ${isoSeconds(last.expiresAt)} and refreshing failed: ${cause.message}`,
+    };
+  } else {
+    problem = {
+      reason: cause.kind === "AwsAuth" ? "AwsAuthFailed" : "TokenRefreshFailed",
+      message: cause.message,
+    };
+  }
+  return {
+    target,
+    entry: valid ? last : undefined,
+    last,
+    problem,
+    awsErrorKind: cause instanceof AwsError ? cause.kind : undefined,
+    minted: false,
+  };
+}
+
+function stateOf(outcome: TargetOutcome): RegistryState["state"] {
+  if (outcome.problem === undefined) return "Fresh";
+  if (outcome.entry !== undefined) return "Kept";
+  return outcome.last === undefined ? "Missing" : "Expired";
+}
+
+/** The hosts a target's token serves, as a list for messages. */
+function hostsText(spec: ResolvedSpec, outcome: TargetOutcome): string {
+  const key = targetKey(outcome.target);
+  const hosts = spec.registries
+    .filter((binding) => targetKey(binding.target) === key)
+    .map((binding) => hostOf(binding, outcome.last))
+    .filter((host) => host !== undefined);
+  return hosts.length > 0 ? hosts.join(", ") : `the registry in ${outcome.target.region}`;
+}
+
+const stateText: Record<Exclude<RegistryState["state"], "Fresh">, (token: EcrToken | undefined) => string> = {
+  Kept: (token) => `last good token kept until ${isoSeconds(token?.expiresAt ?? 0)}`,
+  Expired: () => "entry removed",
+  Missing: () => "no token yet",
+};
+
+/** Why Ready is False because of tokens: as before when every token fails, PartiallyRefreshed when some do. */
+function problemOf(spec: ResolvedSpec, outcomes: readonly TargetOutcome[]): TokenProblem | undefined {
+  const failing = outcomes.filter((o) => o.problem !== undefined);
+  const [only] = failing;
+  if (only?.problem === undefined) return undefined;
+  if (failing.length === outcomes.length) {
+    if (failing.length === 1) return only.problem;
+    const reasons = new Set(failing.map((o) => o.problem?.reason));
+    return {
+      reason: reasons.size === 1 ? only.problem.reason : "TokenRefreshFailed",
+      message: failing.map((o) => `${hostsText(spec, o)}: ${o.problem?.message ?? ""}`).join("; "),
+    };
+  }
+  const failingHosts = spec.registries.filter((binding) =>
+    failing.some((o) => targetKey(o.target) === targetKey(binding.target)),
+  ).length;
+  const details = failing.map((o) => {
+    const state = stateOf(o);
+    const how = state === "Fresh" ? "" : ` (${stateText[state](o.entry)})`;
+    return `${hostsText(spec, o)}${how}: ${o.problem?.message ?? ""}`;
+  });
+  return {
+    reason: "PartiallyRefreshed",
+    message:
+      `${spec.registries.length - failingHosts} of ${spec.registries.length} registries refreshed; ` +
+      `failing: ${details.join("; ")}`,
+  };
+}
+
+function registryStates(spec: ResolvedSpec, outcomes: readonly TargetOutcome[]): RegistryState[] {
+  const byTarget = new Map(outcomes.map((o) => [targetKey(o.target), o]));
+  const states: RegistryState[] = [];
+  for (const binding of spec.registries) {
+    const outcome = byTarget.get(targetKey(binding.target));
+    const host = outcome === undefined ? undefined : hostOf(binding, outcome.last);
+    if (outcome === undefined || host === undefined) continue;
+    states.push({
+      host,
+      state: stateOf(outcome),
+      expiresAt: outcome.last?.expiresAt,
+      mintedAt: outcome.last?.mintedAt,
+      problem: outcome.problem,
+    });
+  }
+  return states;
 }
 
 export interface TokenContentSourceOptions {
@@ -123,85 +241,88 @@ export function createTokenContentSource({
   tokens,
   clock,
 }: TokenContentSourceOptions): ContentSource {
-  function lastGood(source: CredentialSource | undefined, spec: ResolvedSpec): SecretContent | undefined {
-    if (source === undefined) {
-      return undefined;
-    }
-    const found = new Map<string, EcrToken>();
-    for (const target of spec.targets) {
-      const token = tokens.peek(source, target);
-      if (token !== undefined) found.set(targetKey(target), token);
-    }
-    return contentFromTokens(spec, found, identityOf(source));
-  }
-
-  function problemFor(err: unknown, last: SecretContent | undefined): TokenProblem {
-    const error = classifyAwsError(err);
-    if (last !== undefined && Date.parse(last.expiresAt) <= clock.now()) {
-      return {
-        reason: "TokenExpired",
-        message: `the token expired at ${last.expiresAt} and refreshing failed: ${error.message}`,
-      };
-    }
-    if (error.kind === "AwsAuth") {
-      return { reason: "AwsAuthFailed", message: error.message };
-    }
-    return { reason: "TokenRefreshFailed", message: error.message };
+  function result(
+    spec: ResolvedSpec,
+    outcomes: readonly TargetOutcome[],
+    content: SecretContent | undefined,
+  ): ContentResult {
+    const fresh = outcomes.flatMap((o) =>
+      o.problem === undefined && o.entry !== undefined ? [o.entry] : [],
+    );
+    return {
+      content,
+      registries: registryStates(spec, outcomes),
+      problem: problemOf(spec, outcomes),
+      refreshAt:
+        fresh.length === 0
+          ? undefined
+          : Math.min(...fresh.map((token) => tokens.refreshAt(token, spec.refreshIntervalMs))),
+      minted: outcomes.some((o) => o.minted),
+      awsErrorKinds: outcomes.flatMap((o) => (o.awsErrorKind === undefined ? [] : [o.awsErrorKind])),
+    };
   }
 
   return {
     async contentFor(cr, spec, existing): Promise<ContentResult> {
       await credentials.prepare?.(spec);
       const source = credentials.resolve(cr, spec);
+      const written =
+        existing === undefined ? new Map<string, EcrToken>() : tokensFromContent(spec, existing);
       if ("reason" in source) {
-        return { ok: false, problem: source, lastGood: undefined };
+        // Nothing can be minted: each host is reported as the Secrets hold it, and nothing is written.
+        const now = clock.now();
+        const outcomes = spec.targets.map((t) => failedTarget(t, written.get(targetKey(t)), source, now));
+        return { ...result(spec, outcomes, undefined), problem: source };
       }
       const identity = identityOf(source);
       // After a restart or a change of leader, the tokens in the Secrets are as good as new ones
       // until they are due: adopting them saves an AWS call and a rewrite of every Secret.
-      const adoptable =
-        existing === undefined ? undefined : tokensFromContent(spec, existing, identity, clock.now());
-      for (const target of adoptable === undefined ? [] : spec.targets) {
-        const token = adoptable?.get(targetKey(target));
-        if (token !== undefined) tokens.seed(source, target, token);
-      }
-      const before = new Map(spec.targets.map((t) => [targetKey(t), tokens.peek(source, t)]));
-      try {
-        const minted = await Promise.all(
-          spec.targets.map(
-            async (target) =>
-              [
-                targetKey(target),
-                await tokens.get(source, target, { maxAgeMs: spec.refreshIntervalMs }),
-              ] as const,
-          ),
-        );
-        const byTarget = new Map(minted);
-        const content = contentFromTokens(spec, byTarget, identity);
-        if (content === undefined) {
-          return {
-            ok: false,
-            problem: {
-              reason: "TokenRefreshFailed",
-              message: "the token came without a registry endpoint; list spec.registries",
-            },
-            lastGood: undefined,
-          };
+      if (existing?.identity === identity) {
+        const now = clock.now();
+        for (const target of spec.targets) {
+          const token = written.get(targetKey(target));
+          if (token !== undefined && token.expiresAt > now && token.mintedAt <= now) {
+            tokens.seed(source, target, token);
+          }
         }
-        const refreshAt = Math.min(
-          ...minted.map(([, token]) => tokens.refreshAt(token, spec.refreshIntervalMs)),
-        );
-        const fresh = minted.some(([key, token]) => before.get(key) !== token);
-        return { ok: true, content, refreshAt, minted: fresh };
-      } catch (err) {
-        const last = lastGood(source, spec);
-        return {
-          ok: false,
-          problem: problemFor(err, last),
-          lastGood: last,
-          awsErrorKind: classifyAwsError(err).kind,
-        };
       }
+      const outcomes = await Promise.all(
+        spec.targets.map(async (target): Promise<TargetOutcome> => {
+          const before = tokens.peek(source, target);
+          try {
+            const token = await tokens.get(source, target, { maxAgeMs: spec.refreshIntervalMs });
+            const key = targetKey(target);
+            if (spec.registries.some((b) => targetKey(b.target) === key && hostOf(b, token) === undefined)) {
+              const noHost: TokenProblem = {
+                reason: "TokenRefreshFailed",
+                message: "the token came without a registry endpoint; list spec.registries",
+              };
+              return failedTarget(target, undefined, noHost, clock.now());
+            }
+            return {
+              target,
+              entry: token,
+              last: token,
+              problem: undefined,
+              awsErrorKind: undefined,
+              minted: token !== before,
+            };
+          } catch (err) {
+            // The last good token: minted by this process, or read back from what the Secrets hold
+            // (also when they were written with other credentials, so that nothing working is dropped).
+            const last = longerLived(tokens.peek(source, target), written.get(targetKey(target)));
+            return failedTarget(target, last, classifyAwsError(err), clock.now());
+          }
+        }),
+      );
+      const entries = new Map(
+        outcomes.flatMap((o) => (o.entry === undefined ? [] : [[targetKey(o.target), o.entry] as const])),
+      );
+      // Entries only carried over from the Secrets keep the identity they were written with, so a
+      // failure right after a change of credentials rewrites nothing.
+      const carriedOnly = [...entries].every(([key, token]) => written.get(key) === token);
+      const contentIdentity = carriedOnly && existing !== undefined ? existing.identity : identity;
+      return result(spec, outcomes, contentFromTokens(spec, entries, contentIdentity));
     },
   };
 }

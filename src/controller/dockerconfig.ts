@@ -14,3 +14,25 @@ export function buildDockerConfigJson(credentials: readonly RegistryCredential[]
   }
   return JSON.stringify({ auths });
 }
+
+export interface ParsedAuth {
+  username?: unknown;
+  password?: unknown;
+}
+
+/** The `auths` of a docker config, as found; empty when it is not one. */
+export function parseAuths(dockerConfigJson: string): Record<string, ParsedAuth | undefined> {
+  let auths: unknown;
+  try {
+    auths = (JSON.parse(dockerConfigJson) as { auths?: unknown } | null)?.auths;
+  } catch (err) {
+    if (err instanceof SyntaxError) return {};
+    throw err;
+  }
+  return typeof auths === "object" && auths !== null ? (auths as Record<string, ParsedAuth | undefined>) : {};
+}
+
+/** The registry hosts of a docker config. */
+export function hostsOf(dockerConfigJson: string): string[] {
+  return Object.keys(parseAuths(dockerConfigJson));
+}

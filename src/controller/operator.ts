@@ -412,7 +412,7 @@ export class Operator {
   }
 }
 
-/** Turns reconcile reports into the per-CR and aggregate gauges. */
+/** Turns reconcile reports into the per-CR, per-registry and aggregate gauges. */
 class MetricsObserver {
   private readonly metrics: Metrics;
   private readonly perCr = new Map<
@@ -429,16 +429,17 @@ class MetricsObserver {
     const name = report.name;
     const ready = report.status.conditions?.find((c) => c.type === "Ready");
     metrics.ready.set({ ecrpullsecret: name }, ready?.status === "True" ? 1 : 0);
-    const previous = this.perCr.get(name);
-    for (const registry of previous?.registries ?? []) {
-      if (!report.registries.includes(registry))
-        metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
+    const registries = report.status.registries ?? [];
+    const hosts = registries.map((r) => r.host);
+    for (const registry of this.perCr.get(name)?.registries ?? []) {
+      if (!hosts.includes(registry)) this.removeRegistry(name, registry);
     }
-    const expires = Date.parse(report.status.tokenExpiresAt ?? "");
-    if (!Number.isNaN(expires)) {
-      for (const registry of report.registries) {
-        metrics.tokenExpiry.set({ ecrpullsecret: name, registry }, expires / 1000);
-      }
+    for (const { host, tokenExpiresAt, lastError } of registries) {
+      const labels = { ecrpullsecret: name, registry: host };
+      const expires = Date.parse(tokenExpiresAt ?? "");
+      if (Number.isNaN(expires)) metrics.tokenExpiry.remove(labels);
+      else metrics.tokenExpiry.set(labels, expires / 1000);
+      metrics.registryRefreshFailing.set(labels, lastError === undefined ? 0 : 1);
     }
     const desired = report.status.namespaces?.desired ?? 0;
     const synced = report.status.namespaces?.synced ?? 0;
@@ -446,18 +447,21 @@ class MetricsObserver {
       synced,
       failed: desired - synced,
       saSynced: report.serviceAccountsSynced,
-      registries: report.registries,
+      registries: hosts,
     });
     this.publishTotals();
   }
 
   onDeleted(name: string): void {
-    for (const registry of this.perCr.get(name)?.registries ?? []) {
-      this.metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
-    }
+    for (const registry of this.perCr.get(name)?.registries ?? []) this.removeRegistry(name, registry);
     this.metrics.ready.remove({ ecrpullsecret: name });
     this.perCr.delete(name);
     this.publishTotals();
+  }
+
+  private removeRegistry(name: string, registry: string): void {
+    this.metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
+    this.metrics.registryRefreshFailing.remove({ ecrpullsecret: name, registry });
   }
 
   onAwsError(kind: string): void {

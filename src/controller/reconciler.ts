@@ -32,13 +32,33 @@ import {
 import { FINALIZER } from "./labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import { planSweep } from "./sweep.ts";
-import { buildStatus, sameStatus, type Outcome, type TokenProblem } from "./status.ts";
+import { hostsOf } from "./dockerconfig.ts";
+import {
+  buildStatus,
+  isoSeconds,
+  sameStatus,
+  type Outcome,
+  type RegistryState,
+  type TokenProblem,
+} from "./status.ts";
 import type { ResolvedSpec } from "./spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
 
-export type ContentResult =
-  | { ok: true; content: SecretContent; refreshAt: number; minted: boolean }
-  | { ok: false; problem: TokenProblem; lastGood: SecretContent | undefined; awsErrorKind?: string };
+/** The token content of one CR, and how each of its registries' tokens fared. */
+export interface ContentResult {
+  /** What every managed Secret should hold; undefined leaves them as they are. */
+  content: SecretContent | undefined;
+  /** One per registry host, in the order of spec.registries. */
+  registries: RegistryState[];
+  /** Why not every token is fresh; undefined when all are. */
+  problem: TokenProblem | undefined;
+  /** When the first fresh token is due; undefined when none is. */
+  refreshAt: number | undefined;
+  /** A token was minted by this call. */
+  minted: boolean;
+  /** The kind of each AWS error behind `problem`, for metrics. */
+  awsErrorKinds: string[];
+}
 
 /** Supplies the .dockerconfigjson content (tokens) a CR needs. */
 export interface ContentSource {
@@ -54,8 +74,6 @@ export interface ContentSource {
 export interface ReconcileReport {
   name: string;
   status: ECRPullSecretStatus;
-  /** Registry hosts in the managed Secrets, when token content was available. */
-  registries: string[];
   plan: Plan | undefined;
   /** ServiceAccounts in target namespaces that list the Secret. */
   serviceAccountsSynced: number;
@@ -149,10 +167,10 @@ export class Reconciler {
     }
 
     const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
-    const result = await this.deps.content.contentFor(cr, spec, existingContent(owner, spec, view));
-    if (!result.ok && result.awsErrorKind !== undefined)
-      this.deps.observer?.onAwsError?.(result.awsErrorKind);
-    const content = result.ok ? result.content : result.lastGood;
+    const existing = existingContent(owner, spec, view);
+    const result = await this.deps.content.contentFor(cr, spec, existing);
+    for (const kind of result.awsErrorKinds) this.deps.observer?.onAwsError?.(kind);
+    const { content, problem } = result;
     const plan = planPullSecrets(owner, spec, view, content);
     const failures = await this.apply(plan, name);
 
@@ -160,13 +178,16 @@ export class Reconciler {
     const synced = plan.desired.filter((ns) => !failed.has(ns) && content !== undefined).length;
     const writes = plan.secretWrites.length;
     const tokenTimes =
-      result.ok && content !== undefined
-        ? {
+      content === undefined
+        ? undefined
+        : {
             expiresAt: content.expiresAt,
             refreshedAt: content.refreshedAt,
-            nextRefreshAt: new Date(result.refreshAt).toISOString(),
-          }
-        : undefined;
+            nextRefreshAt:
+              problem === undefined && result.refreshAt !== undefined
+                ? new Date(result.refreshAt).toISOString()
+                : undefined,
+          };
     await this.writeStatus(
       cr,
       {
@@ -175,26 +196,20 @@ export class Reconciler {
         synced,
         failures,
         token: tokenTimes,
-        tokenProblem: result.ok ? undefined : result.problem,
+        tokenProblem: problem,
+        registries: result.registries,
       },
-      {
-        plan,
-        registries:
-          content === undefined
-            ? []
-            : Object.keys((JSON.parse(content.dockerConfigJson) as { auths: object }).auths),
-        serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName),
-      },
+      { plan, serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName) },
     );
-    this.report(cr, plan, failures, result, writes);
+    this.report(cr, plan, failures, result, writes, expiredEntries(result, existing));
 
-    if (!result.ok) {
-      throw new RetryLater(`${result.problem.reason}: ${result.problem.message}`);
+    if (problem !== undefined) {
+      throw new RetryLater(`${problem.reason}: ${problem.message}`);
     }
     if (failures.some((f) => f.retryable)) {
       throw new RetryLater(`${failures.length} namespaces failed to sync`);
     }
-    const untilRefresh = result.refreshAt - this.deps.clock.now();
+    const untilRefresh = (result.refreshAt ?? 0) - this.deps.clock.now();
     const delay = failures.length > 0 ? Math.min(untilRefresh, this.deps.conflictRequeueMs) : untilRefresh;
     return { requeueAfter: Math.max(this.deps.minRequeueMs, delay) };
   }
@@ -205,16 +220,27 @@ export class Reconciler {
     failures: (NamespaceFailure & { retryable: boolean })[],
     result: ContentResult,
     writes: number,
+    expired: readonly RegistryState[],
   ): void {
     const target = eventTarget(cr);
     const log = this.deps.log.child({ cr: cr.metadata.name });
-    if (!result.ok) {
+    if (result.problem !== undefined) {
       this.deps.events.warning(target, result.problem.reason, result.problem.message);
       log.warn(
         { reason: result.problem.reason, detail: result.problem.message },
-        "token refresh failed; existing Secrets kept",
+        "token refresh failed; the last good entries are kept while they are valid",
       );
-    } else if (result.minted && writes > 0) {
+    }
+    if (expired.length > 0) {
+      const removed = expired.map((r) => `${r.host}: ${r.problem?.message ?? "its token expired"}`);
+      this.deps.events.warning(
+        target,
+        "RegistryTokenExpired",
+        `removed from the pull Secrets, its token having expired: ${removed.join("; ")}`,
+      );
+      log.warn({ registries: expired.map((r) => r.host) }, "expired registry entries removed");
+    }
+    if (result.minted && writes > 0 && result.content !== undefined) {
       this.deps.events.normal(
         target,
         "TokenRefreshed",
@@ -404,13 +430,9 @@ export class Reconciler {
   private async writeStatus(
     cr: ECRPullSecret,
     outcome: Outcome,
-    details: Omit<ReconcileReport, "name" | "status"> = {
-      plan: undefined,
-      registries: [],
-      serviceAccountsSynced: 0,
-    },
+    details: Omit<ReconcileReport, "name" | "status"> = { plan: undefined, serviceAccountsSynced: 0 },
   ): Promise<ECRPullSecretStatus> {
-    const now = new Date(this.deps.clock.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const now = isoSeconds(this.deps.clock.now());
     const status = buildStatus(cr.status, cr.metadata.generation ?? 0, outcome, now);
     const report: ReconcileReport = { name: cr.metadata.name ?? "", status, ...details };
     this.reports.set(report.name, report);
@@ -430,6 +452,14 @@ export class Reconciler {
     }
     return status;
   }
+}
+
+/** Registries whose entry this reconcile removes from the Secrets because their token expired. */
+function expiredEntries(result: ContentResult, existing: SecretContent | undefined): RegistryState[] {
+  if (existing === undefined || result.content === undefined) return [];
+  const before = new Set(hostsOf(existing.dockerConfigJson));
+  const after = new Set(hostsOf(result.content.dockerConfigJson));
+  return result.registries.filter((r) => r.state === "Expired" && before.has(r.host) && !after.has(r.host));
 }
 
 function summarise(failures: readonly NamespaceFailure[]): string {

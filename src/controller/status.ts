@@ -1,11 +1,12 @@
 // The status an ECRPullSecret reports, computed from what a reconcile found. Pure, so that the
 // same observations always give the same status and an unchanged status is never written.
 import { limits } from "../api/crd.ts";
-import type { Condition, ECRPullSecretStatus, NamespaceFailure } from "../api/types.ts";
+import type { Condition, ECRPullSecretStatus, NamespaceFailure, RegistryStatus } from "../api/types.ts";
 
 export type ReadyReason =
   | "Synced"
   | "PartiallySynced"
+  | "PartiallyRefreshed"
   | "SecretConflict"
   | "TokenRefreshFailed"
   | "AwsAuthFailed"
@@ -18,12 +19,31 @@ export type ReadyReason =
 export interface TokenTimes {
   expiresAt: string;
   refreshedAt: string;
-  nextRefreshAt: string;
+  /** Undefined while a refresh fails: the retry follows the backoff. */
+  nextRefreshAt: string | undefined;
 }
 
 export interface TokenProblem {
-  reason: "TokenRefreshFailed" | "AwsAuthFailed" | "TokenExpired" | "CredentialsInvalid";
+  reason:
+    "TokenRefreshFailed" | "AwsAuthFailed" | "TokenExpired" | "CredentialsInvalid" | "PartiallyRefreshed";
   message: string;
+}
+
+/**
+ * What the Secrets hold for one registry host. Fresh: its token was refreshed as due. Kept:
+ * refreshing failed and the last good entry stays while it is valid. Expired: refreshing failed and
+ * the last entry has expired, so it is left out. Missing: it never had a token, so it is left out.
+ */
+export type RegistryTokenState = "Fresh" | "Kept" | "Expired" | "Missing";
+
+export interface RegistryState {
+  host: string;
+  state: RegistryTokenState;
+  /** Of the token in the Secrets (Fresh, Kept) or of the one that expired; undefined when Missing. */
+  expiresAt: number | undefined;
+  mintedAt: number | undefined;
+  /** Why refreshing failed; undefined when Fresh. */
+  problem: TokenProblem | undefined;
 }
 
 export type Outcome =
@@ -36,7 +56,26 @@ export type Outcome =
       failures: NamespaceFailure[];
       token: TokenTimes | undefined;
       tokenProblem: TokenProblem | undefined;
+      registries: readonly RegistryState[];
     };
+
+/** Status times in whole seconds, as the API server would store them anyway. */
+export function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+function registryStatus(registry: RegistryState): RegistryStatus {
+  const status: RegistryStatus = { host: registry.host };
+  if (registry.expiresAt !== undefined) status.tokenExpiresAt = isoSeconds(registry.expiresAt);
+  if (registry.mintedAt !== undefined) status.lastRefreshTime = isoSeconds(registry.mintedAt);
+  if (registry.problem !== undefined) {
+    status.lastError = {
+      reason: registry.problem.reason,
+      message: registry.problem.message.slice(0, limits.failureMessageLength),
+    };
+  }
+  return status;
+}
 
 function condition(
   previous: readonly Condition[] | undefined,
@@ -124,6 +163,9 @@ export function buildStatus(
   if (outcome.kind === "reconciled") {
     status.namespaces = { desired: outcome.desired, synced: outcome.synced };
     status.synced = `${outcome.synced}/${outcome.desired}`;
+    if (outcome.registries.length > 0) {
+      status.registries = outcome.registries.slice(0, limits.registries).map(registryStatus);
+    }
     status.failures = outcome.failures.slice(0, limits.failures).map((f) => ({
       namespace: f.namespace,
       reason: f.reason,
@@ -133,7 +175,7 @@ export function buildStatus(
     if (times !== undefined) {
       status.tokenExpiresAt = times.expiresAt;
       status.lastRefreshTime = times.refreshedAt;
-      status.nextRefreshTime = times.nextRefreshAt;
+      if (times.nextRefreshAt !== undefined) status.nextRefreshTime = times.nextRefreshAt;
     } else {
       // Keep reporting the last known token while refreshes fail.
       if (previous?.tokenExpiresAt !== undefined) status.tokenExpiresAt = previous.tokenExpiresAt;

@@ -8,7 +8,18 @@ export class Metrics {
 
   readonly tokenExpiry = new Gauge({
     name: `${prefix}token_expiry_timestamp_seconds`,
-    help: "When the token in an ECRPullSecret's managed Secrets expires, per registry host (Unix seconds).",
+    help:
+      "When the token an ECRPullSecret's managed Secrets hold for a registry host expires (Unix seconds); " +
+      "in the past once it has expired and its entry was removed.",
+    labelNames: ["ecrpullsecret", "registry"] as const,
+    registers: [this.registry],
+  });
+
+  readonly registryRefreshFailing = new Gauge({
+    name: `${prefix}registry_refresh_failing`,
+    help:
+      "1 while refreshing the token an ECRPullSecret writes for a registry host fails (the host keeps its " +
+      "last good entry until it expires), else 0.",
     labelNames: ["ecrpullsecret", "registry"] as const,
     registers: [this.registry],
   });

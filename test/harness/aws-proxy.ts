@@ -1,10 +1,17 @@
 // A loopback HTTP proxy in front of moto that counts AWS API calls by operation and can inject
-// faults (5xx, throttling, hanging connections), for tests of minting, sharing and backoff. Calls
-// of a service moto lacks can be routed to a stand-in by their X-Amz-Target.
+// faults (5xx, throttling, hanging connections) into every call or into one service or region's,
+// for tests of minting, sharing and backoff. Calls of a service moto lacks can be routed to a
+// stand-in by their X-Amz-Target.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 export type Fault = "none" | "error" | "throttle" | "hang" | "auth";
+
+/** The calls a fault applies to: those of one service ("ecr", "ecr-public", "sts"), one signed region, or both. */
+export interface FaultScope {
+  service?: string;
+  region?: string;
+}
 
 export interface AwsCall {
   operation: string;
@@ -25,7 +32,11 @@ export interface AwsProxy {
   /** Calls seen per operation, e.g. "ecr:GetAuthorizationToken", "sts:AssumeRole". */
   count(operation: string): number;
   calls(): AwsCall[];
-  setFault(fault: Fault): void;
+  /**
+   * Answers calls with `fault` from now on: every call, or with `scope` only the calls it matches
+   * (each scope keeps its own fault until set to "none"; a fault for every call wins).
+   */
+  setFault(fault: Fault, scope?: FaultScope): void;
   /**
    * Answers signed calls for any other region as AWS does for a region that does not exist (moto
    * serves every region name); undefined serves all regions again.
@@ -107,8 +118,22 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
   const moto = new URL(upstream);
   const routes = new Map<string, URL>();
   const seen: AwsCall[] = [];
-  const hanging = new Set<ServerResponse>();
+  /** Hanging responses, by the key of the scope whose fault holds them ("" for every call). */
+  const hanging = new Map<ServerResponse, string>();
   let fault: Fault = "none";
+  const scopedFaults = new Map<string, { scope: FaultScope; fault: Fault }>();
+  const scopeKey = (scope: FaultScope): string => `${scope.service ?? "*"}/${scope.region ?? "*"}`;
+  /** The fault for a call, and the key of the scope it comes from. */
+  const faultFor = (operation: string, region: string | undefined): [Fault, string] => {
+    if (fault !== "none") return [fault, ""];
+    const service = operation.split(":")[0];
+    for (const [key, scoped] of scopedFaults) {
+      const { scope } = scoped;
+      if ((scope.service ?? service) === service && (scope.region ?? region) === region)
+        return [scoped.fault, key];
+    }
+    return ["none", ""];
+  };
   let knownRegions: ReadonlySet<string> | undefined;
   let ecrTokenPassword: EcrTokenPassword | undefined;
   let ecrTokenLifetimeMs: number | undefined;
@@ -136,15 +161,16 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
         res.end(JSON.stringify({ __type: type, message: "Credential should be scoped to a valid region. " }));
         return;
       }
-      if (fault === "hang") {
-        hanging.add(res);
+      const [active, activeScope] = faultFor(operation, region);
+      if (active === "hang") {
+        hanging.set(res, activeScope);
         res.on("close", () => {
           hanging.delete(res);
         });
         return;
       }
-      if (fault !== "none") {
-        const { status, type, message } = faultResponses[fault];
+      if (active !== "none") {
+        const { status, type, message } = faultResponses[active];
         res.writeHead(status, { "content-type": "application/x-amz-json-1.1", "x-amzn-errortype": type });
         res.end(JSON.stringify({ __type: type, message }));
         return;
@@ -193,11 +219,17 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
     endpoint: `http://${listenHost}:${port}`,
     count: (operation) => seen.filter((c) => c.operation === operation).length,
     calls: () => [...seen],
-    setFault(next) {
-      fault = next;
+    setFault(next, scope) {
+      const key = scope === undefined ? "" : scopeKey(scope);
+      if (scope === undefined) fault = next;
+      else if (next === "none") scopedFaults.delete(key);
+      else scopedFaults.set(key, { scope, fault: next });
       if (next !== "hang") {
-        for (const res of hanging) res.destroy();
-        hanging.clear();
+        for (const [res, holder] of hanging) {
+          if (holder !== key) continue;
+          res.destroy();
+          hanging.delete(res);
+        }
       }
     },
     setKnownRegions(regions) {
@@ -216,7 +248,7 @@ export async function startAwsProxy(upstream: string, listenHost = "127.0.0.1"):
       seen.length = 0;
     },
     async stop() {
-      for (const res of hanging) res.destroy();
+      for (const res of hanging.keys()) res.destroy();
       server.closeAllConnections();
       await new Promise<void>((resolve) =>
         server.close(() => {

@@ -14,6 +14,7 @@ import {
 } from "../../src/api/types.ts";
 import { loadConfig, type RawConfig } from "../../src/config.ts";
 import { Operator } from "../../src/controller/operator.ts";
+import type { Clock } from "../../src/kube/clock.ts";
 import { loadKubeConfig, type ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { Metrics } from "../../src/observability/metrics.ts";
@@ -47,6 +48,8 @@ export interface StartOperatorOptions {
    */
   workers?: boolean;
   metrics?: Metrics;
+  /** The operator's clock, e.g. an OffsetClock a test moves past a token's expiry. */
+  clock?: Clock;
 }
 
 export interface OperatorEnvOptions {
@@ -127,6 +130,7 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
         kubeConfig: operatorKubeConfig,
         log,
         metrics: startOptions.metrics,
+        clock: startOptions.clock,
         minRequeueMs: 1_000,
         canWrite: standby ? () => false : undefined,
       });

@@ -532,6 +532,7 @@ describe("the Helm chart", () => {
       [
         "ECRPullSecretTokenExpiringSoon",
         "ECRPullSecretRefreshFailing",
+        "ECRPullSecretRegistryRefreshFailing",
         "ECRPullSecretNotReady",
         "ECRCredsRefresherDown",
       ],
