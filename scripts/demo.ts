@@ -22,6 +22,7 @@ import {
 } from "../src/api/types.ts";
 import { OWNER_LABEL } from "../src/controller/labels.ts";
 import { startControlPlane, type ControlPlane } from "../test/harness/controlplane.ts";
+import { startEcrPublicStandIn } from "../test/harness/ecr-public-standin.ts";
 import { createMotoCredentials, startMoto, type Moto } from "../test/harness/moto.ts";
 import { nodeUnavailableReason } from "../test/harness/node.ts";
 import {
@@ -66,7 +67,8 @@ const examples: { name: string; description: string; spec: ECRPullSecretSpec }[]
   },
   {
     name: "multi-registry",
-    description: "two accounts in eu-west-1 and one in us-east-1 in one Secret (one token per region)",
+    description:
+      "two accounts in eu-west-1, one in us-east-1 and ECR Public in one Secret (one token per region)",
     spec: {
       secretName: "ecr-multi",
       namespaces: ["payments"],
@@ -74,6 +76,7 @@ const examples: { name: string; description: string; spec: ECRPullSecretSpec }[]
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
         "210987654321.dkr.ecr.eu-west-1.amazonaws.com",
         "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+        "public.ecr.aws",
       ],
     },
   },
@@ -108,6 +111,8 @@ if (nodeProblem === undefined) {
   plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
   moto = await startMoto();
 }
+// moto has no ECR Public: the operator reaches the stand-in through --aws-endpoint-url-ecr-public.
+const ecrPublic = await startEcrPublicStandIn();
 const core = plane.kubeConfig.makeApiClient(CoreV1Api);
 const objects = plane.kubeConfig.makeApiClient(CustomObjectsApi);
 const kubectlPath = join(binDir, "kubectl");
@@ -115,6 +120,7 @@ let operator: Awaited<ReturnType<typeof startOperatorProcess>> | undefined;
 
 async function stopAll(): Promise<void> {
   await operator?.stop();
+  await ecrPublic.stop();
   if (nodeEnv !== undefined) {
     await nodeEnv.stop();
   } else {
@@ -220,6 +226,8 @@ try {
       "eu-west-1",
       "--aws-endpoint-url",
       moto.endpoint,
+      "--aws-endpoint-url-ecr-public",
+      ecrPublic.endpoint,
       "--leader-elect=false",
       "--metrics-addr",
       "127.0.0.1:0",

@@ -1,6 +1,7 @@
 // The local environment for trying the operator by hand: a real control plane
-// and the AWS stand-in in the background, and with --node a real node that runs
-// Pods and a registry answering as two ECR hosts.
+// and the AWS stand-ins (moto, and one for ECR Public, which moto lacks) in the
+// background, and with --node a real node that runs Pods and a registry
+// answering as two ECR hosts.
 //   node scripts/dev.ts up [--node]  start them; writes .dev/kubeconfig and .dev/aws.env
 //   node scripts/dev.ts down         stop them
 // `up` hands the work to a detached `serve` process that owns the children.
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ecrPullSecretCrd } from "../src/api/crd.ts";
 import { startControlPlane } from "../test/harness/controlplane.ts";
+import { ecrPublicTarget, startEcrPublicStandIn } from "../test/harness/ecr-public-standin.ts";
 import { startMoto } from "../test/harness/moto.ts";
 import { podSubnet } from "../test/harness/node.ts";
 import { appRepository, ecrHosts, startNodeEnv } from "../test/harness/node-env.ts";
@@ -65,7 +67,11 @@ async function serve(): Promise<void> {
   const plane =
     nodeEnv?.plane ?? (await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] }));
   const moto = nodeEnv?.moto ?? (await startMoto());
+  const ecrPublic = await startEcrPublicStandIn();
+  // Pods reach AWS through the node's proxy; it hands ECR Public calls to the stand-in.
+  nodeEnv?.aws.routeTarget(ecrPublicTarget, ecrPublic.endpoint);
   const stop = async (): Promise<void> => {
+    await ecrPublic.stop();
     if (nodeEnv !== undefined) {
       await nodeEnv.stop();
     } else {
@@ -82,7 +88,7 @@ async function serve(): Promise<void> {
   process.once("SIGINT", () => void stop());
 
   await writeFile(join(devDir, "kubeconfig"), plane.kubeConfig.exportConfig(), { mode: 0o600 });
-  const env = moto.sdkEnv();
+  const env = { ...moto.sdkEnv(), AWS_ENDPOINT_URL_ECR_PUBLIC: ecrPublic.endpoint };
   await writeFile(
     join(devDir, "aws.env"),
     Object.entries(env)
@@ -96,6 +102,7 @@ async function serve(): Promise<void> {
     [
       `local control plane: ${plane.server} (ready in ${(plane.startupMs / 1000).toFixed(1)} s)`,
       `AWS stand-in (moto): ${moto.endpoint}`,
+      `ECR Public stand-in: ${ecrPublic.endpoint} (AWS_ENDPOINT_URL_ECR_PUBLIC in .dev/aws.env)`,
       "kubeconfig:          .dev/kubeconfig   (kubectl --kubeconfig .dev/kubeconfig get ns)",
       "AWS SDK environment: .dev/aws.env      (source .dev/aws.env)",
       ...(nodeEnv === undefined

@@ -23,6 +23,7 @@ describe("the demo", () => {
     assert.match(stdout, /^team-legacy\s+-\s+\(not targeted\)/m);
     assert.match(stdout, /^\s+210987654321\.dkr\.ecr\.eu-west-1\.amazonaws\.com/m);
     assert.match(stdout, /^\s+123456789012\.dkr\.ecr\.us-east-1\.amazonaws\.com/m);
+    assert.match(stdout, /^\s+public\.ecr\.aws/m);
     assert.match(stdout, /^teams\s+True\s+3\/3/m);
     assert.match(stdout, /^multi-registry\s+True\s+1\/1/m);
     const nodeProblem = nodeUnavailableReason();
