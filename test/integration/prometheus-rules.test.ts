@@ -54,6 +54,7 @@ interface AlertCase {
 const alertNames = [
   "ECRPullSecretTokenExpiringSoon",
   "ECRPullSecretRefreshFailing",
+  "ECRPullSecretRegistryRefreshFailing",
   "ECRPullSecretNotReady",
   "ECRCredsRefresherDown",
 ] as const;
@@ -310,6 +311,54 @@ describe("the chart's alert rules under promtool", () => {
     ];
   }
 
+  function registryRefreshFailingCases(): AlertCase[] {
+    const name = "ecr_creds_refresher_registry_refresh_failing";
+    const labels = scraped(name, { ecrpullsecret: crName });
+    const { ecrpullsecret = "", registry = "" } = labels;
+    const waitFor = forSeconds("ECRPullSecretRegistryRefreshFailing");
+    const forText =
+      alertingRules(monitoring.ruleGroups).get("ECRPullSecretRegistryRefreshFailing")?.for ?? "";
+    const alert: ExpectedAlert = {
+      labels: {
+        alertname: "ECRPullSecretRegistryRefreshFailing",
+        ecrpullsecret,
+        registry,
+        severity: "warning",
+      },
+      annotations: {
+        summary: `ECR token for ${registry} in ${ecrpullsecret} cannot be refreshed`,
+        description:
+          `ecr-creds-refresher has failed to refresh the token that ECRPullSecret ${ecrpullsecret} writes ` +
+          `for ${registry} for ${forText}. Its other registries are refreshed as usual; this one keeps ` +
+          "its last good entry until that expires, and is left out of the Secrets after. The CR's " +
+          "status.registries has the error.",
+      },
+    };
+    const start = 10 * minute;
+    const until = start + waitFor + hour;
+    return [
+      {
+        name: "fires when one registry's refresh keeps failing past the for duration, naming the CR and the host",
+        series: [{ name, labels, values: values(until, (t) => (t < start ? 0 : 1)) }],
+        expect: [
+          { at: start + waitFor - interval, firing: [] },
+          { at: start + waitFor + interval, firing: [alert] },
+        ],
+      },
+      {
+        name: "stays quiet when the registry's refresh works again within the for duration",
+        series: [
+          {
+            name,
+            labels,
+            values: values(until, (t) => (t >= start && t < start + waitFor - 5 * minute ? 1 : 0)),
+          },
+        ],
+        expect: [start + waitFor - interval, start + waitFor + interval].map((at) => ({ at, firing: [] })),
+      },
+    ];
+  }
+
   function notReadyCases(): AlertCase[] {
     const name = "ecr_creds_refresher_ecrpullsecret_ready";
     const labels = scraped(name, { ecrpullsecret: crName });
@@ -415,6 +464,8 @@ describe("the chart's alert rules under promtool", () => {
         return expiringSoonCases();
       case "ECRPullSecretRefreshFailing":
         return refreshFailingCases();
+      case "ECRPullSecretRegistryRefreshFailing":
+        return registryRefreshFailingCases();
       case "ECRPullSecretNotReady":
         return notReadyCases();
       case "ECRCredsRefresherDown":
