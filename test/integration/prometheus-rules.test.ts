@@ -311,47 +311,37 @@ describe("the chart's alert rules under promtool", () => {
     ];
   }
 
-  function registryRefreshFailingCases(): AlertCase[] {
-    const name = "ecr_creds_refresher_registry_refresh_failing";
-    const labels = scraped(name, { ecrpullsecret: crName });
-    const { ecrpullsecret = "", registry = "" } = labels;
-    const waitFor = forSeconds("ECRPullSecretRegistryRefreshFailing");
-    const forText =
-      alertingRules(monitoring.ruleGroups).get("ECRPullSecretRegistryRefreshFailing")?.for ?? "";
-    const alert: ExpectedAlert = {
-      labels: {
-        alertname: "ECRPullSecretRegistryRefreshFailing",
-        ecrpullsecret,
-        registry,
-        severity: "warning",
-      },
-      annotations: {
-        summary: `ECR token for ${registry} in ${ecrpullsecret} cannot be refreshed`,
-        description:
-          `ecr-creds-refresher has failed to refresh the token that ECRPullSecret ${ecrpullsecret} writes ` +
-          `for ${registry} for ${forText}. Its other registries are refreshed as usual; this one keeps ` +
-          "its last good entry until that expires, and is left out of the Secrets after. The CR's " +
-          "status.registries has the error.",
-      },
-    };
+  /**
+   * The two cases of an alert on a gauge that reads `bad` while something is wrong: it fires once
+   * the gauge has read `bad` from `start` past the for duration, and stays quiet when the gauge is
+   * back to `good` 5 minutes before that.
+   */
+  function gaugeCases(
+    alert: AlertName,
+    series: { name: string; labels: Labels; good: number; bad: number },
+    expected: ExpectedAlert,
+    what: { fires: string; quiet: string },
+  ): AlertCase[] {
+    const { name, labels, good, bad } = series;
+    const waitFor = forSeconds(alert);
     const start = 10 * minute;
     const until = start + waitFor + hour;
     return [
       {
-        name: "fires when one registry's refresh keeps failing past the for duration, naming the CR and the host",
-        series: [{ name, labels, values: values(until, (t) => (t < start ? 0 : 1)) }],
+        name: what.fires,
+        series: [{ name, labels, values: values(until, (t) => (t < start ? good : bad)) }],
         expect: [
           { at: start + waitFor - interval, firing: [] },
-          { at: start + waitFor + interval, firing: [alert] },
+          { at: start + waitFor + interval, firing: [expected] },
         ],
       },
       {
-        name: "stays quiet when the registry's refresh works again within the for duration",
+        name: what.quiet,
         series: [
           {
             name,
             labels,
-            values: values(until, (t) => (t >= start && t < start + waitFor - 5 * minute ? 1 : 0)),
+            values: values(until, (t) => (t >= start && t < start + waitFor - 5 * minute ? bad : good)),
           },
         ],
         expect: [start + waitFor - interval, start + waitFor + interval].map((at) => ({ at, firing: [] })),
@@ -359,45 +349,61 @@ describe("the chart's alert rules under promtool", () => {
     ];
   }
 
+  function registryRefreshFailingCases(): AlertCase[] {
+    const name = "ecr_creds_refresher_registry_refresh_failing";
+    const labels = scraped(name, { ecrpullsecret: crName });
+    const { ecrpullsecret = "", registry = "" } = labels;
+    const forText =
+      alertingRules(monitoring.ruleGroups).get("ECRPullSecretRegistryRefreshFailing")?.for ?? "";
+    return gaugeCases(
+      "ECRPullSecretRegistryRefreshFailing",
+      { name, labels, good: 0, bad: 1 },
+      {
+        labels: {
+          alertname: "ECRPullSecretRegistryRefreshFailing",
+          ecrpullsecret,
+          registry,
+          severity: "warning",
+        },
+        annotations: {
+          summary: `ECR token for ${registry} in ${ecrpullsecret} cannot be refreshed`,
+          description:
+            `ecr-creds-refresher has failed to refresh the token that ECRPullSecret ${ecrpullsecret} writes ` +
+            `for ${registry} for ${forText}. Its other registries are refreshed as usual; this one keeps ` +
+            "its last good entry until that expires, and is left out of the Secrets after. The CR's " +
+            "status.registries has the error.",
+        },
+      },
+      {
+        fires:
+          "fires when one registry's refresh keeps failing past the for duration, naming the CR and the host",
+        quiet: "stays quiet when the registry's refresh works again within the for duration",
+      },
+    );
+  }
+
   function notReadyCases(): AlertCase[] {
     const name = "ecr_creds_refresher_ecrpullsecret_ready";
     const labels = scraped(name, { ecrpullsecret: crName });
     const ecrpullsecret = labels.ecrpullsecret ?? "";
-    const waitFor = forSeconds("ECRPullSecretNotReady");
     const forText = alertingRules(monitoring.ruleGroups).get("ECRPullSecretNotReady")?.for ?? "";
-    const alert: ExpectedAlert = {
-      labels: { alertname: "ECRPullSecretNotReady", ecrpullsecret, severity: "warning" },
-      annotations: {
-        summary: `ECRPullSecret ${ecrpullsecret} is not Ready`,
-        description:
-          `ECRPullSecret ${ecrpullsecret} has not been Ready for ${forText}. ` +
-          `\`kubectl describe ecrpullsecret ${ecrpullsecret}\` shows the reason.`,
-      },
-    };
-    const start = 10 * minute;
-    return [
+    return gaugeCases(
+      "ECRPullSecretNotReady",
+      { name, labels, good: 1, bad: 0 },
       {
-        name: "fires when a CR stays not Ready past the for duration",
-        series: [{ name, labels, values: values(start + waitFor + hour, (t) => (t < start ? 1 : 0)) }],
-        expect: [
-          { at: start + waitFor - interval, firing: [] },
-          { at: start + waitFor + interval, firing: [alert] },
-        ],
+        labels: { alertname: "ECRPullSecretNotReady", ecrpullsecret, severity: "warning" },
+        annotations: {
+          summary: `ECRPullSecret ${ecrpullsecret} is not Ready`,
+          description:
+            `ECRPullSecret ${ecrpullsecret} has not been Ready for ${forText}. ` +
+            `\`kubectl describe ecrpullsecret ${ecrpullsecret}\` shows the reason.`,
+        },
       },
       {
-        name: "stays quiet when the CR is Ready again within the for duration",
-        series: [
-          {
-            name,
-            labels,
-            values: values(start + waitFor + hour, (t) =>
-              t >= start && t < start + waitFor - 5 * minute ? 0 : 1,
-            ),
-          },
-        ],
-        expect: [start + waitFor - interval, start + waitFor + interval].map((at) => ({ at, firing: [] })),
+        fires: "fires when a CR stays not Ready past the for duration",
+        quiet: "stays quiet when the CR is Ready again within the for duration",
       },
-    ];
+    );
   }
 
   function downCases(): AlertCase[] {
@@ -417,14 +423,10 @@ describe("the chart's alert rules under promtool", () => {
     const start = 10 * minute;
     const until = start + waitFor + hour;
     return [
-      {
-        name: "fires when the operator answers no scrape past the for duration",
-        series: [{ name: "up", labels: up, values: values(until, (t) => (t < start ? 1 : 0)) }],
-        expect: [
-          { at: start + waitFor - interval, firing: [] },
-          { at: start + waitFor + interval, firing: [alert] },
-        ],
-      },
+      ...gaugeCases("ECRCredsRefresherDown", { name: "up", labels: up, good: 1, bad: 0 }, alert, {
+        fires: "fires when the operator answers no scrape past the for duration",
+        quiet: "stays quiet through a restart shorter than the for duration",
+      }),
       {
         name: "fires when the operator's target is gone, even while another release's operator is up",
         series: [
@@ -443,17 +445,6 @@ describe("the chart's alert rules under promtool", () => {
           { name: "up", labels: standby, values: values(until, () => 1) },
         ],
         expect: [{ at: start + waitFor + interval, firing: [] }],
-      },
-      {
-        name: "stays quiet through a restart shorter than the for duration",
-        series: [
-          {
-            name: "up",
-            labels: up,
-            values: values(until, (t) => (t >= start && t < start + 5 * minute ? 0 : 1)),
-          },
-        ],
-        expect: [start + 5 * minute - interval, start + waitFor + interval].map((at) => ({ at, firing: [] })),
       },
     ];
   }
