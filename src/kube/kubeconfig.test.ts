@@ -74,6 +74,24 @@ async function authorization(access: ClusterAccess): Promise<unknown> {
   return (headers as OutgoingHttpHeaders | undefined)?.Authorization;
 }
 
+/** A kubeconfig whose user's tokenFile holds `content`, loaded with a manual clock. */
+async function withTokenFile(
+  content: string,
+): Promise<{ tokenFile: string; clock: ManualClock; access: ClusterAccess }> {
+  const dir = await caseDir();
+  const tokenFile = join(dir, "token");
+  await writeFile(tokenFile, content);
+  const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, { tokenFile: "token" }));
+  const clock = new ManualClock(Date.UTC(2030, 0, 1));
+  return { tokenFile, clock, access: load({ path: file, env: {} }, { clock }) };
+}
+
+/** Writes `doc` as a kubeconfig and checks that loading it fails as `check` says. */
+async function refuses(doc: object, check: (err: unknown) => true): Promise<void> {
+  const file = await writeKubeConfig(await caseDir(), "config", doc);
+  assert.throws(() => load({ path: file, env: {} }), check);
+}
+
 /** Checks a KubeConfigError's message, and that it reveals none of `secrets`. */
 function isKubeConfigError(message: RegExp, secrets: readonly string[] = []) {
   return (err: unknown): true => {
@@ -300,16 +318,14 @@ describe("loadKubeConfig from a kubeconfig file", () => {
   });
 
   it("refuses a name used twice in one file, as client-go does", async () => {
-    const dir = await caseDir();
     const doc = kubeConfig({ server }, {}) as Record<string, unknown>;
     doc.users = [
       { name: "dev-user", user: { token: "secret-token-a" } },
       { name: "dev-user", user: { token: "secret-token-b" } },
     ];
-    const file = await writeKubeConfig(dir, "config", doc);
 
-    assert.throws(
-      () => load({ path: file, env: {} }),
+    await refuses(
+      doc,
       isKubeConfigError(/users has more than one entry named "dev-user"/, [
         "secret-token-a",
         "secret-token-b",
@@ -318,43 +334,24 @@ describe("loadKubeConfig from a kubeconfig file", () => {
   });
 
   it("refuses *-data that is not base64 at load, without quoting it", async () => {
-    const dir = await caseDir();
-    const file = await writeKubeConfig(
-      dir,
-      "config",
+    await refuses(
       kubeConfig({ server }, { "client-certificate-data": "not*base64", "client-key-data": base64("k") }),
-    );
-
-    assert.throws(
-      () => load({ path: file, env: {} }),
       isKubeConfigError(/user "dev-user": client-certificate-data is not valid base64$/, ["not*base64"]),
     );
   });
 
   it("refuses a CA together with insecure-skip-tls-verify, as client-go does", async () => {
-    const dir = await caseDir();
-    const file = await writeKubeConfig(
-      dir,
-      "config",
+    await refuses(
       kubeConfig(
         { server, "insecure-skip-tls-verify": true, "certificate-authority-data": base64(ca.certPem) },
         {},
       ),
-    );
-
-    assert.throws(
-      () => load({ path: file, env: {} }),
       isKubeConfigError(/certificate-authority and insecure-skip-tls-verify are both set/),
     );
   });
 
   it("re-reads a tokenFile at most once a minute", async () => {
-    const dir = await caseDir();
-    const tokenFile = join(dir, "token");
-    await writeFile(tokenFile, "rotating-1\n");
-    const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, { tokenFile: "token" }));
-    const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const access = load({ path: file, env: {} }, { clock });
+    const { tokenFile, clock, access } = await withTokenFile("rotating-1\n");
 
     assert.equal(await authorization(access), "Bearer rotating-1");
     await writeFile(tokenFile, "rotating-2\n");
@@ -365,12 +362,7 @@ describe("loadKubeConfig from a kubeconfig file", () => {
   });
 
   it("keeps the last good token when a re-read of the tokenFile fails", async () => {
-    const dir = await caseDir();
-    const tokenFile = join(dir, "token");
-    await writeFile(tokenFile, "rotating-1\n");
-    const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, { tokenFile: "token" }));
-    const clock = new ManualClock(Date.UTC(2030, 0, 1));
-    const access = load({ path: file, env: {} }, { clock });
+    const { tokenFile, clock, access } = await withTokenFile("rotating-1\n");
 
     await rm(tokenFile);
     clock.advance(TOKEN_REREAD_MS);

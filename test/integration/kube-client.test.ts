@@ -91,23 +91,15 @@ describe("the operator's client against a real API server", () => {
 
   let caseCount = 0;
 
-  /** A kubeconfig whose user runs the plugin with `env`; the runs' KUBERNETES_EXEC_INFO come back from `runs`. */
-  async function withPlugin(
-    env: Record<string, string>,
-    cluster: Record<string, unknown> = {},
-    exec: Record<string, unknown> = {},
-    clock?: ManualClock,
-  ): Promise<{ access: ClusterAccess; runs: () => Promise<{ spec: Record<string, unknown> }[]> }> {
-    caseCount += 1;
-    const runsFile = join(dir, `runs-${caseCount}`);
-    await writeFile(runsFile, "");
-    const file = join(dir, `config-${caseCount}`);
+  /** A kubeconfig file for the test API server, `cluster` merged into its cluster, with one user. */
+  async function writeConfig(name: string, cluster: Record<string, unknown>, user: object): Promise<string> {
+    const file = join(dir, name);
     await writeFile(
       file,
       stringify({
         apiVersion: "v1",
         kind: "Config",
-        "current-context": "exec",
+        "current-context": "local",
         clusters: [
           {
             name: "local",
@@ -118,27 +110,33 @@ describe("the operator's client against a real API server", () => {
             },
           },
         ],
-        users: [
-          {
-            name: "plugin-user",
-            user: {
-              exec: {
-                apiVersion: "client.authentication.k8s.io/v1",
-                interactiveMode: "Never",
-                command: process.execPath,
-                args: [join(dir, "plugin.mjs")],
-                env: Object.entries({ RUNS_FILE: runsFile, ...env }).map(([name, value]) => ({
-                  name,
-                  value,
-                })),
-                ...exec,
-              },
-            },
-          },
-        ],
-        contexts: [{ name: "exec", context: { cluster: "local", user: "plugin-user" } }],
+        users: [{ name: "user", user }],
+        contexts: [{ name: "local", context: { cluster: "local", user: "user" } }],
       }),
     );
+    return file;
+  }
+
+  /** A kubeconfig whose user runs the plugin with `env`; the runs' KUBERNETES_EXEC_INFO come back from `runs`. */
+  async function withPlugin(
+    env: Record<string, string>,
+    cluster: Record<string, unknown> = {},
+    exec: Record<string, unknown> = {},
+    clock?: ManualClock,
+  ): Promise<{ access: ClusterAccess; runs: () => Promise<{ spec: Record<string, unknown> }[]> }> {
+    caseCount += 1;
+    const runsFile = join(dir, `runs-${caseCount}`);
+    await writeFile(runsFile, "");
+    const file = await writeConfig(`config-${caseCount}`, cluster, {
+      exec: {
+        apiVersion: "client.authentication.k8s.io/v1",
+        interactiveMode: "Never",
+        command: process.execPath,
+        args: [join(dir, "plugin.mjs")],
+        env: Object.entries({ RUNS_FILE: runsFile, ...env }).map(([name, value]) => ({ name, value })),
+        ...exec,
+      },
+    });
     const access = loadKubeConfig({ path: file, env: { PATH: process.env.PATH } }, { clock });
     opened.push(access);
     const runs = async (): Promise<{ spec: Record<string, unknown> }[]> =>
@@ -268,39 +266,16 @@ describe("the operator's client against a real API server", () => {
 
   /** An admin kubeconfig file for the test API server, with `cluster` merged into its cluster. */
   async function adminConfig(name: string, cluster: Record<string, unknown>): Promise<string> {
-    const file = join(dir, name);
     const admin = await issueCertificate(plane.ca, {
       fileName: `${name}-admin`,
       commonName: "proxy-admin",
       organizations: ["system:masters"],
       usage: "client",
     });
-    await writeFile(
-      file,
-      stringify({
-        apiVersion: "v1",
-        kind: "Config",
-        "current-context": "local",
-        clusters: [
-          {
-            name: "local",
-            cluster: {
-              server: plane.server,
-              "certificate-authority-data": b64(plane.ca.certPem),
-              ...cluster,
-            },
-          },
-        ],
-        users: [
-          {
-            name: "admin",
-            user: { "client-certificate-data": b64(admin.certPem), "client-key-data": b64(admin.keyPem) },
-          },
-        ],
-        contexts: [{ name: "local", context: { cluster: "local", user: "admin" } }],
-      }),
-    );
-    return file;
+    return writeConfig(name, cluster, {
+      "client-certificate-data": b64(admin.certPem),
+      "client-key-data": b64(admin.keyPem),
+    });
   }
 
   it(
