@@ -11,6 +11,10 @@ export interface AuditEntry {
   resource: string;
   namespace: string | undefined;
   code: number | undefined;
+  /** Path and query as the client sent them, e.g. "/api/v1/namespaces?limit=500&resourceVersion=0". */
+  requestURI: string;
+  /** When the API server received the request (ms since the epoch). */
+  receivedAt: number;
 }
 
 export const auditWriteVerbs: ReadonlySet<string> = new Set([
@@ -24,6 +28,8 @@ export const auditWriteVerbs: ReadonlySet<string> = new Set([
 interface RawAuditEvent {
   stage?: string;
   verb?: string;
+  requestURI?: string;
+  requestReceivedTimestamp?: string;
   user?: { username?: string };
   objectRef?: { resource?: string; subresource?: string; namespace?: string };
   responseStatus?: { code?: number };
@@ -84,6 +90,8 @@ export class AuditLog {
                 : `${ref.resource}/${ref.subresource}`,
           namespace: ref?.namespace,
           code: event.responseStatus?.code,
+          requestURI: event.requestURI ?? "",
+          receivedAt: Date.parse(event.requestReceivedTimestamp ?? ""),
         });
       }
       return entries;

@@ -6,7 +6,8 @@ import { mkdir } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
 import { ecrPullSecretCrd } from "../src/api/crd.ts";
 import { startAwsProxy, type AwsProxy } from "../test/harness/aws-proxy.ts";
-import { startControlPlane, type ControlPlane } from "../test/harness/controlplane.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { startControlPlane, type ControlPlane, type UserCredentials } from "../test/harness/controlplane.ts";
 import { httpStatus } from "../test/harness/http-wait.ts";
 import { motoDefaultCredentials, startMoto, type Moto } from "../test/harness/moto.ts";
 import { startOperatorProcess, type OperatorProcess } from "../test/harness/operator-process.ts";
@@ -32,6 +33,14 @@ export interface BenchEnvOptions {
   operatorEntry: "build" | "source";
 }
 
+/** How one operator process is started; by default alone (no leader election), straight to the API server. */
+export interface OperatorStart {
+  /** Elect a leader on this Lease, as replicas of one Deployment do. */
+  leaseName?: string;
+  /** A kubeconfig for the operator's user other than the direct one, e.g. through a TCP proxy. */
+  kubeconfigPath?: string;
+}
+
 export interface RunningOperator {
   readonly pid: number;
   /** performance.now() just before the process was spawned. */
@@ -55,11 +64,13 @@ export class BenchEnv {
   readonly watch: ClusterWatch;
   readonly audit: AuditLog;
   readonly options: BenchEnvOptions;
+  /** The operator user's kubeconfig (client certificate), straight to the API server. */
+  readonly operatorKubeConfig: KubeConfig;
   readonly #operatorKubeconfigPath: string;
 
   private constructor(
     parts: { plane: ControlPlane; moto: Moto; aws: AwsProxy; api: ApiClient; watch: ClusterWatch },
-    operatorKubeconfigPath: string,
+    operator: UserCredentials,
     options: BenchEnvOptions,
   ) {
     this.plane = parts.plane;
@@ -68,7 +79,8 @@ export class BenchEnv {
     this.api = parts.api;
     this.watch = parts.watch;
     this.audit = new AuditLog(parts.plane.auditLogPath);
-    this.#operatorKubeconfigPath = operatorKubeconfigPath;
+    this.operatorKubeConfig = operator.kubeConfig;
+    this.#operatorKubeconfigPath = operator.kubeconfigPath;
     this.options = options;
   }
 
@@ -100,7 +112,7 @@ export class BenchEnv {
       watch = new ClusterWatch(plane.kubeConfig);
       await watch.start();
       if (options.profileDir !== undefined) await mkdir(options.profileDir, { recursive: true });
-      return new BenchEnv({ plane, moto, aws, api, watch }, operator.kubeconfigPath, options);
+      return new BenchEnv({ plane, moto, aws, api, watch }, operator, options);
     } catch (err) {
       await watch?.stop();
       api?.close();
@@ -111,7 +123,7 @@ export class BenchEnv {
     }
   }
 
-  async startOperator(): Promise<RunningOperator> {
+  async startOperator(start: OperatorStart = {}): Promise<RunningOperator> {
     const [metricsPort, healthPort] = [await freePort(), await freePort()];
     const profileDir = this.options.profileDir;
     const nodeOptions = [
@@ -126,7 +138,7 @@ export class BenchEnv {
     const spawnedAt = performance.now();
     const proc = await startOperatorProcess({
       entry: this.options.operatorEntry,
-      kubeconfigPath: this.#operatorKubeconfigPath,
+      kubeconfigPath: start.kubeconfigPath ?? this.#operatorKubeconfigPath,
       env,
       args: [
         "--operator-namespace",
@@ -137,7 +149,9 @@ export class BenchEnv {
         "eu-west-1",
         "--aws-endpoint-url",
         this.aws.endpoint,
-        "--leader-elect=false",
+        ...(start.leaseName === undefined
+          ? ["--leader-elect=false"]
+          : ["--leader-elect=true", "--lease-name", start.leaseName]),
         "--metrics-addr",
         `127.0.0.1:${metricsPort}`,
         "--health-addr",

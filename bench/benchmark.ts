@@ -2,12 +2,11 @@
 // its baseline) runs at every count, the other scenarios at the largest: idle right after
 // converging, refresh, new namespaces, then start-up and memory with fresh operator processes.
 import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/paths.ts";
 import { BenchEnv, type RunningOperator } from "./bench-env.ts";
 import { benchNamespaces } from "./load.ts";
-import { checkTargets, type BenchResults, type ConvergeResult } from "./results.ts";
+import { checkTargets, runInfo, type BenchResults, type ConvergeResult } from "./results.ts";
 import { percentile } from "./stats.ts";
 import {
   addUnmanagedSecrets,
@@ -55,7 +54,7 @@ export interface BenchmarkOptions {
 }
 
 /** The Kubernetes version the harness builds, when the binary does not report one (built without ldflags). */
-function harnessKubernetesVersion(reported: string): string {
+export function harnessKubernetesVersion(reported: string): string {
   if (!reported.startsWith("v0.0.0")) return reported;
   const goMod = readFileSync(join(repoRoot, "tools", "controlplane", "go.mod"), "utf8");
   return /^\s*k8s\.io\/kubernetes\s+(v\S+)/m.exec(goMod)?.[1] ?? reported;
@@ -245,16 +244,7 @@ export async function runBenchmark(options: BenchmarkOptions, log: Log): Promise
   if (scale === undefined) throw new Error("the scenarios at the largest N did not run");
   const { startup, withUnmanaged } = scale;
   const partial: Omit<BenchResults, "targets"> = {
-    date: new Date().toISOString(),
-    kubernetes,
-    cpus: availableParallelism(),
-    node: process.version,
-    command: options.command,
-    operator_entry: options.operatorEntry,
-    ...(options.operatorNodeOptions === undefined
-      ? {}
-      : { operator_node_options: options.operatorNodeOptions }),
-    ...(options.note === undefined ? {} : { note: options.note }),
+    ...runInfo(kubernetes, options),
     converge,
     new_namespace: { namespaces: scale.namespaces, ...scale.fresh },
     refresh: { namespaces: scale.namespaces, ...scale.refresh },

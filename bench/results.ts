@@ -1,9 +1,11 @@
 // The benchmark's results: the JSON shape of issue 7 (plus a few fields that explain the figures),
 // the targets checked against it, and the files written to bench/results/.
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { convergeChartSvg } from "./chart.ts";
+import { listLoadSection, readListLoadResult, type ListLoadResult } from "./list-load.ts";
 import { raceSection, type RaceResults } from "./race-results.ts";
 
 export interface ConvergeResult {
@@ -78,7 +80,8 @@ export interface TargetCheck {
   met: boolean;
 }
 
-export interface BenchResults {
+/** Where and how a benchmark ran, recorded with its figures. */
+export interface RunInfo {
   date: string;
   kubernetes: string;
   cpus: number;
@@ -88,6 +91,32 @@ export interface BenchResults {
   operator_entry?: "build" | "source";
   operator_node_options?: string;
   note?: string;
+}
+
+export function runInfo(
+  kubernetes: string,
+  options: {
+    command: string;
+    operatorEntry: "build" | "source";
+    operatorNodeOptions?: string;
+    note?: string;
+  },
+): RunInfo {
+  return {
+    date: new Date().toISOString(),
+    kubernetes,
+    cpus: availableParallelism(),
+    node: process.version,
+    command: options.command,
+    operator_entry: options.operatorEntry,
+    ...(options.operatorNodeOptions === undefined
+      ? {}
+      : { operator_node_options: options.operatorNodeOptions }),
+    ...(options.note === undefined ? {} : { note: options.note }),
+  };
+}
+
+export interface BenchResults extends RunInfo {
   converge: ConvergeResult[];
   new_namespace: NewNamespaceResult;
   refresh: RefreshResult;
@@ -155,7 +184,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
-export function renderReadme(results: BenchResults, race?: RaceResults): string {
+export function renderReadme(results: BenchResults, race?: RaceResults, listLoad?: ListLoadResult): string {
   const converge = table(
     [
       "N namespaces",
@@ -269,6 +298,7 @@ utime + stime from \`/proc/<pid>/stat\`; memory is \`VmRSS\` (median over a sett
 
 ${targets}
 
+${listLoadSection(listLoad)}
 ${raceSection(race)}`;
 }
 
@@ -281,20 +311,31 @@ export async function writeResults(dir: string, results: BenchResults): Promise<
     [join(dir, "latest.json"), json],
     [join(dir, `${day}.json`), json],
     [join(dir, "converge.svg"), convergeChartSvg(results.converge)],
-    [join(dir, "README.md"), renderReadme(results, await readRaceResults(dir))],
+    [
+      join(dir, "README.md"),
+      renderReadme(results, await readRaceResults(dir), await readListLoadResult(dir)),
+    ],
   ] as const;
   for (const [path, text] of files) await writeFile(path, text);
   return files.map(([path]) => path);
 }
 
-/** race.json in `dir`, written by bench/race.ts, if there is one. */
-export async function readRaceResults(dir: string): Promise<RaceResults | undefined> {
-  const path = join(dir, "race.json");
-  return existsSync(path) ? (JSON.parse(await readFile(path, "utf8")) as RaceResults) : undefined;
+/** A results file in `dir`, if that part of the benchmark ran there. */
+export async function readResultFile<T>(dir: string, name: string): Promise<T | undefined> {
+  const path = join(dir, name);
+  return existsSync(path) ? (JSON.parse(await readFile(path, "utf8")) as T) : undefined;
 }
 
-/** Rewrites README.md from latest.json and race.json, after the race benchmark wrote the latter. */
+/** race.json in `dir`, written by bench/race.ts, if there is one. */
+export function readRaceResults(dir: string): Promise<RaceResults | undefined> {
+  return readResultFile<RaceResults>(dir, "race.json");
+}
+
+/** Rewrites README.md from latest.json, race.json and list-load.json, after one of the latter was written. */
 export async function rewriteReadme(dir: string): Promise<void> {
   const results = JSON.parse(await readFile(join(dir, "latest.json"), "utf8")) as BenchResults;
-  await writeFile(join(dir, "README.md"), renderReadme(results, await readRaceResults(dir)));
+  await writeFile(
+    join(dir, "README.md"),
+    renderReadme(results, await readRaceResults(dir), await readListLoadResult(dir)),
+  );
 }

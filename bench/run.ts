@@ -1,12 +1,16 @@
-// npm run bench [-- options]: the cluster-scale benchmarks of issue 7 against a local control plane
-// and moto. Writes bench/results/ (latest.json, a dated copy, README.md, converge.svg); --quick runs
-// N=100 with short waits and prints the results without writing them unless --out is given.
+// npm run bench [-- options]: the cluster-scale benchmarks of issue 7, and the list load of issue 14,
+// against a local control plane and moto. Writes bench/results/ (latest.json, a dated copy,
+// README.md, converge.svg, list-load.json, list-load.md); --quick runs N=100 with short waits and
+// prints the results without writing them unless --out is given; --only list-load runs that scenario
+// alone and writes only its files.
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/paths.ts";
-import { runBenchmark, type BenchmarkOptions } from "./benchmark.ts";
-import { writeResults } from "./results.ts";
+import { harnessKubernetesVersion, runBenchmark, type BenchmarkOptions } from "./benchmark.ts";
+import { runListLoad, writeListLoad, type ListLoadOptions } from "./list-load.ts";
+import { rewriteReadme, writeResults, type TargetCheck } from "./results.ts";
 
 const usage = `usage: npm run bench -- [options]
   --namespaces <list>         namespace counts for cold converge (default 100,1000,5000)
@@ -17,7 +21,13 @@ const usage = `usage: npm run bench -- [options]
   --settle-seconds <s>        RSS sampling window after each start-up (default 20)
   --write-concurrency <n>     operator --write-concurrency and baseline concurrency (default 32)
   --create-concurrency <n>    driver requests in flight for bulk set-up (default 48)
-  --quick                     N=100, 1 round, 20 new namespaces, 15 s idle, 400 unmanaged Secrets, 3 s settle
+  --only <scenario>           run one part alone: list-load (writes list-load.json and list-load.md only)
+  --list-load-namespaces <n>  namespaces of the list-load scenario (default 5000)
+  --list-load-service-accounts <n>
+                              ServiceAccounts in all, spread over those namespaces (default 20000)
+  --list-load-seconds <s>     quiet window of the list-load scenario, per-hour figures from it (default 900)
+  --quick                     N=100, 1 round, 20 new namespaces, 15 s idle, 400 unmanaged Secrets, 3 s settle;
+                              list load at 100 namespaces, 400 ServiceAccounts, 60 s
   --out <dir>                 where results go (default bench/results; none with --quick)
   --profile <dir>             operator CPU profiles and heap snapshots into <dir>
   --operator-from-source      run src/main.ts instead of the compiled build the image ships
@@ -37,7 +47,14 @@ function shellQuoted(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'"'"'`)}'`;
 }
 
-function parseOptions(argv: string[]): { options: BenchmarkOptions; out: string | undefined } {
+interface ParsedOptions {
+  options: BenchmarkOptions;
+  listLoad: ListLoadOptions;
+  only: "list-load" | undefined;
+  out: string | undefined;
+}
+
+function parseOptions(argv: string[]): ParsedOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -49,6 +66,10 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; out: string 
       "settle-seconds": { type: "string" },
       "write-concurrency": { type: "string" },
       "create-concurrency": { type: "string" },
+      only: { type: "string" },
+      "list-load-namespaces": { type: "string" },
+      "list-load-service-accounts": { type: "string" },
+      "list-load-seconds": { type: "string" },
       quick: { type: "boolean", default: false },
       out: { type: "string" },
       profile: { type: "string" },
@@ -82,8 +103,27 @@ function parseOptions(argv: string[]): { options: BenchmarkOptions; out: string 
     command: ["npm run bench", ...(argv.length > 0 ? ["--", ...argv.map(shellQuoted)] : [])].join(" "),
     note: values.note,
   };
+  if (values.only !== undefined && values.only !== "list-load") {
+    throw new Error(`--only takes list-load, got ${values.only}`);
+  }
+  const listLoad: ListLoadOptions = {
+    namespaces: positive("list-load-namespaces", values["list-load-namespaces"], quick ? 100 : 5000),
+    serviceAccounts: positive(
+      "list-load-service-accounts",
+      values["list-load-service-accounts"],
+      quick ? 400 : 20_000,
+    ),
+    windowSeconds: positive("list-load-seconds", values["list-load-seconds"], quick ? 60 : 900),
+    createConcurrency: options.createConcurrency,
+    writeConcurrency: options.writeConcurrency,
+    operatorEntry: options.operatorEntry,
+    operatorNodeOptions: options.operatorNodeOptions,
+    kubernetesVersion: harnessKubernetesVersion,
+    command: options.command,
+    note: options.note,
+  };
   const out = values.out ?? (quick ? undefined : join(repoRoot, "bench", "results"));
-  return { options, out };
+  return { options, listLoad, only: values.only === undefined ? undefined : "list-load", out };
 }
 
 const startedAt = Date.now();
@@ -110,13 +150,28 @@ if (parsed.options.operatorEntry === "build") {
     },
   );
 }
-const results = await runBenchmark(parsed.options, log);
-console.log(JSON.stringify(results, null, 2));
+const targets: TargetCheck[] = [];
+if (parsed.only === undefined) {
+  const results = await runBenchmark(parsed.options, log);
+  console.log(JSON.stringify(results, null, 2));
+  if (parsed.out !== undefined) {
+    const files = await writeResults(parsed.out, results);
+    log(`wrote ${files.join(", ")}`);
+  }
+  targets.push(...results.targets);
+}
+const listLoad = await runListLoad(parsed.listLoad, log);
+console.log(JSON.stringify(listLoad, null, 2));
 if (parsed.out !== undefined) {
-  const files = await writeResults(parsed.out, results);
+  const files = await writeListLoad(parsed.out, listLoad);
+  if (existsSync(join(parsed.out, "latest.json"))) {
+    await rewriteReadme(parsed.out);
+    files.push(join(parsed.out, "README.md"));
+  }
   log(`wrote ${files.join(", ")}`);
 }
-const missed = results.targets.filter((t) => !t.met);
+targets.push(...listLoad.targets);
+const missed = targets.filter((t) => !t.met);
 log(
   missed.length === 0
     ? "all targets met"
