@@ -86,6 +86,9 @@ export interface LogRecord {
   health?: string;
   informer?: string;
   reason?: string;
+  /** The CR a reconcile line is about, and how often it has been retried. */
+  cr?: string;
+  retries?: number;
 }
 
 /** The JSON lines of an operator's output; anything else (a Node warning on stderr) is skipped. */

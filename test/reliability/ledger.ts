@@ -11,6 +11,18 @@ function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): strin
   return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;
 }
 
+/** The registry hosts a pull Secret holds credentials for; none when its content is unreadable. */
+export function registryHosts(secret: V1Secret): string[] {
+  const encoded = secret.data?.[".dockerconfigjson"] ?? "";
+  try {
+    const parsed = JSON.parse(Buffer.from(encoded, "base64").toString()) as { auths?: object } | null;
+    return Object.keys(parsed?.auths ?? {});
+  } catch (err) {
+    if (err instanceof SyntaxError) return [];
+    throw err;
+  }
+}
+
 /** Why a pull Secret's content is unusable, or undefined when it holds credentials for every host. */
 export function emptiness(secret: V1Secret): string | undefined {
   const encoded = secret.data?.[".dockerconfigjson"];
@@ -42,6 +54,8 @@ export class SecretLedger {
   readonly ownerChanges: { key: string; from: string; to: string; at: number }[] = [];
   /** MODIFIED events per Secret key. */
   readonly modifications = new Map<string, number>();
+  /** Registry entries that an update took out of a Secret, as "namespace/name host". */
+  readonly droppedEntries: string[] = [];
   readonly #firstUid = new Map<string, string>();
   readonly #informer: Informer<V1Secret>;
   readonly #secretName: string | undefined;
@@ -68,6 +82,10 @@ export class SecretLedger {
         const from = old.metadata?.labels?.[OWNER_LABEL] ?? "";
         const to = s.metadata?.labels?.[OWNER_LABEL] ?? "";
         if (from !== to) this.ownerChanges.push({ key, from, to, at: Date.now() });
+        const hosts = registryHosts(s);
+        for (const host of registryHosts(old)) {
+          if (!hosts.includes(host)) this.droppedEntries.push(`${key} ${host}`);
+        }
         this.#seen(s);
       },
       onDelete: (s) => {
