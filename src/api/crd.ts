@@ -250,6 +250,19 @@ export const specSchema = {
   },
 } as const satisfies JSONSchemaProps;
 
+/** A machine-readable reason, as metav1.Condition's; conditions, failures and registry errors share it. */
+const reasonSchema = {
+  type: "string",
+  minLength: 1,
+  maxLength: 1024,
+  pattern: patterns.conditionReason,
+} as const satisfies JSONSchemaProps;
+
+const failureMessageSchema = {
+  type: "string",
+  maxLength: limits.failureMessageLength,
+} as const satisfies JSONSchemaProps;
+
 export const conditionSchema = {
   type: "object",
   description: "A metav1.Condition: Ready, TokenValid and others.",
@@ -259,7 +272,7 @@ export const conditionSchema = {
     status: { type: "string", enum: ["True", "False", "Unknown"] },
     observedGeneration: { type: "integer", format: "int64", minimum: 0 },
     lastTransitionTime: { type: "string", format: "date-time" },
-    reason: { type: "string", minLength: 1, maxLength: 1024, pattern: patterns.conditionReason },
+    reason: reasonSchema,
     message: { type: "string", maxLength: 32768 },
   },
 } as const satisfies JSONSchemaProps;
@@ -270,8 +283,8 @@ export const namespaceFailureSchema = {
   required: ["namespace", "reason", "message"],
   properties: {
     namespace: { type: "string", maxLength: 63, pattern: patterns.dns1123Label },
-    reason: { type: "string", minLength: 1, maxLength: 1024, pattern: patterns.conditionReason },
-    message: { type: "string", maxLength: limits.failureMessageLength },
+    reason: reasonSchema,
+    message: failureMessageSchema,
   },
 } as const satisfies JSONSchemaProps;
 
@@ -281,8 +294,8 @@ export const registryErrorSchema = {
     "Why refreshing this host's token fails, as the Ready condition would say it; never a secret value.",
   required: ["reason", "message"],
   properties: {
-    reason: { type: "string", minLength: 1, maxLength: 1024, pattern: patterns.conditionReason },
-    message: { type: "string", maxLength: limits.failureMessageLength },
+    reason: reasonSchema,
+    message: failureMessageSchema,
   },
 } as const satisfies JSONSchemaProps;
 

@@ -232,12 +232,18 @@ describe("tokens that fail and recover per registry", () => {
     assert.ok(whole.minted);
   });
 
+  /** Mints everything, then refreshes 7 h later with us-east-1 failing. */
+  async function usEastFailsOnRefresh() {
+    const fixture = setup();
+    const first = await fixture.content.contentFor(cr, multi(), undefined);
+    fixture.failing.set("us-east-1", serverError());
+    fixture.clock.advance(7 * hour);
+    const result = await fixture.content.contentFor(cr, multi(), first.content);
+    return { ...fixture, first, result };
+  }
+
   it("keeps a failing region's last good entry while it is valid and refreshes the others", async () => {
-    const { clock, failing, content } = setup();
-    const first = await content.contentFor(cr, multi(), undefined);
-    failing.set("us-east-1", serverError());
-    clock.advance(7 * hour);
-    const result = await content.contentFor(cr, multi(), first.content);
+    const { first, result } = await usEastFailsOnRefresh();
     const before = auths(first.content);
     const after = auths(result.content);
     assert.equal(after[hosts.usEast], before[hosts.usEast], "the failing region keeps its entry");
@@ -254,11 +260,7 @@ describe("tokens that fail and recover per registry", () => {
   });
 
   it("removes only the failing registry's entry once its token has expired", async () => {
-    const { clock, failing, content } = setup();
-    const first = await content.contentFor(cr, multi(), undefined);
-    failing.set("us-east-1", serverError());
-    clock.advance(7 * hour);
-    const kept = await content.contentFor(cr, multi(), first.content);
+    const { clock, content, result: kept } = await usEastFailsOnRefresh();
     clock.advance(6 * hour);
     const expired = await content.contentFor(cr, multi(), kept.content);
     assert.deepEqual(
