@@ -21,14 +21,13 @@ import {
   type ECRPullSecretSpec,
 } from "../src/api/types.ts";
 import { OWNER_LABEL } from "../src/controller/labels.ts";
-import { startControlPlane, type ControlPlane } from "../test/harness/controlplane.ts";
 import { startEcrPublicStandIn } from "../test/harness/ecr-public-standin.ts";
-import { createMotoCredentials, startMoto, type Moto } from "../test/harness/moto.ts";
+import { createMotoCredentials } from "../test/harness/moto.ts";
 import { nodeUnavailableReason } from "../test/harness/node.ts";
 import {
   appRepository,
   ecrHosts,
-  startNodeEnv,
+  startLocalCluster,
   waitForPod,
   waitingReasons,
   type NodeEnv,
@@ -99,18 +98,13 @@ function table(rows: string[][]): string {
 }
 
 const nodeProblem = nodeUnavailableReason();
-let nodeEnv: NodeEnv | undefined;
-let plane: ControlPlane;
-let moto: Moto;
-if (nodeProblem === undefined) {
-  say("Starting a local Kubernetes control plane, a real node, a registry posing as ECR and moto as AWS ...");
-  nodeEnv = await startNodeEnv({ crds: [ecrPullSecretCrd] });
-  ({ plane, moto } = nodeEnv);
-} else {
-  say("Starting a local Kubernetes control plane and moto as the AWS stand-in ...");
-  plane = await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] });
-  moto = await startMoto();
-}
+say(
+  nodeProblem === undefined
+    ? "Starting a local Kubernetes control plane, a real node, a registry posing as ECR and moto as AWS ..."
+    : "Starting a local Kubernetes control plane and moto as the AWS stand-in ...",
+);
+const cluster = await startLocalCluster(nodeProblem === undefined, [ecrPullSecretCrd]);
+const { plane, moto, nodeEnv } = cluster;
 // moto has no ECR Public: the operator reaches the stand-in through --aws-endpoint-url-ecr-public.
 const ecrPublic = await startEcrPublicStandIn();
 const core = plane.kubeConfig.makeApiClient(CoreV1Api);
@@ -121,12 +115,7 @@ let operator: Awaited<ReturnType<typeof startOperatorProcess>> | undefined;
 async function stopAll(): Promise<void> {
   await operator?.stop();
   await ecrPublic.stop();
-  if (nodeEnv !== undefined) {
-    await nodeEnv.stop();
-  } else {
-    await moto.stop();
-    await plane.stop();
-  }
+  await cluster.stop();
 }
 
 async function kubectl(kubeconfigPath: string, args: readonly string[]): Promise<string> {

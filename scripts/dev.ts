@@ -11,11 +11,9 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { ecrPullSecretCrd } from "../src/api/crd.ts";
-import { startControlPlane } from "../test/harness/controlplane.ts";
 import { ecrPublicTarget, startEcrPublicStandIn } from "../test/harness/ecr-public-standin.ts";
-import { startMoto } from "../test/harness/moto.ts";
 import { podSubnet } from "../test/harness/node.ts";
-import { appRepository, ecrHosts, startNodeEnv } from "../test/harness/node-env.ts";
+import { appRepository, ecrHosts, startLocalCluster } from "../test/harness/node-env.ts";
 import { repoRoot } from "../test/harness/paths.ts";
 
 const devDir = join(repoRoot, ".dev");
@@ -63,21 +61,14 @@ async function up(): Promise<void> {
 
 async function serve(): Promise<void> {
   const withNode = process.argv.includes("--node");
-  const nodeEnv = withNode ? await startNodeEnv({ crds: [ecrPullSecretCrd] }) : undefined;
-  const plane =
-    nodeEnv?.plane ?? (await startControlPlane({ controllerManager: true, crds: [ecrPullSecretCrd] }));
-  const moto = nodeEnv?.moto ?? (await startMoto());
+  const cluster = await startLocalCluster(withNode, [ecrPullSecretCrd]);
+  const { plane, moto, nodeEnv } = cluster;
   const ecrPublic = await startEcrPublicStandIn();
   // Pods reach AWS through the node's proxy; it hands ECR Public calls to the stand-in.
   nodeEnv?.aws.routeTarget(ecrPublicTarget, ecrPublic.endpoint);
   const stop = async (): Promise<void> => {
     await ecrPublic.stop();
-    if (nodeEnv !== undefined) {
-      await nodeEnv.stop();
-    } else {
-      await moto.stop();
-      await plane.stop();
-    }
+    await cluster.stop();
     await rm(pidFile, { force: true });
     await rm(readyFile, { force: true });
     process.exit(0);

@@ -231,3 +231,33 @@ export async function waitForPod(
     { timeoutMs: 120_000, intervalMs: 250, message: `Pod ${namespace}/${name}`, ...options },
   );
 }
+
+export interface LocalCluster {
+  plane: ControlPlane;
+  moto: Moto;
+  /** The node and everything around it, when one was asked for. */
+  nodeEnv: NodeEnv | undefined;
+  stop(): Promise<void>;
+}
+
+/** The demo's and the local environment's cluster: with a real node, or a control plane and moto only. */
+export async function startLocalCluster(withNode: boolean, crds: object[]): Promise<LocalCluster> {
+  if (withNode) {
+    const nodeEnv = await startNodeEnv({ crds });
+    return { plane: nodeEnv.plane, moto: nodeEnv.moto, nodeEnv, stop: () => nodeEnv.stop() };
+  }
+  const plane = await startControlPlane({ controllerManager: true, crds });
+  const moto = await startMoto().catch(async (err: unknown) => {
+    await plane.stop();
+    throw err;
+  });
+  return {
+    plane,
+    moto,
+    nodeEnv: undefined,
+    stop: async () => {
+      await moto.stop();
+      await plane.stop();
+    },
+  };
+}
