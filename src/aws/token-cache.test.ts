@@ -6,7 +6,7 @@ import { staticSource } from "./credentials.ts";
 import type { CredentialSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
 import type { EcrToken } from "./token.ts";
-import { minRefreshDelayMs, TokenCache } from "./token-cache.ts";
+import { minRefreshDelayMs, targetKey, TokenCache } from "./token-cache.ts";
 import type { MintResult, TokenTarget } from "./token-cache.ts";
 
 const hour = 3_600_000;
@@ -267,5 +267,17 @@ describe("TokenCache refresh schedule across restarts", () => {
     assert.equal(restarted.refreshAt(adopted), first.refreshAt(token));
     const other = { ...token, password: "another" };
     assert.notEqual(first.refreshAt(other), first.refreshAt(token), "other tokens get their own jitter");
+  });
+});
+
+describe("targetKey", () => {
+  it("keys targets by kind and region", () => {
+    assert.equal(targetKey(euWest1), "private:eu-west-1");
+    assert.equal(targetKey({ kind: "public", region: "us-east-1" }), "public:us-east-1");
+    assert.equal(targetKey({ ...usEast1, fips: true }), "private-fips:us-east-1");
+  });
+
+  it("gives every ECR Public target one key, since its tokens come from us-east-1 only", () => {
+    assert.equal(targetKey({ kind: "public", region: "eu-west-1", fips: true }), "public:us-east-1");
   });
 });

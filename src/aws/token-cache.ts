@@ -16,6 +16,13 @@ export interface TokenTarget {
   readonly fips?: boolean;
 }
 
+/** Tells targets apart: kind, FIPS and region (ECR Public tokens come from us-east-1 whatever is given). */
+export function targetKey(target: TokenTarget): string {
+  const region = target.kind === "public" ? ecrPublicRegion : target.region;
+  const fips = target.kind === "private" && target.fips === true ? "-fips" : "";
+  return `${target.kind}${fips}:${region}`;
+}
+
 export type MintToken = (source: CredentialSource, target: TokenTarget) => Promise<EcrToken>;
 
 export type MintResult = "success" | "error";
@@ -168,9 +175,7 @@ function tokenFraction(token: EcrToken): number {
 }
 
 function cacheKey(source: CredentialSource, target: TokenTarget): string {
-  const region = target.kind === "public" ? ecrPublicRegion : target.region;
-  const fips = target.kind === "private" && target.fips === true ? "-fips" : "";
-  return `${source.key}|${target.kind}${fips}|${region}`;
+  return `${source.key}|${targetKey(target)}`;
 }
 
 export interface EcrTokenCacheOptions {

@@ -6,13 +6,13 @@ import { createHash } from "node:crypto";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
 import { AwsError, classifyAwsError } from "../aws/errors.ts";
-import type { TokenCache } from "../aws/token-cache.ts";
+import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../kube/clock.ts";
 import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./dockerconfig.ts";
 import type { SecretContent } from "./desired.ts";
 import type { ContentResult, ContentSource } from "./reconciler.ts";
-import { targetKey, type RegistryBinding, type ResolvedSpec, type TokenTarget } from "./spec.ts";
+import type { RegistryBinding, ResolvedSpec } from "./spec.ts";
 import { isoSeconds, type RegistryState, type TokenProblem } from "./status.ts";
 
 /** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */

@@ -3,8 +3,9 @@ import { describe, it } from "node:test";
 
 import { API_VERSION, KIND } from "../api/types.ts";
 import type { ECRPullSecret, ECRPullSecretSpec } from "../api/types.ts";
-import { isSpecProblem, resolveSpec, targetKey } from "./spec.ts";
-import type { RegistryBinding, ResolvedSpec, SpecContext, SpecProblem, TokenTarget } from "./spec.ts";
+import type { TokenTarget } from "../aws/token-cache.ts";
+import { isSpecProblem, resolveSpec } from "./spec.ts";
+import type { RegistryBinding, ResolvedSpec, SpecContext, SpecProblem } from "./spec.ts";
 
 const context: SpecContext = { defaultRegion: "eu-west-1", trustedNamespaces: new Set(["ecr-system"]) };
 
@@ -213,12 +214,6 @@ describe("resolveSpec", () => {
         result.message,
         /^spec\.registries: registry host "registry\.example\.org" is not an ECR registry/,
       );
-    });
-
-    it("keys targets by kind and region", () => {
-      assert.equal(targetKey(privateIn("eu-west-1")), "private:eu-west-1");
-      assert.equal(targetKey(publicTarget), "public:us-east-1");
-      assert.equal(targetKey({ ...privateIn("us-east-1"), fips: true }), "private-fips:us-east-1");
     });
   });
 

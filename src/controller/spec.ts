@@ -6,13 +6,7 @@ import { isInvalidInput } from "../api/invalid-input.ts";
 import { compileNamespaceMatcher, type NamespaceMatcher } from "../api/namespace-match.ts";
 import { parseRegistryHost } from "../api/registry-host.ts";
 import { DEFAULT_SERVICE_ACCOUNTS, type AssumeRole, type ECRPullSecret } from "../api/types.ts";
-
-export interface TokenTarget {
-  kind: "private" | "public";
-  region: string;
-  /** Mint through ECR's FIPS endpoint: set for dkr.ecr-fips hosts only. */
-  fips?: true;
-}
+import { targetKey, type TokenTarget } from "../aws/token-cache.ts";
 
 /** A registry host and the token it takes; `host` undefined means "the token's own endpoint". */
 export interface RegistryBinding {
@@ -47,10 +41,6 @@ export interface SpecContext {
   defaultRegion: string | undefined;
   /** Namespaces a CR may take credentials from. */
   trustedNamespaces: ReadonlySet<string>;
-}
-
-export function targetKey(target: TokenTarget): string {
-  return `${target.kind}${target.fips === true ? "-fips" : ""}:${target.region}`;
 }
 
 export function resolveSpec(cr: ECRPullSecret, context: SpecContext): ResolvedSpec | SpecProblem {
