@@ -8,6 +8,7 @@ import { fromNodeProviderChain, fromTemporaryCredentials } from "@aws-sdk/creden
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 
 import { invalidInput } from "../api/invalid-input.ts";
+import type { AssumeRole } from "../api/types.ts";
 import type { InvalidInput } from "../api/invalid-input.ts";
 import { systemClock } from "../kube/clock.ts";
 import type { Clock } from "../kube/clock.ts";
@@ -25,13 +26,6 @@ export interface StaticCredentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken?: string;
-}
-
-export interface AssumeRoleSpec {
-  readonly roleArn: string;
-  readonly externalId?: string;
-  readonly sessionName?: string;
-  readonly durationSeconds?: number;
 }
 
 export interface StsClientOptions {
@@ -81,7 +75,7 @@ export function staticSource(credentials: StaticCredentials): CredentialSource {
  */
 export function assumeRoleSource(
   base: CredentialSource,
-  role: AssumeRoleSpec,
+  role: AssumeRole,
   options: StsClientOptions,
 ): CredentialSource {
   const timeout = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
