@@ -3,7 +3,6 @@
 // whose refresh fails keeps its last good entry while that is valid and loses it once it expires, a
 // host that never had a token is left out, and the other hosts are refreshed as usual.
 import { createHash } from "node:crypto";
-import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
 import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
@@ -19,7 +18,7 @@ import { isoSeconds, type RegistryState, type TokenProblem } from "./status.ts";
 export interface CredentialResolver {
   /** Waits (briefly) until what `resolve` needs for this spec has been read. */
   prepare?(spec: ResolvedSpec): Promise<void>;
-  resolve(cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem;
+  resolve(spec: ResolvedSpec): CredentialSource | TokenProblem;
 }
 
 function endpointHost(token: EcrToken): string | undefined {
@@ -263,9 +262,9 @@ export function createTokenContentSource({
   }
 
   return {
-    async contentFor(cr, spec, existing): Promise<ContentResult> {
+    async contentFor(_cr, spec, existing): Promise<ContentResult> {
       await credentials.prepare?.(spec);
-      const source = credentials.resolve(cr, spec);
+      const source = credentials.resolve(spec);
       const written =
         existing === undefined ? new Map<string, EcrToken>() : tokensFromContent(spec, existing);
       if ("reason" in source) {

@@ -3,7 +3,6 @@
 // Credential Secrets are watched one by one (by name), so a rotation takes effect at once and
 // the operator never lists Secrets it does not need.
 import type { V1Secret } from "@kubernetes/client-node";
-import type { ECRPullSecret } from "../api/types.ts";
 import {
   assumeRoleSource,
   parseCredentialsSecret,
@@ -59,7 +58,7 @@ export class CredentialStore implements CredentialResolver {
     }
   }
 
-  resolve(_cr: ECRPullSecret, spec: ResolvedSpec): CredentialSource | TokenProblem {
+  resolve(spec: ResolvedSpec): CredentialSource | TokenProblem {
     const ref = spec.credentials.kind === "secret" ? spec.credentials : this.options.defaultSecret;
     const base = ref === undefined ? (this.chain ??= this.options.defaultChain()) : this.fromSecret(ref);
     if ("reason" in base) {
