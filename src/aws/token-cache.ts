@@ -5,8 +5,8 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../kube/clock.ts";
 import type { CredentialSource } from "./credentials.ts";
-import { EcrClientPool, ecrPublicRegion, mintPrivateToken, mintPublicToken } from "./token.ts";
-import type { EcrToken, TokenKind } from "./token.ts";
+import { ecrPublicRegion, mintPrivateToken, mintPublicToken } from "./token.ts";
+import type { EcrClientPool, EcrToken, TokenKind } from "./token.ts";
 
 export interface TokenTarget {
   readonly kind: TokenKind;
@@ -180,6 +180,8 @@ function cacheKey(source: CredentialSource, target: TokenTarget): string {
 
 export interface EcrTokenCacheOptions {
   readonly clock: Clock;
+  /** The SDK clients to mint with; the cache closes those of credentials it invalidates. */
+  readonly clients: EcrClientPool;
   /** The ECR and ECR Public API endpoints, e.g. Config.awsEndpoints; left out: the SDK's default. */
   readonly endpoints?: { readonly ecr?: string | undefined; readonly ecrPublic?: string | undefined };
   readonly requestTimeoutMs?: number;
@@ -187,10 +189,9 @@ export interface EcrTokenCacheOptions {
   readonly onMint?: TokenCacheOptions["onMint"];
 }
 
-/** A TokenCache that mints with ECR and ECR Public and owns the SDK clients it mints with. */
+/** A TokenCache that mints with ECR and ECR Public through the given SDK clients. */
 export function createTokenCache(options: EcrTokenCacheOptions): TokenCache {
-  const clients = new EcrClientPool();
-  const { clock, requestTimeoutMs } = options;
+  const { clock, clients, requestTimeoutMs } = options;
   return new TokenCache({
     clock,
     random: options.random,

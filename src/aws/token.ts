@@ -43,8 +43,8 @@ export interface MintOptions {
   readonly fips?: boolean;
   /** Bounds each HTTP request (connect and response); defaults to 10 s. */
   readonly requestTimeoutMs?: number;
-  /** SDK clients to reuse; defaults to one pool shared by the process. */
-  readonly clients?: EcrClientPool;
+  /** The SDK clients to mint with, reused across mints. */
+  readonly clients: EcrClientPool;
 }
 
 export const ecrPublicRegion = "us-east-1";
@@ -80,7 +80,7 @@ export async function mintPrivateToken(
       message: `${context}: "${region}" is not an AWS region name`,
     });
   }
-  const client = (options.clients ?? sharedClients).privateClient(source, region, settingsOf(options));
+  const client = options.clients.privateClient(source, region, settingsOf(options));
   const mintedAt = options.clock.now();
   let data: AuthorizationData | undefined;
   try {
@@ -97,7 +97,7 @@ export async function mintPrivateToken(
 /** A token for public.ecr.aws; needs ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken. */
 export async function mintPublicToken(source: CredentialSource, options: MintOptions): Promise<EcrToken> {
   const context = `ECR Public GetAuthorizationToken with ${source.description}`;
-  const client = (options.clients ?? sharedClients).publicClient(source, settingsOf(options));
+  const client = options.clients.publicClient(source, settingsOf(options));
   const mintedAt = options.clock.now();
   let data: PublicAuthorizationData | undefined;
   try {
@@ -240,8 +240,6 @@ export class EcrClientPool {
     this.forget("");
   }
 }
-
-const sharedClients = new EcrClientPool();
 
 function clientConfig(source: CredentialSource, region: string, settings: ClientSettings) {
   const timeout = settings.requestTimeoutMs;

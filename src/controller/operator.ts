@@ -4,6 +4,7 @@ import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "
 import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
 import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
+import { EcrClientPool } from "../aws/token.ts";
 import type { Config } from "../config.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
@@ -60,6 +61,8 @@ function slim(obj: KubernetesObject): KubernetesObject {
 export class Operator {
   readonly queue: Workqueue;
   readonly tokens: TokenCache;
+  /** The SDK clients every mint goes through, closed when the operator stops. */
+  private readonly awsClients = new EcrClientPool();
   private readonly options: OperatorOptions;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -150,6 +153,7 @@ export class Operator {
     });
     this.tokens = createTokenCache({
       clock: this.clock,
+      clients: this.awsClients,
       endpoints: config.awsEndpoints,
       onMint: (target, result) => {
         metrics?.tokenMints.inc({ result, region: target.region });
@@ -409,6 +413,7 @@ export class Operator {
     // Admission reviews are answered until the end; the informers they read stop after.
     await this.webhook?.stop();
     await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
+    this.awsClients.destroy();
   }
 }
 

@@ -142,8 +142,10 @@ describe("minting ECR tokens against moto", () => {
 
   it("mints once for concurrent callers through the cache that createTokenCache builds", async () => {
     const results: MintResult[] = [];
+    const pool = new EcrClientPool();
     const cache = createTokenCache({
       clock: new ManualClock(Date.now()),
+      clients: pool,
       endpoints: { ecr: moto.endpoint },
       onMint: (_target, result) => results.push(result),
     });
@@ -154,7 +156,7 @@ describe("minting ECR tokens against moto", () => {
     assert.deepEqual(results, ["success"]);
     assert.equal(new Set(tokens).size, 1);
     assert.equal(tokens[0]?.password, `${motoAccount}-auth-token`);
-    cache.invalidate(source.key);
+    pool.destroy();
   });
 
   it("fails with Unavailable within the request timeout when the endpoint never answers", async () => {
