@@ -241,6 +241,48 @@ describe("TokenCache", () => {
     assert.equal(fake.calls.length, 2);
   });
 
+  it("reports an invalidated source to onInvalidate only once its mints under way have settled", async () => {
+    const { fake, cache, invalidated } = setup();
+    const release = fake.hold();
+    const pending = cache.get(source, euWest1);
+    cache.invalidate(source.key);
+    assert.deepEqual(invalidated, [], "its SDK clients are still in use");
+    release();
+    await pending;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(invalidated, [source.key]);
+  });
+
+  it("waits for a failing mint under way before reporting its source invalidated", async () => {
+    const { fake, cache, invalidated } = setup();
+    const release = fake.hold();
+    fake.failNext(new AwsError({ kind: "Unavailable", message: "ECR down" }));
+    const pending = cache.get(source, euWest1);
+    cache.invalidate(source.key);
+    assert.deepEqual(invalidated, []);
+    release();
+    await assert.rejects(pending, { kind: "Unavailable" });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(invalidated, [source.key]);
+  });
+
+  it("keeps waiting while a mint of the invalidated source started meanwhile is under way", async () => {
+    const { fake, cache, invalidated } = setup();
+    const releaseFirst = fake.hold();
+    const first = cache.get(source, euWest1);
+    cache.invalidate(source.key);
+    const releaseSecond = fake.hold();
+    const second = cache.get(source, usEast1);
+    releaseFirst();
+    await first;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(invalidated, [], "the second mint still uses the clients");
+    releaseSecond();
+    await second;
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(invalidated, [source.key]);
+  });
+
   it("reports each mint's target and result to onMint", async () => {
     const { cache, mints } = setup();
     await cache.get(source, euWest1);

@@ -37,7 +37,10 @@ export interface TokenCacheOptions {
   readonly random?: (token: EcrToken) => number;
   /** Called after every mint, for metrics. */
   readonly onMint?: (target: TokenTarget, result: MintResult, durationMs: number) => void;
-  /** Called by invalidate, e.g. to close SDK clients of rotated-away credentials. */
+  /**
+   * Called after invalidate once no mint of those sources is under way any more, e.g. to close the
+   * SDK clients of rotated-away credentials without cutting a request short.
+   */
   readonly onInvalidate?: (sourceKeyPrefix: string) => void;
 }
 
@@ -69,6 +72,8 @@ export class TokenCache {
   readonly #onInvalidate: TokenCacheOptions["onInvalidate"];
   readonly #entries = new Map<string, Entry>();
   readonly #flights = new Map<string, Flight>();
+  /** Every mint under way, also those whose source was invalidated meanwhile. */
+  readonly #minting = new Set<Flight>();
   readonly #jitter = new WeakMap<EcrToken, number>();
 
   constructor(options: TokenCacheOptions) {
@@ -130,7 +135,24 @@ export class TokenCache {
     for (const [key, flight] of this.#flights) {
       if (flight.sourceKey.startsWith(sourceKeyPrefix)) this.#flights.delete(key);
     }
-    this.#onInvalidate?.(sourceKeyPrefix);
+    const onInvalidate = this.#onInvalidate;
+    if (onInvalidate !== undefined) {
+      this.#whenIdle(sourceKeyPrefix, () => {
+        onInvalidate(sourceKeyPrefix);
+      });
+    }
+  }
+
+  /** Runs `then` as soon as no mint of a source whose key starts with the prefix is under way. */
+  #whenIdle(sourceKeyPrefix: string, then: () => void): void {
+    const busy = [...this.#minting].filter((flight) => flight.sourceKey.startsWith(sourceKeyPrefix));
+    if (busy.length === 0) {
+      then();
+      return;
+    }
+    void Promise.allSettled(busy.map((flight) => flight.promise)).then(() => {
+      this.#whenIdle(sourceKeyPrefix, then);
+    });
   }
 
   #mintOnce(key: string, source: CredentialSource, target: TokenTarget): Promise<EcrToken> {
@@ -139,6 +161,7 @@ export class TokenCache {
     const started = this.#clock.now();
     const settle = (result: MintResult): boolean => {
       this.#onMint?.(target, result, this.#clock.now() - started);
+      this.#minting.delete(flight);
       const current = this.#flights.get(key) === flight;
       if (current) this.#flights.delete(key);
       return current;
@@ -155,6 +178,7 @@ export class TokenCache {
     );
     const flight: Flight = { sourceKey: source.key, promise };
     this.#flights.set(key, flight);
+    this.#minting.add(flight);
     return promise;
   }
 

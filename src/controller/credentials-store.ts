@@ -32,12 +32,19 @@ export interface CredentialStoreOptions {
   stsOptions: { endpoint?: string; region: string };
   /** Called when a watched credentials Secret changes. */
   onChange: (ref: SecretRef) => void;
+  /**
+   * Called with the key of an identity no watched Secret holds any more (its keys were rotated or
+   * removed), so that its tokens and SDK clients can go; roles assumed on top share the prefix.
+   */
+  onRetired: (sourceKeyPrefix: string) => void;
 }
 
 export class CredentialStore implements CredentialResolver {
   private readonly options: CredentialStoreOptions;
   private readonly watches = new Map<string, Informer<V1Secret>>();
   private readonly sources = new Map<string, CredentialSource>();
+  /** The identity (source key) each watched Secret holds now, by namespace/name. */
+  private readonly held = new Map<string, string>();
   private chain: CredentialSource | undefined;
 
   constructor(options: CredentialStoreOptions) {
@@ -88,14 +95,35 @@ export class CredentialStore implements CredentialResolver {
         path: `/api/v1/namespaces/${ref.namespace}/secrets`,
         fieldSelector: `metadata.name=${ref.name}`,
       });
-      const changed = (): void => {
+      const changed = (secret: V1Secret | undefined): void => {
+        this.hold(key, secret);
         this.options.onChange(ref);
       };
-      informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
+      informer.addHandlers({
+        onAdd: changed,
+        onUpdate: changed,
+        onDelete: () => {
+          changed(undefined);
+        },
+      });
       informer.start();
       this.watches.set(key, informer);
     }
     return informer;
+  }
+
+  /** Records the identity a Secret holds now, and retires the one it held before once no Secret holds that. */
+  private hold(secretKey: string, secret: V1Secret | undefined): void {
+    const keys = secret === undefined ? undefined : parseCredentialsSecret(secret.data);
+    const identity = keys === undefined || isInvalidInput(keys) ? undefined : staticSource(keys).key;
+    const previous = this.held.get(secretKey);
+    if (identity === undefined) this.held.delete(secretKey);
+    else this.held.set(secretKey, identity);
+    if (previous === undefined || previous === identity || [...this.held.values()].includes(previous)) return;
+    for (const key of this.sources.keys()) {
+      if (key.startsWith(previous)) this.sources.delete(key);
+    }
+    this.options.onRetired(previous);
   }
 
   private fromSecret(ref: SecretRef): CredentialSource | TokenProblem {

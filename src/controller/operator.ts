@@ -150,6 +150,9 @@ export class Operator {
         log.info({ secret: `${ref.namespace}/${ref.name}` }, "credentials Secret changed");
         this.enqueueAll();
       },
+      onRetired: (sourceKeyPrefix) => {
+        this.tokens.invalidate(sourceKeyPrefix);
+      },
     });
     this.tokens = createTokenCache({
       clock: this.clock,

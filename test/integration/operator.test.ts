@@ -1,5 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { staticSource } from "../../src/aws/credentials.ts";
 import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/labels.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import { eventually } from "../harness/wait.ts";
@@ -298,6 +299,12 @@ describe("the operator against a real API server and moto", () => {
         Object.keys(after.auths).map(() => rotatedPassword),
       );
     });
+    const previous = staticSource(motoDefaultCredentials);
+    assert.equal(
+      env.operator?.tokens.peek(previous, { kind: "private", region: "eu-west-1" }),
+      undefined,
+      "the token of the keys rotated away is dropped",
+    );
   });
 
   it("keeps existing Secrets and reports the failure when minting fails", async () => {
