@@ -26,11 +26,11 @@ function version(): string {
   return pkg.version;
 }
 
+/** The flags alone: loadConfig merges the environment and the defaults, which the help names. */
 function addConfigOptions(command: Command): Command {
   for (const spec of Object.values(flags)) {
-    const option = new Option(spec.flag, spec.description).env(spec.env);
-    if ("default" in spec) option.default(spec.default);
-    command.addOption(option);
+    const defaultText = "default" in spec ? `default: ${JSON.stringify(spec.default)}, ` : "";
+    command.addOption(new Option(spec.flag, `${spec.description} (${defaultText}env: ${spec.env})`));
   }
   return command;
 }
@@ -40,14 +40,14 @@ function configFrom(command: Command): Config {
   const cli: RawConfig = {};
   for (const key of Object.keys(flags) as FlagName[]) {
     const value = values[key];
-    // commander already merged the environment and defaults; a bare switch (--dry-run) is true.
+    // A bare switch (--dry-run) is true.
     if (typeof value === "string") cli[key] = value;
     if (value === true) cli[key] = "true";
   }
   const inCluster = existsSync(serviceAccountNamespaceFile)
     ? readFileSync(serviceAccountNamespaceFile, "utf8").trim()
     : undefined;
-  return loadConfig(cli, {}, { operatorNamespace: inCluster ?? fallbackNamespace });
+  return loadConfig(cli, process.env, { operatorNamespace: inCluster ?? fallbackNamespace });
 }
 
 /** --kubeconfig, else KUBECONFIG, else in-cluster when running in a Pod, else ~/.kube/config. */
