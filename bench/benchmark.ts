@@ -1,5 +1,5 @@
-// Runs the scenarios of issue 7. One fresh environment per namespace count; the cold converge (and
-// its baseline) runs at every count, the other scenarios at the largest: idle right after
+// Runs the cluster-scale scenarios. One fresh environment per namespace count; the cold converge
+// (and its baseline) runs at every count, the other scenarios at the largest: idle right after
 // converging, refresh, new namespaces, then start-up and memory with fresh operator processes.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

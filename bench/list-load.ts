@@ -1,10 +1,9 @@
-// The list load of an idle operator (issue 14): N namespaces holding S ServiceAccounts, one
-// ECRPullSecret for all of them, and two replicas electing a leader, each reaching the API server
-// through its own TCP proxy. After start-up, a quiet window in whose middle every connection of
-// both replicas is cut once, so the watch restarts that follow are part of the figures. Counts come
-// from the audit log (the operator user's LIST and WATCH requests, and which resourceVersion each
-// LIST asked for) and from the API server's /metrics (what lists cost the API server and etcd, all
-// clients).
+// The list load of an idle operator: N namespaces holding S ServiceAccounts, one ECRPullSecret for
+// all of them, and two replicas electing a leader, each reaching the API server through its own TCP
+// proxy. After start-up, a quiet window in whose middle every connection of both replicas is cut
+// once, so the watch restarts that follow are part of the figures. Counts come from the audit log
+// (the operator user's LIST and WATCH requests, and which resourceVersion each LIST asked for) and
+// from the API server's /metrics (what lists cost the API server and etcd, all clients).
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,5 +1,5 @@
-// The benchmark's results: the JSON shape of issue 7 (plus a few fields that explain the figures),
-// the targets checked against it, and the files written to bench/results/.
+// The benchmark's results: their JSON shape (plus a few fields that explain the figures), the
+// targets checked against it, and the files written to bench/results/.
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { mkdir, readFile, writeFile } from "node:fs/promises";

@@ -1,8 +1,8 @@
-// npm run bench [-- options]: the cluster-scale benchmarks of issue 7, and the list load of issue 14,
+// npm run bench [-- options]: the cluster-scale benchmarks and the list load of an idle operator,
 // against a local control plane and moto. Writes bench/results/ (latest.json, a dated copy,
 // README.md, converge.svg, list-load.json, list-load.md); --quick runs N=100 with short waits and
-// prints the results without writing them unless --out is given; --only list-load runs that scenario
-// alone and writes only its files.
+// prints the results without writing them unless --out is given; --only list-load runs that
+// scenario alone and writes only its files.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";

@@ -1,6 +1,6 @@
-// The list-load benchmark of issue 14 at its smallest: two replicas of the operator, as processes,
-// against a fresh control plane; after start-up they must make no LIST, and the watch restarts
-// that follow a cut connection must resume without one. Per-hour figures are left to the real run.
+// The list-load benchmark at its smallest: two replicas of the operator, as processes, against a
+// fresh control plane; after start-up they must make no LIST, and the watch restarts that follow a
+// cut connection must resume without one. Per-hour figures are left to the real run.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";

@@ -1,5 +1,5 @@
-// The benchmark of issue 7 end to end at its smallest (`npm run bench -- --quick`, shortened): the
-// operator as its own process against a fresh control plane and moto. Checks the shape of the
+// The cluster-scale benchmark end to end at its smallest (`npm run bench -- --quick`, shortened):
+// the operator as its own process against a fresh control plane and moto. Checks the shape of the
 // results and the counts that must hold at any scale; timings are left to the real runs.
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";

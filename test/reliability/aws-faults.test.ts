@@ -1,6 +1,6 @@
-// Fault 4 of issue 8 (AWS errors, throttling and hanging connections through the proxy in front of
-// moto, for minutes) and the AWS side of bad input (an unreachable endpoint, an unknown region),
-// against the operator as a process: its metrics are scraped and a crash would show as an exit.
+// AWS faults (errors, throttling and hanging connections through the proxy in front of moto, for
+// minutes) and the AWS side of bad input (an unreachable endpoint, an unknown region), against the
+// operator as a process: its metrics are scraped and a crash would show as an exit.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";

@@ -1,7 +1,7 @@
-// Bad input of issue 8: malformed ECRPullSecrets (each rejected by the API server with a message
-// naming the field, or accepted and reported in status with a specific reason), malformed
-// credentials Secrets, and two CRs claiming one Secret name. Throughout, an operator process keeps
-// a good CR synced and must neither crash nor log an error.
+// Bad input: malformed ECRPullSecrets (each rejected by the API server with a message naming the
+// field, or accepted and reported in status with a specific reason), malformed credentials Secrets,
+// and two CRs claiming one Secret name. Throughout, an operator process keeps a good CR synced and
+// must neither crash nor log an error.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
@@ -628,7 +628,7 @@ describe("bad input", () => {
       await waitForCr(env, "creds-missing-secret-key", { synced: 1 });
       figures.recoverySecondsAfterFix = secondsBetween(fixedAt, Date.now());
       // Well-formed temporary credentials (with a session token) work, and the token then travels
-      // through the SDK: the leak scan (L3) looks for it everywhere.
+      // through the SDK: this file's leak scan looks for it everywhere.
       await env.core.createNamespacedSecret({
         namespace: operatorNamespace,
         body: {

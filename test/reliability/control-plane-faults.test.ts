@@ -1,6 +1,6 @@
-// Faults 1 and 2 of issue 8: kube-apiserver killed with SIGKILL in the middle of a fan-out, and
-// etcd stopped and restarted, while an in-process operator runs. Witnesses in the test process
-// record every managed Secret deleted or emptied and every ServiceAccount entry lost.
+// Control-plane faults: kube-apiserver killed with SIGKILL in the middle of a fan-out, and etcd
+// stopped and restarted, while an in-process operator runs. Witnesses in the test process record
+// every managed Secret deleted or emptied and every ServiceAccount entry lost.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";

@@ -1,8 +1,8 @@
-// The chart's alerts and dashboard on a real Prometheus during an AWS outage (issue 19): Prometheus
-// scrapes the operator process on loopback through a file-based scrape config, with the labels the
-// chart's ServiceMonitor would give, and evaluates the rules rendered from the chart. AWS reports
-// 8-minute tokens (the shortest lifetime the operator takes as real is 5 minutes) and the CR
-// refreshes every minute, so the token runs out within minutes once AWS fails.
+// The chart's alerts and dashboard on a real Prometheus during an AWS outage: Prometheus scrapes
+// the operator process on loopback through a file-based scrape config, with the labels the chart's
+// ServiceMonitor would give, and evaluates the rules rendered from the chart. AWS reports 8-minute
+// tokens (the shortest lifetime the operator takes as real is 5 minutes) and the CR refreshes every
+// minute, so the token runs out within minutes once AWS fails.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { EXPIRES_AT_ANNOTATION, MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";

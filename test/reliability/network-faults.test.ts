@@ -1,7 +1,7 @@
-// Faults 3 and 7 of issue 8: the operator's connections to the API server cut (reset), gone dark
-// and restored, or half-open for good, through a loopback TCP proxy; and two replicas with leader
-// election while the leader's connection is cut. Operators run as processes with debug logs,
-// whose "watch restarted" lines time the informers' recovery.
+// The operator's connections to the API server cut (reset), gone dark and restored, or half-open
+// for good, through a loopback TCP proxy; and two replicas with leader election while the leader's
+// connection is cut. Operators run as processes with debug logs, whose "watch restarted" lines time
+// the informers' recovery.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { writeFile } from "node:fs/promises";
@@ -32,7 +32,7 @@ import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { fullScaleOnly } from "./scale.ts";
 
 const lease = "reliability-lease";
-/** How long an informer may take to notice a dead watch and recover (issue 8). */
+/** How long an informer may take to notice a dead watch and recover. */
 const informerRecoveryMs = 60_000;
 const watchedInformers = ["ecrpullsecrets", "namespaces", "serviceaccounts", "secrets"];
 const writeResources = ["secrets", "serviceaccounts", "ecrpullsecrets", "events"];
@@ -226,7 +226,7 @@ describe("network faults", () => {
 
   describe("leader election while the leader's connection is cut", () => {
     let namespaceIndex = 0;
-    /** The replica that leads after F7a, and its proxy. */
+    /** The replica that leads after the stalled leader's handover, and its proxy. */
     let survivor: { op: RunningOperator; proxy: TcpProxy } | undefined;
 
     before(async () => {
@@ -411,7 +411,7 @@ describe("network faults", () => {
           "F7b",
           "leader's API connections reset and refused: handover without two writers",
           async (figures) => {
-            assert.ok(survivor !== undefined, "F7a left no leader");
+            assert.ok(survivor !== undefined, "the stalled leader's handover left no leader");
             const c = await startBehindProxy("replica-c", ["--lease-name", lease]);
             await eventually(() => {
               assert.ok(c.op.proc.logs().some((l) => l.includes("standing by")));

@@ -1,6 +1,6 @@
-// Faults 5, 6 and 8 of issue 8, around the operator process itself: another client rewriting the
-// same ServiceAccounts in a loop, the operator SIGKILLed mid-refresh, and a CR deleted while the
-// operator is down. The API server's audit log tells the operator's requests apart.
+// Faults around the operator process itself: another client rewriting the same ServiceAccounts in a
+// loop, the operator SIGKILLed mid-refresh, and a CR deleted while the operator is down. The API
+// server's audit log tells the operator's requests apart.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1ServiceAccount } from "@kubernetes/client-node";

@@ -1,8 +1,8 @@
-// One registry's AWS failing for minutes while the CR's other registries work (issue 13): ECR
-// Public answering 5xx, and one region's ECR throttling, injected at the AWS proxy for that
-// service or region only. The operator process keeps the failing host's last good entry, keeps
-// refreshing and writing the others, backs off on the failing token, says which host fails in
-// status and metrics, and adds the fresh token within one backoff period once AWS answers again.
+// One registry's AWS failing for minutes while the CR's other registries work: ECR Public answering
+// 5xx, and one region's ECR throttling, injected at the AWS proxy for that service or region only.
+// The operator process keeps the failing host's last good entry, keeps refreshing and writing the
+// others, backs off on the failing token, says which host fails in status and metrics, and adds the
+// fresh token within one backoff period once AWS answers again.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
@@ -239,8 +239,9 @@ describe("one registry's AWS failing while the others work", () => {
       .map((h) => (h === hosts.euWest ? "eu-west-1" : "us-east-1"))
       .flatMap((region) => callTimes("ecr:GetAuthorizationToken", region, faultAt, clearedAt)).length;
     figures.healthyMintsDuringFault = healthyMints;
-    // About two retries per doubling of the backoff, as in F4; each healthy refresh rewrites the
-    // Secrets, which brings the CR back at once, so it may add a retry of the failing token.
+    // About two retries per doubling of the backoff, as when all of AWS fails; each healthy refresh
+    // rewrites the Secrets, which brings the CR back at once, so it may add a retry of the failing
+    // token.
     const bound = callsPerMint * (Math.ceil(Math.log2(windowMs / 500)) + 4 + healthyMints);
     figures.callBound = bound;
     assert.ok(calls.length <= bound, `${calls.length} calls in ${windowMs / 1000} s (bound ${bound})`);

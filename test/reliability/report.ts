@@ -38,8 +38,8 @@ The promise: a pull secret that works keeps working whatever fails around it, an
 never becomes a way to read or write what its user could not. Each scenario below runs real
 processes on loopback (etcd, kube-apiserver, kube-controller-manager, moto behind a counting and
 fault-injecting proxy, the operator in-process or as \`node src/main.ts run\`), injects one fault
-for a bounded time, and measures what happened. The sources are in \`test/reliability/\`; issue 8
-lists the scenarios.
+for a bounded time, and measures what happened. The sources are in \`test/reliability/\`; the
+last section says what each scenario does and asserts.
 
 - Run everything at full scale: \`npm run test:reliability\` (one file at a time; it rewrites this
   page and \`test/reliability/results.json\` as each scenario finishes).

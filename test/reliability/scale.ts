@@ -1,6 +1,6 @@
 // How big the reliability scenarios run. The default ("ci") is the subset in `npm test`: fewer
 // namespaces, shorter fault windows, slow scenarios skipped. `npm run test:reliability` sets
-// RELIABILITY_SCALE=full and runs every scenario of issue 8 at the sizes it names.
+// RELIABILITY_SCALE=full and runs every scenario at its full size.
 export type ScaleName = "ci" | "full";
 
 export const scaleName: ScaleName = process.env.RELIABILITY_SCALE === "full" ? "full" : "ci";

@@ -1,7 +1,7 @@
-// Security of issue 8, with the operator running as the Helm chart's ServiceAccount under the
-// chart's own RBAC: a CR cannot make it read a Secret outside the trusted namespaces, overwrite an
-// unmanaged Secret, or remove imagePullSecrets entries it did not add; every request it makes is
-// one the chart allows; and the audit log shows it reads no Secret it does not manage.
+// Security, with the operator running as the Helm chart's ServiceAccount under the chart's own
+// RBAC: a CR cannot make it read a Secret outside the trusted namespaces, overwrite an unmanaged
+// Secret, or remove imagePullSecrets entries it did not add; every request it makes is one the
+// chart allows; and the audit log shows it reads no Secret it does not manage.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import {

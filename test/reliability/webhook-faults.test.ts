@@ -1,8 +1,8 @@
-// The Pod admission webhook's endpoint cut while Pods are created (issue 17): the API server's
-// connections to it reset, refused, or black-holed through a loopback TCP proxy. Pods must still
-// be admitted within the webhook's timeout, unchanged where the webhook could not answer, and
-// nothing else may fail: the operator keeps reconciling, logs no error, and the webhook answers
-// again once the path is back.
+// The Pod admission webhook's endpoint cut while Pods are created: the API server's connections to
+// it reset, refused, or black-holed through a loopback TCP proxy. Pods must still be admitted
+// within the webhook's timeout, unchanged where the webhook could not answer, and nothing else may
+// fail: the operator keeps reconciling, logs no error, and the webhook answers again once the path
+// is back.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { Metrics } from "../../src/observability/metrics.ts";
