@@ -11,7 +11,6 @@ import { freePort } from "../harness/ports.ts";
 import { eventually } from "../harness/wait.ts";
 import {
   createNamespaces,
-  errorLines,
   metricValue,
   operatorArgs,
   readyOf,
@@ -21,7 +20,7 @@ import {
   type RunningOperator,
 } from "./fixtures.ts";
 import { SecretLedger } from "./ledger.ts";
-import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
+import { assertNoLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { byScale, fullScaleOnly } from "./scale.ts";
 
@@ -359,16 +358,13 @@ describe("AWS faults", () => {
     await scenario("L2", "no secret leaked: AWS faults", async (figures) => {
       await stopOperator();
       saveLogs("aws-faults", logs);
-      const scan = await scanForLeaks({
+      const scan = await assertNoLeaks(figures, {
         core: env.core,
         objects: env.objects,
         logs,
         secrets: secretValues(),
       });
-      Object.assign(figures, scanFigures(scan));
-      figures.errorLogLines = errorLines(logs).length;
       assert.ok(scan.logLines > 10);
-      assert.deepEqual(scan.leaks, []);
     });
   });
 });

@@ -60,11 +60,11 @@ export interface LeakScan {
 }
 
 /** A scan's counts as scenario figures, in the order the report lists them. */
-export function scanFigures(scan: LeakScan): Record<string, number> {
+function scanFigures(scan: LeakScan): Record<string, number> {
   return { logLines: scan.logLines, events: scan.events, statuses: scan.statuses, leaks: scan.leaks.length };
 }
 
-export async function scanForLeaks(input: LeakScanInput): Promise<LeakScan> {
+async function scanForLeaks(input: LeakScanInput): Promise<LeakScan> {
   const events = (await input.core.listEventForAllNamespaces()).items;
   const crs = (await input.objects.listClusterCustomObject({
     group: GROUP,

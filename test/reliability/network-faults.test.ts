@@ -21,13 +21,12 @@ import { startTcpProxy, type TcpProxy } from "../harness/tcp-proxy.ts";
 import { eventually } from "../harness/wait.ts";
 import {
   createNamespaces,
-  errorLines,
   logRecords,
   startOperatorAs,
   waitForCr,
   type RunningOperator,
 } from "./fixtures.ts";
-import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
+import { assertNoLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { fullScaleOnly } from "./scale.ts";
 
@@ -427,15 +426,7 @@ describe("network faults", () => {
       await scenario("L5", "no secret leaked: network faults", async (figures) => {
         for (const op of [...operators]) await stopOperator(op);
         saveLogs("network-faults", logs);
-        const scan = await scanForLeaks({
-          core: env.core,
-          objects: env.objects,
-          logs,
-          secrets: secretValues(),
-        });
-        Object.assign(figures, scanFigures(scan));
-        figures.errorLogLines = errorLines(logs).length;
-        assert.deepEqual(scan.leaks, []);
+        await assertNoLeaks(figures, { core: env.core, objects: env.objects, logs, secrets: secretValues() });
       });
     });
   });

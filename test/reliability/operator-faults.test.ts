@@ -23,15 +23,9 @@ import {
   type OperatorEnv,
 } from "../harness/operator-env.ts";
 import { eventually } from "../harness/wait.ts";
-import {
-  createNamespaces,
-  errorLines,
-  startOperatorAs,
-  waitForCr,
-  type RunningOperator,
-} from "./fixtures.ts";
+import { createNamespaces, startOperatorAs, waitForCr, type RunningOperator } from "./fixtures.ts";
 import { SecretLedger, ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanFigures, scanForLeaks, secretValues } from "./leaks.ts";
+import { assertNoLeaks, secretValues } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween } from "./results.ts";
 import { byScale } from "./scale.ts";
 
@@ -409,15 +403,7 @@ describe("operator faults", () => {
     await scenario("L4", "no secret leaked: operator faults", async (figures) => {
       await stopOperator();
       saveLogs("operator-faults", logs);
-      const scan = await scanForLeaks({
-        core: env.core,
-        objects: env.objects,
-        logs,
-        secrets: secretValues(),
-      });
-      Object.assign(figures, scanFigures(scan));
-      figures.errorLogLines = errorLines(logs).length;
-      assert.deepEqual(scan.leaks, []);
+      await assertNoLeaks(figures, { core: env.core, objects: env.objects, logs, secrets: secretValues() });
     });
   });
 });

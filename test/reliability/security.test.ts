@@ -27,16 +27,9 @@ import {
   type OperatorEnv,
 } from "../harness/operator-env.ts";
 import { eventually } from "../harness/wait.ts";
-import {
-  createNamespaces,
-  errorLines,
-  readyOf,
-  startOperatorAs,
-  waitForCr,
-  type RunningOperator,
-} from "./fixtures.ts";
+import { createNamespaces, readyOf, startOperatorAs, waitForCr, type RunningOperator } from "./fixtures.ts";
 import { ServiceAccountLedger, entriesOf } from "./ledger.ts";
-import { scanFigures, scanForLeaks, secretValues, webhookKeyFragments } from "./leaks.ts";
+import { assertNoLeaks, secretValues, webhookKeyFragments } from "./leaks.ts";
 import { saveLogs, scenario } from "./results.ts";
 
 /** The chart's ServiceAccount for release "ecr-creds-refresher" in the operator namespace. */
@@ -371,15 +364,12 @@ describe("security, as the Helm chart's ServiceAccount", () => {
       saveLogs("security", logs);
       const webhookKeys = await webhookKeyFragments(env.core, operatorNamespace, webhookSecret);
       assert.equal(webhookKeys.length, 2, "the webhook's CA and serving keys are scanned for");
-      const scan = await scanForLeaks({
+      await assertNoLeaks(figures, {
         core: env.core,
         objects: env.objects,
         logs,
         secrets: secretValues([bait.secretKey, ...webhookKeys]),
       });
-      Object.assign(figures, scanFigures(scan));
-      figures.errorLogLines = errorLines(logs).length;
-      assert.deepEqual(scan.leaks, []);
     });
   });
 });

@@ -20,7 +20,7 @@ import { startTcpProxy, type TcpProxy } from "../harness/tcp-proxy.ts";
 import { eventually } from "../harness/wait.ts";
 import { createPod, podPullSecrets, registerWebhook, webhookCalls, webhookUrl } from "../harness/webhook.ts";
 import { errorLines, waitForCr } from "./fixtures.ts";
-import { scanFigures, scanForLeaks, secretValues, webhookKeyFragments } from "./leaks.ts";
+import { assertNoLeaks, secretValues, webhookKeyFragments } from "./leaks.ts";
 import { saveLogs, scenario, secondsBetween, type Figures } from "./results.ts";
 import { byScale } from "./scale.ts";
 
@@ -191,15 +191,12 @@ describe("webhook endpoint faults", () => {
         "ecr-creds-refresher-webhook-tls",
       );
       assert.equal(keys.length, 2, "the webhook Secret holds both private keys");
-      const scan = await scanForLeaks({
+      await assertNoLeaks(figures, {
         core: ready.core,
         objects: ready.objects,
         logs: ready.logs,
         secrets: secretValues(keys),
       });
-      Object.assign(figures, scanFigures(scan));
-      figures.errorLogLines = errorLines(ready.logs).length;
-      assert.deepEqual(scan.leaks, []);
     });
   });
 });
