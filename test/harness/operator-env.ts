@@ -268,13 +268,21 @@ export async function waitForReady(
   );
 }
 
-/** Replaces the access key id in the operator's AWS credentials Secret, as a key rotation does: it mints again. */
-export async function rotateAccessKeyId(env: OperatorEnv, accessKeyId: string): Promise<void> {
+/** Replaces one key of an AWS credentials Secret in the operator namespace, as a key rotation does. */
+export async function replaceCredentialsKey(
+  env: OperatorEnv,
+  secretName: string,
+  key: string,
+  value: string,
+): Promise<void> {
   await env.core.patchNamespacedSecret({
     namespace: operatorNamespace,
-    name: credentialsSecretName,
-    body: [
-      { op: "replace", path: "/data/AWS_ACCESS_KEY_ID", value: Buffer.from(accessKeyId).toString("base64") },
-    ],
+    name: secretName,
+    body: [{ op: "replace", path: `/data/${key}`, value: Buffer.from(value).toString("base64") }],
   });
+}
+
+/** Replaces the access key id in the operator's AWS credentials Secret, as a key rotation does: it mints again. */
+export async function rotateAccessKeyId(env: OperatorEnv, accessKeyId: string): Promise<void> {
+  await replaceCredentialsKey(env, credentialsSecretName, "AWS_ACCESS_KEY_ID", accessKeyId);
 }

@@ -20,6 +20,7 @@ import {
   operatorNamespace,
   readCr,
   readSecret,
+  replaceCredentialsKey,
   startOperatorEnv,
   waitForPullSecret,
   waitForReady,
@@ -37,14 +38,6 @@ async function createKeysSecret(
   keys: Record<string, string>,
 ): Promise<void> {
   await env.core.createNamespacedSecret({ namespace, body: { metadata: { name }, stringData: keys } });
-}
-
-async function replaceKey(env: OperatorEnv, name: string, key: string, value: string): Promise<void> {
-  await env.core.patchNamespacedSecret({
-    namespace: operatorNamespace,
-    name,
-    body: [{ op: "replace", path: `/data/${key}`, value: Buffer.from(value).toString("base64") }],
-  });
 }
 
 function readyCondition(cr: Awaited<ReturnType<typeof readCr>>) {
@@ -263,7 +256,7 @@ describe("credentials against moto with IAM authentication enforced", () => {
     const before = await readSecret(env, "iam-a", "iam");
     const wrongSecret = "WrongSecretKey0000000000000000000000000000";
     env.aws.reset();
-    await replaceKey(env, "iam-keys", "AWS_SECRET_ACCESS_KEY", wrongSecret);
+    await replaceCredentialsKey(env, "iam-keys", "AWS_SECRET_ACCESS_KEY", wrongSecret);
     const cr = await waitForReady(env, "iam", "AwsAuthFailed");
     const ready = readyCondition(cr);
     assert.equal(ready.status, "False");
@@ -281,7 +274,7 @@ describe("credentials against moto with IAM authentication enforced", () => {
     assert.equal(after.metadata?.resourceVersion, before.metadata?.resourceVersion);
     assert.deepEqual(after.data, before.data);
 
-    await replaceKey(env, "iam-keys", "AWS_SECRET_ACCESS_KEY", secretAccessKey);
+    await replaceCredentialsKey(env, "iam-keys", "AWS_SECRET_ACCESS_KEY", secretAccessKey);
     await eventually(async () => {
       assert.equal(readyCondition(await readCr(env, "iam")).reason, "Synced");
     });

@@ -10,6 +10,7 @@ import {
   createPullSecretCr,
   operatorNamespace,
   readSecret,
+  replaceCredentialsKey,
   startOperatorEnv,
   waitForPullSecret,
   waitForReady,
@@ -54,13 +55,7 @@ describe("AWS faults between the operator and moto", () => {
   async function rotateKeys(): Promise<string> {
     rotation += 1;
     const keyId = `AKIAFAULTKEYS${String(rotation).padStart(7, "0")}`;
-    await env.core.patchNamespacedSecret({
-      namespace: operatorNamespace,
-      name: "fault-keys",
-      body: [
-        { op: "replace", path: "/data/AWS_ACCESS_KEY_ID", value: Buffer.from(keyId).toString("base64") },
-      ],
-    });
+    await replaceCredentialsKey(env, "fault-keys", "AWS_ACCESS_KEY_ID", keyId);
     return keyId;
   }
 

@@ -7,7 +7,6 @@ import { eventually } from "../harness/wait.ts";
 import {
   createNamespace,
   createPullSecretCr,
-  credentialsSecretName,
   deleteCr,
   dockerConfigOf,
   operatorNamespace,
@@ -15,6 +14,7 @@ import {
   readCr,
   readSecret,
   readServiceAccount,
+  rotateAccessKeyId,
   startOperatorEnv,
   waitForPullSecret,
   waitForReady,
@@ -272,17 +272,7 @@ describe("the operator against a real API server and moto", () => {
     // only), so the Secret shows the new mint whatever second it lands in.
     const rotatedPassword = "token-of-the-rotated-key";
     env.aws.setEcrTokenPassword(rotatedPassword);
-    await env.core.patchNamespacedSecret({
-      namespace: operatorNamespace,
-      name: credentialsSecretName,
-      body: [
-        {
-          op: "replace",
-          path: "/data/AWS_ACCESS_KEY_ID",
-          value: Buffer.from("AKIAROTATEDKEY000002").toString("base64"),
-        },
-      ],
-    });
+    await rotateAccessKeyId(env, "AKIAROTATEDKEY000002");
     await eventually(() => {
       const signedBy = env.aws
         .calls()
@@ -311,17 +301,7 @@ describe("the operator against a real API server and moto", () => {
     const before = await readSecret(env, "shared-0", "ecr-shared-2");
     env.aws.setFault("error");
     try {
-      await env.core.patchNamespacedSecret({
-        namespace: operatorNamespace,
-        name: credentialsSecretName,
-        body: [
-          {
-            op: "replace",
-            path: "/data/AWS_ACCESS_KEY_ID",
-            value: Buffer.from("AKIAFAILINGKEY000003").toString("base64"),
-          },
-        ],
-      });
+      await rotateAccessKeyId(env, "AKIAFAILINGKEY000003");
       const cr = await waitForReady(env, "shared-2", "TokenRefreshFailed");
       assert.equal(cr.status?.conditions?.find((c) => c.type === "Ready")?.status, "False");
       const after = await readSecret(env, "shared-0", "ecr-shared-2");

@@ -37,6 +37,7 @@ import {
   readCr,
   readSecret,
   readServiceAccount,
+  rotateAccessKeyId,
   startOperatorEnv,
   waitForPullSecret,
   waitForReady,
@@ -328,17 +329,7 @@ describe("the chart's RBAC, with the operator running as the chart's ServiceAcco
 
   it("picks up rotated default credentials without a restart", async () => {
     const before = await readSecret(env, "orig-a", "ecr-original");
-    await env.core.patchNamespacedSecret({
-      namespace: operatorNamespace,
-      name: credentialsSecretName,
-      body: [
-        {
-          op: "replace",
-          path: "/data/AWS_ACCESS_KEY_ID",
-          value: Buffer.from("AKIAROTATEDKEY000009").toString("base64"),
-        },
-      ],
-    });
+    await rotateAccessKeyId(env, "AKIAROTATEDKEY000009");
     await eventually(async () => {
       const after = await readSecret(env, "orig-a", "ecr-original");
       assert.notEqual(

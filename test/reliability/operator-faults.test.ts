@@ -15,10 +15,9 @@ import { classifyKubeError } from "../../src/kube/errors.ts";
 import { readAuditLog, writesBy } from "../harness/audit.ts";
 import {
   createPullSecretCr,
-  credentialsSecretName,
   deleteCr,
-  operatorNamespace,
   readCr,
+  rotateAccessKeyId,
   startOperatorEnv,
   type OperatorEnv,
 } from "../harness/operator-env.ts";
@@ -243,17 +242,7 @@ describe("operator faults", () => {
         // A refresh of every kill-a Secret (rotated credentials mean a new token), and the clean-up
         // of kill-b, both in flight when the operator dies.
         const rotatedAt = Date.now();
-        await env.core.patchNamespacedSecret({
-          namespace: operatorNamespace,
-          name: credentialsSecretName,
-          body: [
-            {
-              op: "replace",
-              path: "/data/AWS_ACCESS_KEY_ID",
-              value: Buffer.from("AKIAKILLEDMIDREFRESH").toString("base64"),
-            },
-          ],
-        });
+        await rotateAccessKeyId(env, "AKIAKILLEDMIDREFRESH");
         await deleteCr(env, "kill-b");
         await eventually(
           () => {
