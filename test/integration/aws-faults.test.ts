@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
+import type { V1Secret } from "@kubernetes/client-node";
+
 import type { Fault } from "../harness/aws-proxy.ts";
 import {
   createNamespace,
@@ -66,6 +68,16 @@ describe("AWS faults between the operator and moto", () => {
       .map((c) => c.at);
   }
 
+  /** Once AWS answers again, the CR is Synced and its Secret refreshed since `before`. */
+  async function expectRefreshedSince(before: V1Secret): Promise<void> {
+    await waitForReady(env, "faults", "Synced", { timeoutMs: 90_000 });
+    const recovered = await readSecret(env, "faults", "faults");
+    assert.notEqual(
+      recovered.metadata?.annotations?.[refreshedAt],
+      before.metadata?.annotations?.[refreshedAt],
+    );
+  }
+
   async function failThenRecover(fault: Fault): Promise<void> {
     const before = await readSecret(env, "faults", "faults");
     env.aws.setFault(fault);
@@ -98,12 +110,7 @@ describe("AWS faults between the operator and moto", () => {
     } finally {
       env.aws.setFault("none");
     }
-    await waitForReady(env, "faults", "Synced", { timeoutMs: 90_000 });
-    const recovered = await readSecret(env, "faults", "faults");
-    assert.notEqual(
-      recovered.metadata?.annotations?.[refreshedAt],
-      before.metadata?.annotations?.[refreshedAt],
-    );
+    await expectRefreshedSince(before);
   }
 
   it("backs off on 500s, keeps the Secret and recovers", async () => {
@@ -128,11 +135,6 @@ describe("AWS faults between the operator and moto", () => {
     } finally {
       env.aws.setFault("none");
     }
-    await waitForReady(env, "faults", "Synced", { timeoutMs: 90_000 });
-    const recovered = await readSecret(env, "faults", "faults");
-    assert.notEqual(
-      recovered.metadata?.annotations?.[refreshedAt],
-      before.metadata?.annotations?.[refreshedAt],
-    );
+    await expectRefreshedSince(before);
   });
 });

@@ -45,7 +45,8 @@ describe("running the operator as a production process", () => {
   let objects: CustomObjectsApi;
   const processes: OperatorProcess[] = [];
 
-  const commonArgs = (): string[] => [
+  /** Where the operator runs and which AWS it mints from, for `run` and `once` alike. */
+  const clusterArgs = (): string[] => [
     "--operator-namespace",
     operatorNamespace,
     "--credentials-secret",
@@ -54,6 +55,9 @@ describe("running the operator as a production process", () => {
     "eu-west-1",
     "--aws-endpoint-url",
     aws.endpoint,
+  ];
+  const commonArgs = (): string[] => [
+    ...clusterArgs(),
     "--metrics-addr",
     "127.0.0.1:0",
     "--health-addr",
@@ -372,17 +376,7 @@ describe("running the operator as a production process", () => {
         return { code: failed.code ?? -1, stdout: failed.stdout ?? "", stderr: failed.stderr ?? "" };
       }
     };
-    const onceArgs = (): string[] => [
-      "once",
-      "--operator-namespace",
-      operatorNamespace,
-      "--credentials-secret",
-      `${operatorNamespace}/aws-creds`,
-      "--region",
-      "eu-west-1",
-      "--aws-endpoint-url",
-      aws.endpoint,
-    ];
+    const onceArgs = (): string[] => ["once", ...clusterArgs()];
 
     it("plans with --dry-run and writes nothing", async () => {
       await core.createNamespace({ body: { metadata: { name: "dry-one" } } });
