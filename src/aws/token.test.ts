@@ -6,6 +6,7 @@ import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { staticSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
 import { ManualClock } from "../kube/clock.ts";
+import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
 import {
   decodeAuthorizationToken,
   EcrClientPool,
@@ -140,23 +141,11 @@ describe("mintPrivateToken", () => {
     };
     const now = Date.UTC(2030, 0, 1, 8, 0, 0, 750);
     // ECR answers without sending anything: the mint's own arithmetic is under test.
-    pool.privateClient(source, "eu-west-1", settings).middlewareStack.add(
-      () => () =>
-        Promise.resolve({
-          response: {},
-          output: {
-            $metadata: {},
-            authorizationData: [
-              {
-                authorizationToken: Buffer.from("AWS:password").toString("base64"),
-                expiresAt: new Date(now + 12 * hour + 250),
-                proxyEndpoint: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
-              },
-            ],
-          },
-        }),
-      { step: "build" },
-    );
+    answerAuthorizationToken(pool.privateClient(source, "eu-west-1", settings), {
+      authorizationToken: Buffer.from("AWS:password").toString("base64"),
+      expiresAt: new Date(now + 12 * hour + 250),
+      proxyEndpoint: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+    });
     try {
       const token = await mintPrivateToken(source, "eu-west-1", {
         clock: new ManualClock(now),

@@ -8,6 +8,7 @@ import { staticSource, type CredentialSource, type StaticCredentials } from "../
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import { EcrClientPool } from "../aws/token.ts";
 import { ManualClock } from "../kube/clock.ts";
+import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
 import { eventually } from "../../test/harness/wait.ts";
 import { CredentialStore, type SecretRef } from "./credentials-store.ts";
 import { isSpecProblem, resolveSpec, type ResolvedSpec } from "./spec.ts";
@@ -83,22 +84,10 @@ function answeringPool(sources: readonly CredentialSource[]): { pool: EcrClientP
   for (const source of sources) {
     // The settings createTokenCache mints with: this endpoint, the default timeout, no FIPS.
     const client = pool.privateClient(source, region, { endpoint, requestTimeoutMs: 10_000, fips: false });
-    client.middlewareStack.add(
-      () => () =>
-        Promise.resolve({
-          response: {},
-          output: {
-            $metadata: {},
-            authorizationData: [
-              {
-                authorizationToken: Buffer.from(`AWS:token-of-${source.key}`).toString("base64"),
-                proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
-              },
-            ],
-          },
-        }),
-      { step: "build" },
-    );
+    answerAuthorizationToken(client, {
+      authorizationToken: Buffer.from(`AWS:token-of-${source.key}`).toString("base64"),
+      proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
+    });
     const destroy = client.destroy.bind(client);
     client.destroy = () => {
       closed.push(source.key);
