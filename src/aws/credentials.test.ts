@@ -5,7 +5,7 @@ import { inspect } from "node:util";
 import type { AwsCredentialIdentity } from "@smithy/types";
 
 import { isInvalidInput } from "../api/invalid-input.ts";
-import { ManualClock } from "../kube/clock.ts";
+import { ManualClock } from "../clock.ts";
 import {
   assumeRoleSource,
   credentialRefreshWindowMs,

@@ -10,8 +10,8 @@ import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smit
 import { invalidInput } from "../api/invalid-input.ts";
 import type { AssumeRole } from "../api/types.ts";
 import type { InvalidInput } from "../api/invalid-input.ts";
-import { systemClock } from "../kube/clock.ts";
-import type { Clock } from "../kube/clock.ts";
+import { systemClock } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import { CredentialSourceError, maskAccessKeyId } from "./errors.ts";
 
 export interface CredentialSource {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { ManualClock } from "../kube/clock.ts";
+import { ManualClock } from "../clock.ts";
 import { staticSource } from "./credentials.ts";
 import type { CredentialSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";

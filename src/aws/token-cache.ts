@@ -3,7 +3,7 @@
 // refreshInterval says so), and the last good token kept when a renewal fails.
 
 import { createHash } from "node:crypto";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import type { CredentialSource } from "./credentials.ts";
 import { ecrPublicRegion, mintPrivateToken, mintPublicToken } from "./token.ts";
 import type { EcrClientPool, EcrToken, TokenKind } from "./token.ts";

@@ -5,7 +5,7 @@ import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 
 import { staticSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
-import { ManualClock } from "../kube/clock.ts";
+import { ManualClock } from "../clock.ts";
 import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
 import {
   decodeAuthorizationToken,

@@ -12,7 +12,7 @@ import {
 import type { AuthorizationData as PublicAuthorizationData } from "@aws-sdk/client-ecr-public";
 
 import { patterns } from "../api/crd.ts";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import type { CredentialSource } from "./credentials.ts";
 import { AwsError, classifyAwsError } from "./errors.ts";
 

@@ -3,7 +3,7 @@
 // them (read-your-writes), and the ClusterView that planPullSecrets consumes.
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import type { StringInterner } from "../kube/interner.ts";
 import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./desired.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";

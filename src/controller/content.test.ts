@@ -4,7 +4,7 @@ import type { ECRPullSecret, ECRPullSecretSpec } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
 import { TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
-import { ManualClock } from "../kube/clock.ts";
+import { ManualClock } from "../clock.ts";
 import { createTokenContentSource, identityOf, tokensFromContent } from "./content.ts";
 import type { SecretContent } from "./desired.ts";
 import { parseAuths } from "./dockerconfig.ts";

@@ -7,7 +7,7 @@ import type { CredentialSource } from "../aws/credentials.ts";
 import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./dockerconfig.ts";
 import type { SecretContent } from "./desired.ts";
 import type { ContentResult, ContentSource } from "./reconciler.ts";

@@ -7,7 +7,7 @@ import type { V1Secret } from "@kubernetes/client-node";
 import { staticSource, type CredentialSource, type StaticCredentials } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import { EcrClientPool } from "../aws/token.ts";
-import { ManualClock } from "../kube/clock.ts";
+import { ManualClock } from "../clock.ts";
 import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
 import { eventually } from "../../test/harness/wait.ts";
 import { CredentialStore, type SecretRef } from "./credentials-store.ts";

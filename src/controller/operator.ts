@@ -6,7 +6,7 @@ import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import { EcrClientPool } from "../aws/token.ts";
 import type { Config } from "../config.ts";
-import { systemClock, type Clock } from "../kube/clock.ts";
+import { systemClock, type Clock } from "../clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
 import { Informer } from "../kube/informer.ts";
 import { StringInterner } from "../kube/interner.ts";

@@ -12,7 +12,7 @@ import {
   type ECRPullSecretStatus,
   type NamespaceFailure,
 } from "../api/types.ts";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import { mapLimit } from "../kube/concurrency.ts";
 import { classifyKubeError } from "../kube/errors.ts";
 import { clusterPath, type KubeClient } from "../kube/rest.ts";

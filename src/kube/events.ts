@@ -1,6 +1,6 @@
 // Kubernetes Events on the operator's objects, aggregated: the same (object, type, reason,
 // message) within the window is counted on one Event instead of creating another.
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../clock.ts";
 import { classifyKubeError } from "./errors.ts";
 import { namespacedPath, type KubeClient } from "./rest.ts";
 

@@ -10,7 +10,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 
 import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../test/harness/certs.ts";
-import { ManualClock } from "./clock.ts";
+import { ManualClock } from "../clock.ts";
 import {
   IDLE_SOCKET_TIMEOUT_MS,
   KubeConfigError,

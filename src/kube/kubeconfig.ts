@@ -7,7 +7,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent, type RequestOptions } from "node:https";
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { parse as parseYaml, YAMLError } from "yaml";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock } from "../clock.ts";
 import {
   errorCode,
   fixedCredential,

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ManualClock } from "./clock.ts";
+import { ManualClock } from "../clock.ts";
 import { LeaderElector, type Lease, type LeaseApi } from "./leader-election.ts";
 
 /** An in-memory Lease endpoint with resourceVersion checks, that can be made unreachable. */

@@ -4,7 +4,7 @@
 // renewDeadline, which is shorter than leaseDuration, so a leader stops before its lease can
 // be taken. Every change of holder counts in leaseTransitions. Updates carry resourceVersion
 // (optimistic concurrency).
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock } from "../clock.ts";
 import { classifyKubeError } from "./errors.ts";
 import { namespacedPath, type KubeClient } from "./rest.ts";
 

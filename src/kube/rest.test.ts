@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { RequestOptions } from "node:https";
-import { ManualClock } from "./clock.ts";
+import { ManualClock } from "../clock.ts";
 import { KubeError } from "./errors.ts";
 import type { ClusterConnection } from "./kubeconfig.ts";
 import { clusterPath, KubeClient, namespacedPath } from "./rest.ts";

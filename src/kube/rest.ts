@@ -4,7 +4,7 @@
 // and a sixth of the CPU of a converge.
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
-import { systemClock, type Clock } from "./clock.ts";
+import { systemClock, type Clock } from "../clock.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
 import type { ClusterConnection } from "./kubeconfig.ts";
 

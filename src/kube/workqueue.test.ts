@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { ManualClock } from "./clock.ts";
+import { ManualClock } from "../clock.ts";
 import { backoffDelay, runWorkers, Workqueue } from "./workqueue.ts";
 import type { WorkqueueOptions, WorkResult } from "./workqueue.ts";
 

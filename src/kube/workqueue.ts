@@ -2,8 +2,8 @@
 // A key is queued at most once, is never handed to two workers at once, and a key added while it
 // is being processed is queued again when its worker calls `done`.
 
-import { systemClock } from "./clock.ts";
-import type { Clock, TimerHandle } from "./clock.ts";
+import { systemClock } from "../clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 
 export interface BackoffOptions {
   /** Delay before the first retry; each further failure doubles it. */

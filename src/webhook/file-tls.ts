@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { join } from "node:path";
-import type { Clock, TimerHandle } from "../kube/clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ServingCertificate, TlsSource } from "./server.ts";
 import { SERVING_CERT_KEY, SERVING_KEY_KEY } from "./tls-secret.ts";

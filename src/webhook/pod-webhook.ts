@@ -5,7 +5,7 @@ import type { KubernetesObject, V1Namespace, V1ServiceAccount } from "@kubernete
 import type { ECRPullSecret } from "../api/types.ts";
 import { namespaceView } from "../controller/cluster-cache.ts";
 import type { SpecResolver } from "../controller/spec-resolver.ts";
-import type { Clock } from "../kube/clock.ts";
+import type { Clock } from "../clock.ts";
 import type { Informer } from "../kube/informer.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";

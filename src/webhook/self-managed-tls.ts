@@ -3,7 +3,7 @@
 // leader) issues, rotates, and keeps the caBundle of the operator's MutatingWebhookConfiguration
 // equal to the Secret's trust bundle. Both objects are read by name only.
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
-import type { Clock, TimerHandle } from "../kube/clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import { classifyKubeError } from "../kube/errors.ts";
 import { Informer } from "../kube/informer.ts";
 import type { ClusterConnection } from "../kube/kubeconfig.ts";

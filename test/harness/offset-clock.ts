@@ -1,6 +1,6 @@
 // Real time with an offset a test moves forward, and real timers: jumps a running operator hours
 // ahead (past a token's refresh time or expiry) while its watches and requests run as usual.
-import { systemClock, type Clock, type TimerHandle } from "../../src/kube/clock.ts";
+import { systemClock, type Clock, type TimerHandle } from "../../src/clock.ts";
 
 export class OffsetClock implements Clock {
   #offsetMs = 0;

@@ -14,7 +14,7 @@ import {
 } from "../../src/api/types.ts";
 import { loadConfig, type RawConfig } from "../../src/config.ts";
 import { Operator } from "../../src/controller/operator.ts";
-import type { Clock } from "../../src/kube/clock.ts";
+import type { Clock } from "../../src/clock.ts";
 import { loadKubeConfig, type ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { Metrics } from "../../src/observability/metrics.ts";

@@ -21,7 +21,7 @@ import { AwsError } from "../../src/aws/errors.ts";
 import { createTokenCache } from "../../src/aws/token-cache.ts";
 import type { MintResult } from "../../src/aws/token-cache.ts";
 import { EcrClientPool, mintPrivateToken } from "../../src/aws/token.ts";
-import { ManualClock } from "../../src/kube/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import { motoDefaultCredentials, startMoto } from "../harness/moto.ts";
 import type { Moto } from "../harness/moto.ts";
 import { freePort } from "../harness/ports.ts";

@@ -6,7 +6,7 @@ import { after, afterEach, before, describe, it } from "node:test";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
-import { ManualClock } from "../../src/kube/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import type { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer.ts";

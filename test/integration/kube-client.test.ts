@@ -11,7 +11,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 
-import { ManualClock } from "../../src/kube/clock.ts";
+import { ManualClock } from "../../src/clock.ts";
 import { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer.ts";
 import { loadKubeConfig, type ClusterAccess } from "../../src/kube/kubeconfig.ts";
