@@ -4,6 +4,7 @@
 // shaped like a secret key or session token is removed).
 
 import { causeChain } from "../cause-chain.ts";
+import { unreachableCodes } from "../network-errors.ts";
 
 export type AwsErrorKind = "AwsAuth" | "Throttled" | "Unavailable" | "InvalidInput" | "Unknown";
 
@@ -107,23 +108,6 @@ const knownCodes = new Map<string, KnownCode>([
   ["EndpointError", { kind: "InvalidInput" }],
 ]);
 
-/** Socket and undici error codes that mean AWS could not be reached or did not answer. */
-const unavailableCodes = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-]);
-
 /** Names every JavaScript error has; never taken for an AWS error code. */
 const genericNames = new Set(["Error", "TypeError", "SyntaxError", "RangeError"]);
 
@@ -202,7 +186,7 @@ function fromNetworkError(chain: object[]): Classified | undefined {
     const record = candidate as Record<string, unknown>;
     const code = typeof record.code === "string" ? record.code : undefined;
     const message = messageOf(candidate) ?? "";
-    if (code !== undefined && unavailableCodes.has(code)) {
+    if (code !== undefined && unreachableCodes.has(code)) {
       return { kind: "Unavailable", code, description: `AWS endpoint unreachable (${code})` };
     }
     if (code === "ENOTFOUND") {

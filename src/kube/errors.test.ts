@@ -210,6 +210,12 @@ const cases: Case[] = [
   },
   { name: "ECONNRESET", err: networkError("ECONNRESET", "socket hang up"), kind: "Unavailable" },
   {
+    name: "an API server host name that does not resolve",
+    err: networkError("ENOTFOUND", "getaddrinfo ENOTFOUND kubernetes.default.svc"),
+    kind: "Unavailable",
+    message: "Kubernetes API unreachable: ENOTFOUND",
+  },
+  {
     name: "undici headers timeout",
     err: new TypeError("fetch failed", {
       cause: networkError("UND_ERR_HEADERS_TIMEOUT", "Headers Timeout Error"),

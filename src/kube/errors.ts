@@ -5,6 +5,7 @@
 
 import { STATUS_CODES } from "node:http";
 import { causeChain } from "../cause-chain.ts";
+import { unreachableCodes } from "../network-errors.ts";
 
 export type KubeErrorKind =
   | "NotFound"
@@ -52,24 +53,6 @@ interface StatusFields {
   code?: number;
   retryAfterSeconds?: number;
 }
-
-/** Socket and undici error codes that mean the API server could not be reached or did not answer. */
-const unavailableCodes = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ETIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-]);
 
 /**
  * Classifies anything a Kubernetes call can throw: client-node's ApiException (`code` + `body`),
@@ -148,7 +131,8 @@ function kindForStatus(status: number, reason: string | undefined): KubeErrorKin
 function fromNetworkError(value: object): KubeError | undefined {
   const record = value as Record<string, unknown>;
   const code = typeof record.code === "string" ? record.code : undefined;
-  if (code !== undefined && unavailableCodes.has(code)) {
+  // The API server's host name not resolving is retried like any other outage.
+  if (code !== undefined && (unreachableCodes.has(code) || code === "ENOTFOUND")) {
     return new KubeError({ kind: "Unavailable", message: `Kubernetes API unreachable: ${code}` });
   }
   if (record.name === "TimeoutError") {
