@@ -9,7 +9,7 @@ import type {
   V1Secret,
   V1ServiceAccount,
 } from "@kubernetes/client-node";
-import { Informer } from "../src/kube/informer.ts";
+import { Informer } from "../src/kube/informer/informer.ts";
 
 /** A condition on one namespace, evaluated against the watch caches. */
 export type NamespaceCheck = (namespace: string) => boolean;

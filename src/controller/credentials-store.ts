@@ -10,7 +10,7 @@ import {
   type CredentialSource,
 } from "../aws/credentials.ts";
 import { isInvalidInput } from "../api/invalid-input.ts";
-import { Informer } from "../kube/informer.ts";
+import { Informer } from "../kube/informer/informer.ts";
 import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import type { CredentialResolver } from "./content.ts";
 import type { ResolvedSpec } from "./spec.ts";

@@ -8,7 +8,7 @@ import { EcrClientPool } from "../aws/token.ts";
 import type { Config } from "../config.ts";
 import { systemClock, type Clock } from "../clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
-import { Informer } from "../kube/informer.ts";
+import { Informer } from "../kube/informer/informer.ts";
 import { StringInterner } from "../kube/interner.ts";
 import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import { KubeClient } from "../kube/rest.ts";

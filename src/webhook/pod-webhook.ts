@@ -6,7 +6,7 @@ import type { ECRPullSecret } from "../api/types.ts";
 import { namespaceView } from "../controller/cluster-cache.ts";
 import type { SpecResolver } from "../controller/spec-resolver.ts";
 import type { Clock } from "../clock.ts";
-import type { Informer } from "../kube/informer.ts";
+import type { Informer } from "../kube/informer/informer.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import {

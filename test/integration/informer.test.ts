@@ -8,8 +8,8 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 
 import { ManualClock } from "../../src/clock.ts";
 import type { KubeError } from "../../src/kube/errors.ts";
-import { Informer } from "../../src/kube/informer.ts";
-import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer.ts";
+import { Informer } from "../../src/kube/informer/informer.ts";
+import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer/informer.ts";
 import type { ClusterConnection } from "../../src/kube/kubeconfig.ts";
 import { startControlPlane } from "../harness/controlplane.ts";
 import type { ControlPlane } from "../harness/controlplane.ts";

@@ -5,7 +5,7 @@
 // from the relist, or as a new uid).
 import type { KubeConfig, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "../../src/controller/labels.ts";
-import { Informer } from "../../src/kube/informer.ts";
+import { Informer } from "../../src/kube/informer/informer.ts";
 
 function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {
   return `${obj.metadata?.namespace ?? ""}/${obj.metadata?.name ?? ""}`;

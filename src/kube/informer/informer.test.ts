@@ -6,9 +6,9 @@ import { describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
-import { eventually } from "../../test/harness/wait.ts";
-import { ManualClock } from "../clock.ts";
-import type { KubeError } from "./errors.ts";
+import { eventually } from "../../../test/harness/wait.ts";
+import { ManualClock } from "../../clock.ts";
+import type { KubeError } from "../errors.ts";
 import { dropManagedFields, Informer, ObjectStore } from "./informer.ts";
 import type { InformerOptions } from "./informer.ts";
 

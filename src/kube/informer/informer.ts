@@ -8,13 +8,13 @@
 import type { IncomingMessage } from "node:http";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
-import { systemClock } from "../clock.ts";
-import type { Clock, TimerHandle } from "../clock.ts";
-import { classifyKubeError, KubeError } from "./errors.ts";
-import type { ClusterConnection } from "./kubeconfig.ts";
-import { closedEarly, KubeClient, parseJson, readBody } from "./rest.ts";
-import { backoffDelay } from "./workqueue.ts";
-import type { BackoffOptions } from "./workqueue.ts";
+import { systemClock } from "../../clock.ts";
+import type { Clock, TimerHandle } from "../../clock.ts";
+import { classifyKubeError, KubeError } from "../errors.ts";
+import type { ClusterConnection } from "../kubeconfig.ts";
+import { closedEarly, KubeClient, parseJson, readBody } from "../rest.ts";
+import { backoffDelay } from "../workqueue.ts";
+import type { BackoffOptions } from "../workqueue.ts";
 
 export type WatchRestartReason = "error" | "stalled" | "expired";
 
