@@ -5,7 +5,6 @@
 // error or a stall, and lists again only when that version is gone (410). List and watch share one
 // plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
 
-import type { IncomingMessage } from "node:http";
 import type { KubernetesObject } from "@kubernetes/client-node";
 
 import { systemClock } from "../../clock.ts";
@@ -17,6 +16,8 @@ import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
 import { ObjectStore, resourceVersionOf } from "./object-store.ts";
 import type { StoreChange } from "./object-store.ts";
+import { httpError, parseListPage, parseWatchEvent, withTypeMeta } from "./wire-format.ts";
+import type { ListPage } from "./wire-format.ts";
 
 export type WatchRestartReason = "error" | "stalled" | "expired";
 
@@ -86,19 +87,6 @@ type WatchEnd =
   | { kind: "error"; error: KubeError }
   | { kind: "stalled" }
   | { kind: "stopped" };
-
-interface ListPage {
-  apiVersion: string | undefined;
-  itemKind: string | undefined;
-  items: KubernetesObject[];
-  resourceVersion: string;
-  continueToken: string | undefined;
-}
-
-interface WatchEvent {
-  type: string;
-  object: KubernetesObject;
-}
 
 export class Informer<T extends KubernetesObject> {
   readonly #name: string;
@@ -694,52 +682,4 @@ function jittered(base: number, spread: number): number {
 function abortReason(signal: AbortSignal | undefined): Error {
   const reason: unknown = signal?.reason;
   return reason instanceof Error ? reason : new Error("waiting for the informer's first list was aborted");
-}
-
-function httpError(response: IncomingMessage, body: string): KubeError {
-  return classifyKubeError({ statusCode: response.statusCode, body, headers: response.headers });
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function malformed(what: string): KubeError {
-  return new KubeError({ kind: "Unknown", message: `${what}: the server sent an unexpected response shape` });
-}
-
-function parseListPage(value: unknown, name: string): ListPage {
-  if (!isRecord(value) || !Array.isArray(value.items) || !isRecord(value.metadata)) {
-    throw malformed(`list of ${name}`);
-  }
-  const rawItems: unknown[] = value.items;
-  const items: KubernetesObject[] = [];
-  for (const item of rawItems) {
-    if (!isRecord(item)) throw malformed(`list of ${name}`);
-    items.push(item);
-  }
-  const { resourceVersion, continue: continueToken } = value.metadata;
-  if (typeof resourceVersion !== "string") throw malformed(`list of ${name}`);
-  return {
-    apiVersion: typeof value.apiVersion === "string" ? value.apiVersion : undefined,
-    itemKind: typeof value.kind === "string" ? value.kind.replace(/List$/, "") : undefined,
-    items,
-    resourceVersion,
-    continueToken: typeof continueToken === "string" && continueToken !== "" ? continueToken : undefined,
-  };
-}
-
-/** The item with the kind and apiVersion a watch event would carry, in the same key order. */
-function withTypeMeta(item: KubernetesObject, page: ListPage): KubernetesObject {
-  const typeMeta: KubernetesObject = {};
-  if (page.itemKind !== undefined) typeMeta.kind = page.itemKind;
-  if (page.apiVersion !== undefined) typeMeta.apiVersion = page.apiVersion;
-  return { ...typeMeta, ...item };
-}
-
-function parseWatchEvent(value: unknown, name: string): WatchEvent {
-  if (!isRecord(value) || typeof value.type !== "string" || !isRecord(value.object)) {
-    throw malformed(`watch of ${name}`);
-  }
-  return { type: value.type, object: value.object };
 }

@@ -1,0 +1,71 @@
+// What the API server sends for a list and a watch, checked and typed, so the informer works
+// on known shapes and a malformed response is a KubeError rather than a crash.
+
+import type { IncomingMessage } from "node:http";
+import type { KubernetesObject } from "@kubernetes/client-node";
+
+import { classifyKubeError, KubeError } from "../errors.ts";
+
+export interface ListPage {
+  apiVersion: string | undefined;
+  itemKind: string | undefined;
+  items: KubernetesObject[];
+  resourceVersion: string;
+  continueToken: string | undefined;
+}
+
+export interface WatchEvent {
+  type: string;
+  object: KubernetesObject;
+}
+
+/** The KubeError a response other than 200 OK stands for. */
+export function httpError(response: IncomingMessage, body: string): KubeError {
+  return classifyKubeError({ statusCode: response.statusCode, body, headers: response.headers });
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function malformed(what: string): KubeError {
+  return new KubeError({ kind: "Unknown", message: `${what}: the server sent an unexpected response shape` });
+}
+
+/** One page of a list: its items, the collection's resourceVersion and the next page's token, if any. */
+export function parseListPage(value: unknown, name: string): ListPage {
+  if (!isRecord(value) || !Array.isArray(value.items) || !isRecord(value.metadata)) {
+    throw malformed(`list of ${name}`);
+  }
+  const rawItems: unknown[] = value.items;
+  const items: KubernetesObject[] = [];
+  for (const item of rawItems) {
+    if (!isRecord(item)) throw malformed(`list of ${name}`);
+    items.push(item);
+  }
+  const { resourceVersion, continue: continueToken } = value.metadata;
+  if (typeof resourceVersion !== "string") throw malformed(`list of ${name}`);
+  return {
+    apiVersion: typeof value.apiVersion === "string" ? value.apiVersion : undefined,
+    itemKind: typeof value.kind === "string" ? value.kind.replace(/List$/, "") : undefined,
+    items,
+    resourceVersion,
+    continueToken: typeof continueToken === "string" && continueToken !== "" ? continueToken : undefined,
+  };
+}
+
+/** The item with the kind and apiVersion a watch event would carry, in the same key order. */
+export function withTypeMeta(item: KubernetesObject, page: ListPage): KubernetesObject {
+  const typeMeta: KubernetesObject = {};
+  if (page.itemKind !== undefined) typeMeta.kind = page.itemKind;
+  if (page.apiVersion !== undefined) typeMeta.apiVersion = page.apiVersion;
+  return { ...typeMeta, ...item };
+}
+
+/** One line of a watch stream: an event type and the object it carries. */
+export function parseWatchEvent(value: unknown, name: string): WatchEvent {
+  if (!isRecord(value) || typeof value.type !== "string" || !isRecord(value.object)) {
+    throw malformed(`watch of ${name}`);
+  }
+  return { type: value.type, object: value.object };
+}
