@@ -8,7 +8,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 
 import { systemClock } from "../../clock.ts";
-import type { Clock, TimerHandle } from "../../clock.ts";
+import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
 import type { ClusterConnection } from "../kubeconfig.ts";
 import { closedEarly, KubeClient, parseJson, readBody } from "../rest.ts";
@@ -16,6 +16,7 @@ import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
 import { ObjectStore, resourceVersionOf } from "./object-store.ts";
 import type { StoreChange } from "./object-store.ts";
+import { StallWatchdog } from "./stall-watchdog.ts";
 import { httpError, parseListPage, parseWatchEvent, withTypeMeta } from "./wire-format.ts";
 import type { ListPage } from "./wire-format.ts";
 
@@ -600,52 +601,6 @@ export class Informer<T extends KubernetesObject> {
       const detail = err instanceof Error ? `${err.name}: ${err.message}` : typeof err;
       process.emitWarning(`informer ${this.#name}: a hook threw ${detail}`);
     }
-  }
-}
-
-/** Calls `onStall` once `limitMs` pass without `feed`; feeding only records the time, so it is cheap. */
-class StallWatchdog {
-  readonly #clock: Clock;
-  readonly #limitMs: number;
-  readonly #onStall: () => void;
-  #lastFed: number;
-  #timer: TimerHandle | undefined;
-  #fired = false;
-
-  constructor(clock: Clock, limitMs: number, onStall: () => void) {
-    this.#clock = clock;
-    this.#limitMs = limitMs;
-    this.#onStall = onStall;
-    this.#lastFed = clock.now();
-    this.#arm(limitMs);
-  }
-
-  feed(): void {
-    this.#lastFed = this.#clock.now();
-  }
-
-  /** Whether `onStall` was called. */
-  fired(): boolean {
-    return this.#fired;
-  }
-
-  stop(): void {
-    if (this.#timer === undefined) return;
-    this.#clock.clearTimer(this.#timer);
-    this.#timer = undefined;
-  }
-
-  #arm(ms: number): void {
-    this.#timer = this.#clock.setTimer(() => {
-      this.#timer = undefined;
-      const idleMs = this.#clock.now() - this.#lastFed;
-      if (idleMs < this.#limitMs) {
-        this.#arm(this.#limitMs - idleMs);
-        return;
-      }
-      this.#fired = true;
-      this.#onStall();
-    }, ms);
   }
 }
 
