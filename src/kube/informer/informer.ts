@@ -11,13 +11,15 @@ import { systemClock } from "../../clock.ts";
 import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
 import type { ClusterConnection } from "../kubeconfig.ts";
-import { closedEarly, KubeClient, parseJson, readBody } from "../rest.ts";
+import { KubeClient, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
 import { ObjectStore, resourceVersionOf } from "./object-store.ts";
 import type { StoreChange } from "./object-store.ts";
 import { StallWatchdog } from "./stall-watchdog.ts";
-import { httpError, parseListPage, parseWatchEvent, withTypeMeta } from "./wire-format.ts";
+import { WatchStream } from "./watch-stream.ts";
+import type { WatchChangeType, WatchEnd } from "./watch-stream.ts";
+import { httpError, parseListPage, withTypeMeta } from "./wire-format.ts";
 import type { ListPage } from "./wire-format.ts";
 
 export type WatchRestartReason = "error" | "stalled" | "expired";
@@ -64,7 +66,7 @@ export interface InformerHandlers<T> {
   onDelete?(obj: T): void;
 }
 
-export const defaultInformerBackoff: BackoffOptions = { baseMs: 1000, maxMs: 30_000 };
+const defaultInformerBackoff: BackoffOptions = { baseMs: 1000, maxMs: 30_000 };
 
 const defaultPageSize = 500;
 const defaultWatchTimeoutSeconds = 30;
@@ -72,22 +74,12 @@ const defaultWatchTimeoutSeconds = 30;
 // data: within the 60 s in which the informer must notice a dead connection and recover.
 const defaultStallGraceMs = 10_000;
 const watchTimeoutJitter = 0.5;
-/** A watch closed sooner than this without a single event is treated as a failure, as client-go does. */
-const shortWatchMs = 1000;
 
 /** Drops metadata.managedFields, which is often the larger part of an object and never read here. */
 export function dropManagedFields(raw: KubernetesObject): KubernetesObject {
   if (raw.metadata !== undefined) delete raw.metadata.managedFields;
   return raw;
 }
-
-/** How one watch request ended, and so what the informer does next. */
-type WatchEnd =
-  | { kind: "closed" }
-  | { kind: "expired" }
-  | { kind: "error"; error: KubeError }
-  | { kind: "stalled" }
-  | { kind: "stopped" };
 
 export class Informer<T extends KubernetesObject> {
   readonly #name: string;
@@ -122,8 +114,8 @@ export class Informer<T extends KubernetesObject> {
   /** Consecutive 410s with no healthy watch in between: the first is relisted at once, later ones back off. */
   #expiries = 0;
   #lastActivity: number;
-  /** Ends the running watch, if one is open. */
-  #endWatch: ((end: WatchEnd) => void) | undefined;
+  /** The running watch, if one is open. */
+  #watchStream: WatchStream | undefined;
   /** Aborts the running list request, if one is in flight. */
   #listRequest: AbortController | undefined;
   /** Cuts short the running backoff sleep, if any. */
@@ -177,7 +169,7 @@ export class Informer<T extends KubernetesObject> {
     if (!this.#stopped) {
       this.#stopped = true;
       this.#wake?.();
-      this.#endWatch?.({ kind: "stopped" });
+      this.#watchStream?.stop();
       this.#listRequest?.abort();
       const stoppedError = new Error(`informer ${this.#name} stopped before its first list`);
       for (const waiter of this.#syncWaiters) waiter.reject(stoppedError);
@@ -260,6 +252,8 @@ export class Informer<T extends KubernetesObject> {
       const end = await this.#watch();
       switch (end.kind) {
         case "closed":
+          // The server ended a watch that worked, as a rule at its timeout.
+          this.#watchIsHealthy();
           break;
         case "stopped":
           return;
@@ -371,160 +365,55 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  /** Runs one watch request from the current resourceVersion; never rejects. */
-  #watch(): Promise<WatchEnd> {
-    return new Promise((resolve) => {
-      const controller = new AbortController();
-      const startedAt = this.#clock.now();
-      const timeoutSeconds = Math.round(jittered(this.#watchTimeoutSeconds, watchTimeoutJitter));
-      let events = 0;
-      let pending = "";
-      let ended = false;
-
-      const end = (result: WatchEnd): void => {
-        if (ended) return;
-        ended = true;
-        watchdog.stop();
-        controller.abort();
-        if (this.#endWatch === end) this.#endWatch = undefined;
-        resolve(result);
-      };
-      const watchdog = new StallWatchdog(this.#clock, timeoutSeconds * 1000 + this.#stallGraceMs, () => {
-        end({ kind: "stalled" });
-      });
-      const onData = (): void => {
-        watchdog.feed();
-        this.#lastActivity = this.#clock.now();
-      };
-      const applyLines = (lines: string[]): void => {
-        for (const line of lines) {
-          if (ended) return;
-          if (line.trim() === "") continue;
-          let result: WatchEnd | undefined;
-          try {
-            result = this.#applyWatchLine(line);
-          } catch (err) {
-            result = { kind: "error", error: classifyKubeError(err) };
-          }
-          if (result !== undefined) {
-            end(result);
-            return;
-          }
-          events += 1;
-          this.#failures = 0;
-          this.#expiries = 0;
-        }
-      };
-      const onEnd = (): void => {
-        applyLines([pending]);
-        if (ended) return;
-        onData();
-        const lastedMs = this.#clock.now() - startedAt;
-        if (events === 0 && lastedMs < shortWatchMs) {
-          end({
-            kind: "error",
-            error: new KubeError({
-              kind: "Unavailable",
-              message: `watch of ${this.#name} closed after ${lastedMs} ms without any event`,
-            }),
-          });
-          return;
-        }
-        this.#failures = 0;
-        this.#expiries = 0;
-        end({ kind: "closed" });
-      };
-
-      this.#endWatch = end;
-      if (this.#stopped) {
-        end({ kind: "stopped" });
-        return;
-      }
-      const query = this.#selectorQuery();
-      query.set("watch", "true");
-      query.set("allowWatchBookmarks", "true");
-      query.set("resourceVersion", this.#resourceVersion);
-      query.set("timeoutSeconds", String(timeoutSeconds));
-      this.#client.open(this.#path, query, controller.signal).then(
-        (response) => {
-          if (ended) {
-            response.destroy();
-            return;
-          }
-          onData();
-          if (response.statusCode !== 200) {
-            readBody(response, onData).then(
-              (body) => {
-                const error = httpError(response, body);
-                end(error.kind === "Gone" ? { kind: "expired" } : { kind: "error", error });
-              },
-              (err: unknown) => {
-                end({ kind: "error", error: classifyKubeError(err) });
-              },
-            );
-            return;
-          }
-          response.setEncoding("utf8");
-          response.on("data", (chunk: string) => {
-            if (ended) return;
-            onData();
-            // Only a chunk with a newline completes a line; an object larger than a chunk is not re-split.
-            const lastNewline = chunk.lastIndexOf("\n");
-            if (lastNewline === -1) {
-              pending += chunk;
-              return;
-            }
-            const lines = (pending + chunk.slice(0, lastNewline)).split("\n");
-            pending = chunk.slice(lastNewline + 1);
-            applyLines(lines);
-          });
-          response.on("end", onEnd);
-          response.on("error", (err) => {
-            end({ kind: "error", error: classifyKubeError(err) });
-          });
-          response.on("close", () => {
-            end({ kind: "error", error: closedEarly(`watch of ${this.#name}`) });
-          });
+  /** Runs one watch request from the last resourceVersion seen; never rejects. */
+  async #watch(): Promise<WatchEnd> {
+    if (this.#stopped) return { kind: "stopped" };
+    const stream = new WatchStream(
+      {
+        name: this.#name,
+        client: this.#client,
+        path: this.#path,
+        selectors: this.#selectorQuery(),
+        resourceVersion: this.#resourceVersion,
+        timeoutSeconds: Math.round(jittered(this.#watchTimeoutSeconds, watchTimeoutJitter)),
+        stallGraceMs: this.#stallGraceMs,
+        clock: this.#clock,
+      },
+      {
+        onData: () => {
+          this.#lastActivity = this.#clock.now();
         },
-        (err: unknown) => {
-          end({ kind: "error", error: classifyKubeError(err) });
+        onChange: (type, object) => {
+          this.#applyWatchChange(type, object);
         },
-      );
-    });
+        onBookmark: (resourceVersion) => {
+          if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
+          this.#watchIsHealthy();
+        },
+      },
+    );
+    this.#watchStream = stream;
+    try {
+      return await stream.ended;
+    } finally {
+      this.#watchStream = undefined;
+    }
   }
 
-  /** Applies one watch event to the store; returns how the watch ends if the event ends it. */
-  #applyWatchLine(line: string): WatchEnd | undefined {
-    const event = parseWatchEvent(parseJson(line, `watch of ${this.#name}`), this.#name);
-    switch (event.type) {
-      case "ADDED":
-      case "MODIFIED":
-      case "DELETED": {
-        const resourceVersion = resourceVersionOf(event.object);
-        const obj = this.#transform(event.object);
-        const change = event.type === "DELETED" ? this.#store.delete(obj) : this.#store.upsert(obj);
-        if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
-        if (change !== undefined) this.#emit(change);
-        return undefined;
-      }
-      case "BOOKMARK": {
-        const resourceVersion = resourceVersionOf(event.object);
-        if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
-        return undefined;
-      }
-      case "ERROR": {
-        const error = classifyKubeError(event.object);
-        return error.kind === "Gone" ? { kind: "expired" } : { kind: "error", error };
-      }
-      default:
-        return {
-          kind: "error",
-          error: new KubeError({
-            kind: "Unknown",
-            message: `watch of ${this.#name} sent an event of unknown type ${JSON.stringify(event.type)}`,
-          }),
-        };
-    }
+  /** Puts a watched change in the store and tells the handlers; the next watch resumes after it. */
+  #applyWatchChange(type: WatchChangeType, raw: KubernetesObject): void {
+    const resourceVersion = resourceVersionOf(raw);
+    const obj = this.#transform(raw);
+    const change = type === "DELETED" ? this.#store.delete(obj) : this.#store.upsert(obj);
+    if (resourceVersion !== undefined) this.#resourceVersion = resourceVersion;
+    if (change !== undefined) this.#emit(change);
+    this.#watchIsHealthy();
+  }
+
+  /** An event or a clean end ends the streaks of failures and 410s that lengthen the backoff. */
+  #watchIsHealthy(): void {
+    this.#failures = 0;
+    this.#expiries = 0;
   }
 
   #selectorQuery(): URLSearchParams {
