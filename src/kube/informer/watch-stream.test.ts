@@ -1,0 +1,236 @@
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { describe, it } from "node:test";
+import { KubeConfig } from "@kubernetes/client-node";
+
+import { ManualClock } from "../../clock.ts";
+import type { KubeError } from "../errors.ts";
+import { KubeClient } from "../rest.ts";
+import { WatchStream } from "./watch-stream.ts";
+import type { WatchChangeType } from "./watch-stream.ts";
+
+const testTimeoutMs = 20_000;
+
+interface Watched {
+  stream: WatchStream;
+  clock: ManualClock;
+  changes: [WatchChangeType, string | undefined][];
+  bookmarks: (string | undefined)[];
+  /** The query of the watch request. */
+  query: Promise<URLSearchParams>;
+  close: () => Promise<void>;
+}
+
+/** Opens one watch against a loopback server that answers with `answer`. */
+async function watch(
+  answer: (req: IncomingMessage, res: ServerResponse) => void,
+  onChange?: () => void,
+): Promise<Watched> {
+  const { promise: query, resolve: gotQuery } = Promise.withResolvers<URLSearchParams>();
+  const server = createServer((req, res) => {
+    gotQuery(new URL(req.url ?? "", "http://x").searchParams);
+    answer(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no port bound");
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromOptions({
+    clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
+    users: [{ name: "nobody" }],
+    contexts: [{ name: "local", cluster: "local", user: "nobody" }],
+    currentContext: "local",
+  });
+  const clock = new ManualClock();
+  const changes: Watched["changes"] = [];
+  const bookmarks: Watched["bookmarks"] = [];
+  const stream = new WatchStream(
+    {
+      name: "secrets",
+      client: new KubeClient(kubeConfig),
+      path: "/api/v1/secrets",
+      selectors: new URLSearchParams({ labelSelector: "app=x" }),
+      resourceVersion: "4",
+      timeoutSeconds: 2,
+      stallGraceMs: 500,
+      clock,
+    },
+    {
+      onData: () => undefined,
+      onChange: (type, object) => {
+        changes.push([type, object.metadata?.name]);
+        onChange?.();
+      },
+      onBookmark: (resourceVersion) => bookmarks.push(resourceVersion),
+    },
+  );
+  return {
+    stream,
+    clock,
+    changes,
+    bookmarks,
+    query,
+    close: async () => {
+      stream.stop();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => {
+        server.close(() => {
+          resolve();
+        });
+      });
+    },
+  };
+}
+
+/** The error the watch ended with; fails when it ended otherwise. */
+async function endError(stream: WatchStream): Promise<KubeError> {
+  const end = await stream.ended;
+  assert.ok(end.kind === "error", `the watch ended ${end.kind}`);
+  return end.error;
+}
+
+function line(event: object): string {
+  return `${JSON.stringify(event)}\n`;
+}
+
+const added = line({ type: "ADDED", object: { metadata: { name: "a", resourceVersion: "5" } } });
+
+describe("WatchStream", () => {
+  it(
+    "asks for bookmarks from the given resourceVersion, with the selectors and the timeout",
+    { timeout: testTimeoutMs },
+    async () => {
+      const watched = await watch((_req, res) => res.end(added));
+      try {
+        const query = await watched.query;
+        assert.deepEqual(Object.fromEntries(query), {
+          labelSelector: "app=x",
+          watch: "true",
+          allowWatchBookmarks: "true",
+          resourceVersion: "4",
+          timeoutSeconds: "2",
+        });
+        assert.deepEqual(await watched.stream.ended, { kind: "closed" });
+      } finally {
+        await watched.close();
+      }
+    },
+  );
+
+  it(
+    "hands over events split across chunks whole, bookmarks included",
+    { timeout: testTimeoutMs },
+    async () => {
+      const bookmark = line({ type: "BOOKMARK", object: { metadata: { resourceVersion: "6" } } });
+      const deleted = line({ type: "DELETED", object: { metadata: { name: "a", resourceVersion: "7" } } });
+      const watched = await watch((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write(added.slice(0, 10));
+        setTimeout(() => res.write(added.slice(10) + bookmark.slice(0, 5)), 20);
+        setTimeout(() => res.end(bookmark.slice(5) + deleted.trimEnd()), 40);
+      });
+      try {
+        assert.deepEqual(await watched.stream.ended, { kind: "closed" });
+        assert.deepEqual(watched.changes, [
+          ["ADDED", "a"],
+          ["DELETED", "a"],
+        ]);
+        assert.deepEqual(watched.bookmarks, ["6"]);
+      } finally {
+        await watched.close();
+      }
+    },
+  );
+
+  it(
+    "fails a watch the server ends at once without an event, as client-go does",
+    { timeout: testTimeoutMs },
+    async () => {
+      const watched = await watch((_req, res) => res.end());
+      try {
+        const error = await endError(watched.stream);
+        assert.equal(error.kind, "Unavailable");
+        assert.match(error.message, /watch of secrets closed after 0 ms without any event/);
+      } finally {
+        await watched.close();
+      }
+    },
+  );
+
+  it("ends as expired on 410 Gone, as an event or as the response", { timeout: testTimeoutMs }, async () => {
+    const gone = { kind: "Status", code: 410, reason: "Expired", message: "too old resource version" };
+    for (const answer of [
+      (_req: IncomingMessage, res: ServerResponse) => res.end(line({ type: "ERROR", object: gone })),
+      (_req: IncomingMessage, res: ServerResponse) => {
+        res.statusCode = 410;
+        res.end(JSON.stringify(gone));
+      },
+    ]) {
+      const watched = await watch(answer);
+      try {
+        assert.deepEqual(await watched.stream.ended, { kind: "expired" });
+      } finally {
+        await watched.close();
+      }
+    }
+  });
+
+  it(
+    "ends with an error on an event of unknown type and on a handler that throws, skipping later events",
+    { timeout: testTimeoutMs },
+    async () => {
+      const unknown = await watch((_req, res) => res.end(line({ type: "SURPRISE", object: {} }) + added));
+      try {
+        const error = await endError(unknown.stream);
+        assert.equal(error.kind, "Unknown");
+        assert.match(error.message, /unknown type "SURPRISE"/);
+        assert.deepEqual(unknown.changes, []);
+      } finally {
+        await unknown.close();
+      }
+      const throwing = await watch(
+        (_req, res) => res.end(added + added),
+        () => {
+          throw new Error("handler failed");
+        },
+      );
+      try {
+        await endError(throwing.stream);
+        assert.equal(throwing.changes.length, 1, "the second event is not handed over");
+      } finally {
+        await throwing.close();
+      }
+    },
+  );
+
+  it(
+    "ends as stalled when nothing arrives for the timeout plus the grace, and as stopped on stop",
+    { timeout: testTimeoutMs },
+    async () => {
+      const silent = await watch((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.flushHeaders();
+      });
+      try {
+        await silent.query;
+        silent.clock.advance(2499);
+        silent.stream.stop();
+        assert.deepEqual(await silent.stream.ended, { kind: "stopped" });
+      } finally {
+        await silent.close();
+      }
+      const stalled = await watch((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.flushHeaders();
+      });
+      try {
+        await stalled.query;
+        stalled.clock.advance(2500);
+        assert.deepEqual(await stalled.stream.ended, { kind: "stalled" });
+        assert.equal(stalled.clock.pendingTimers(), 0);
+      } finally {
+        await stalled.close();
+      }
+    },
+  );
+});
