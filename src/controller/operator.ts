@@ -8,7 +8,7 @@ import { EcrClientPool } from "../aws/token.ts";
 import type { Config } from "../config.ts";
 import { systemClock, type Clock } from "../clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
-import { Informer } from "../kube/informer/informer.ts";
+import { dropManagedFields, Informer } from "../kube/informer/informer.ts";
 import { StringInterner } from "../kube/interner.ts";
 import type { ClusterConnection } from "../kube/kubeconfig.ts";
 import { KubeClient } from "../kube/rest.ts";
@@ -49,13 +49,8 @@ export interface OperatorOptions {
 
 /** Strips what the operator never reads, to keep the caches small. */
 function slim(obj: KubernetesObject): KubernetesObject {
-  if (obj.metadata !== undefined) {
-    delete obj.metadata.managedFields;
-    if (obj.metadata.annotations !== undefined) {
-      delete obj.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
-    }
-  }
-  return obj;
+  delete obj.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"];
+  return dropManagedFields(obj);
 }
 
 export class Operator {
