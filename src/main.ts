@@ -8,7 +8,7 @@ import { Command, Option } from "commander";
 import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
 import { Operator } from "./controller/operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
-import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./kube/kubeconfig.ts";
+import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./kube/kubeconfig/load.ts";
 import { leaseApi, LeaderElector } from "./kube/leader-election.ts";
 import { KubeClient } from "./kube/rest.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";

@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 import { ManualClock } from "../../src/clock.ts";
 import { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer/informer.ts";
-import { loadKubeConfig, type ClusterAccess } from "../../src/kube/kubeconfig.ts";
+import { loadKubeConfig, type ClusterAccess } from "../../src/kube/kubeconfig/load.ts";
 import { KubeClient } from "../../src/kube/rest.ts";
 import { issueCertificate } from "../harness/certs.ts";
 import { startConnectProxy, type ConnectProxy } from "../harness/connect-proxy.ts";

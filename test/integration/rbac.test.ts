@@ -21,7 +21,7 @@ import {
   type V1ResourceAttributes,
   type V1Role,
 } from "@kubernetes/client-node";
-import { loadKubeConfig } from "../../src/kube/kubeconfig.ts";
+import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";
 import { leaseApi, LeaderElector } from "../../src/kube/leader-election.ts";
 import { KubeClient } from "../../src/kube/rest.ts";
 import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";

@@ -11,8 +11,8 @@ import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { repoRoot } from "../../test/harness/paths.ts";
-import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./kubeconfig.ts";
+import { repoRoot } from "../../../test/harness/paths.ts";
+import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./load.ts";
 
 /** What a client resolves from a kubeconfig; absent fields are unset. */
 interface Resolved {

@@ -2,8 +2,8 @@
 // it: non-interactively, with KUBERNETES_EXEC_INFO (and the cluster when provideClusterInfo is set),
 // its token or client certificate cached until it expires or the server answers 401.
 import { execFile, type ExecFileException } from "node:child_process";
-import type { Clock } from "../clock.ts";
-import { KubeConfigError, type Credential, type RequestCredential } from "./credentials.ts";
+import type { Clock } from "../../clock.ts";
+import { KubeConfigError, type Credential, type RequestCredential } from "./credential.ts";
 
 export const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
 const EXEC_TIMEOUT_MS = 30_000;

@@ -9,8 +9,8 @@ import type { TLSSocket } from "node:tls";
 import { after, afterEach, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 
-import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../test/harness/certs.ts";
-import { ManualClock } from "../clock.ts";
+import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../../test/harness/certs.ts";
+import { ManualClock } from "../../clock.ts";
 import {
   IDLE_SOCKET_TIMEOUT_MS,
   KubeConfigError,
@@ -19,7 +19,7 @@ import {
   type ClusterAccess,
   type KubeConfigSources,
   type LoadOptions,
-} from "./kubeconfig.ts";
+} from "./load.ts";
 
 let root: string;
 const opened: ClusterAccess[] = [];

@@ -2,7 +2,7 @@
 // token file re-read as kubelet rotates it, or (exec-credential.ts) an exec plugin's output.
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import type { Clock } from "../clock.ts";
+import type { Clock } from "../../clock.ts";
 
 /** The credential of one request. Providers hand out the same object until the credential changes. */
 export interface RequestCredential {

@@ -7,7 +7,7 @@ import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent, type RequestOptions } from "node:https";
 import { delimiter, dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { parse as parseYaml, YAMLError } from "yaml";
-import { systemClock, type Clock } from "../clock.ts";
+import { systemClock, type Clock } from "../../clock.ts";
 import {
   errorCode,
   fixedCredential,
@@ -16,12 +16,12 @@ import {
   TokenFile,
   type Credential,
   type RequestCredential,
-} from "./credentials.ts";
-import { EXEC_API_VERSIONS, ExecPlugin, type ExecClusterInfo, type ExecConfig } from "./exec-credential.ts";
+} from "./credential.ts";
+import { EXEC_API_VERSIONS, ExecPlugin, type ExecClusterInfo, type ExecConfig } from "./exec-plugin.ts";
 import { parseProxyUrl, proxyFor } from "./proxy.ts";
 
-export { KubeConfigError } from "./credentials.ts";
-export { TOKEN_REREAD_MS } from "./credentials.ts";
+export { KubeConfigError } from "./credential.ts";
+export { TOKEN_REREAD_MS } from "./credential.ts";
 
 /**
  * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
