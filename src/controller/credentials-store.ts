@@ -11,7 +11,7 @@ import {
 } from "../aws/credentials.ts";
 import { isInvalidInput } from "../api/invalid-input.ts";
 import { Informer } from "../kube/informer/informer.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/load.ts";
+import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import type { CredentialResolver } from "./content.ts";
 import type { ResolvedSpec } from "./spec.ts";
 import type { TokenProblem } from "./status.ts";

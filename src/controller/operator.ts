@@ -10,7 +10,7 @@ import { systemClock, type Clock } from "../clock.ts";
 import { createEventRecorder } from "../kube/events.ts";
 import { dropManagedFields, Informer } from "../kube/informer/informer.ts";
 import { StringInterner } from "../kube/interner.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/load.ts";
+import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";

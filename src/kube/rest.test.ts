@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import type { RequestOptions } from "node:https";
 import { ManualClock } from "../clock.ts";
 import { KubeError } from "./errors.ts";
-import type { ClusterConnection } from "./kubeconfig/load.ts";
+import type { ClusterConnection } from "./kubeconfig/cluster-access.ts";
 import { clusterPath, KubeClient, namespacedPath } from "./rest.ts";
 import { eventually } from "../../test/harness/wait.ts";
 

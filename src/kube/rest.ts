@@ -6,7 +6,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { systemClock, type Clock } from "../clock.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
-import type { ClusterConnection } from "./kubeconfig/load.ts";
+import type { ClusterConnection } from "./kubeconfig/cluster-access.ts";
 
 export type Query = Record<string, string | number | boolean | undefined> | URLSearchParams;
 

@@ -6,7 +6,7 @@ import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { classifyKubeError } from "../kube/errors.ts";
 import { Informer } from "../kube/informer/informer.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/load.ts";
+import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { clusterPath, KubeClient, namespacedPath } from "../kube/rest.ts";
 import { backoffDelay } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";

@@ -15,7 +15,8 @@ import {
 import { loadConfig, type RawConfig } from "../../src/config.ts";
 import { Operator } from "../../src/controller/operator.ts";
 import type { Clock } from "../../src/clock.ts";
-import { loadKubeConfig, type ClusterConnection } from "../../src/kube/kubeconfig/load.ts";
+import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
+import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { Metrics } from "../../src/observability/metrics.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";

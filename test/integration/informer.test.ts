@@ -10,7 +10,7 @@ import { ManualClock } from "../../src/clock.ts";
 import type { KubeError } from "../../src/kube/errors.ts";
 import { Informer } from "../../src/kube/informer/informer.ts";
 import type { InformerOptions, WatchRestartReason } from "../../src/kube/informer/informer.ts";
-import type { ClusterConnection } from "../../src/kube/kubeconfig/load.ts";
+import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
 import { startControlPlane } from "../harness/controlplane.ts";
 import type { ControlPlane } from "../harness/controlplane.ts";
 import { eventually } from "../harness/wait.ts";

@@ -10,7 +10,7 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 import { systemClock } from "../../clock.ts";
 import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
-import type { ClusterConnection } from "../kubeconfig/load.ts";
+import type { ClusterConnection } from "../kubeconfig/cluster-access.ts";
 import { KubeClient, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";

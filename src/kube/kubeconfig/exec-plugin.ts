@@ -1,14 +1,17 @@
-// An exec credential plugin (client.authentication.k8s.io v1 and v1beta1), run as client-go runs
-// it: non-interactively, with KUBERNETES_EXEC_INFO (and the cluster when provideClusterInfo is set),
-// its token or client certificate cached until it expires or the server answers 401.
+// An exec credential plugin (client.authentication.k8s.io v1 and v1beta1): its kubeconfig section
+// checked as client-go validates it, and the plugin run as client-go runs it: non-interactively,
+// with KUBERNETES_EXEC_INFO (and the cluster when provideClusterInfo is set), its token or client
+// certificate cached until it expires or the server answers 401.
 import { execFile, type ExecFileException } from "node:child_process";
+import { dirname, isAbsolute, resolve, sep } from "node:path";
 import type { Clock } from "../../clock.ts";
 import { KubeConfigError, type Credential, type RequestCredential } from "./credential.ts";
+import { entries, flag, isMap, text, type Entry, type YamlMap } from "./yaml-fields.ts";
 
-export const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
+const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];
 const EXEC_TIMEOUT_MS = 30_000;
 /** A credential is renewed this long before it expires, so it does not expire in flight. */
-export const EXEC_RENEW_MARGIN_MS = 10_000;
+const EXEC_RENEW_MARGIN_MS = 10_000;
 
 /** The `spec.cluster` a plugin receives with provideClusterInfo, in client-go's JSON field names. */
 export interface ExecClusterInfo {
@@ -34,6 +37,59 @@ export interface ExecConfig {
   cluster: ExecClusterInfo | undefined;
   /** Where in the kubeconfig, for messages. */
   where: string;
+}
+
+const interactiveModes = ["Never", "IfAvailable", "Always"];
+
+/** The exec section of `user`, checked as client-go validates it. */
+export function execConfig(
+  exec: YamlMap,
+  user: Entry,
+  clusterInfo: ExecClusterInfo,
+  parentEnv: Readonly<Record<string, string | undefined>>,
+): ExecConfig {
+  const where = `${user.where}: exec`;
+  const command = text(exec, "command", where);
+  if (command === undefined) throw new KubeConfigError(`${where}: command is not set`);
+  const apiVersion = text(exec, "apiVersion", where);
+  if (apiVersion === undefined || !EXEC_API_VERSIONS.includes(apiVersion)) {
+    throw new KubeConfigError(`${where}: apiVersion must be one of ${EXEC_API_VERSIONS.join(", ")}`);
+  }
+  // v1beta1 defaults to IfAvailable; v1 must say (client-go's defaulting and validation).
+  const mode =
+    text(exec, "interactiveMode", where) ?? (apiVersion.endsWith("/v1beta1") ? "IfAvailable" : undefined);
+  if (mode === undefined)
+    throw new KubeConfigError(`${where}: interactiveMode must be set for ${apiVersion}`);
+  if (!interactiveModes.includes(mode)) {
+    throw new KubeConfigError(`${where}: interactiveMode must be one of ${interactiveModes.join(", ")}`);
+  }
+  if (mode === "Always") {
+    throw new KubeConfigError(
+      `${where}: interactiveMode is Always, but the operator has no terminal; use IfAvailable or Never`,
+    );
+  }
+  const args = entries(exec, "args", where).map((arg, index) => {
+    if (typeof arg !== "string") throw new KubeConfigError(`${where}: args[${index}] is not a string`);
+    return arg;
+  });
+  const env: Record<string, string | undefined> = { ...parentEnv };
+  for (const [index, variable] of entries(exec, "env", where).entries()) {
+    const name = isMap(variable) ? text(variable, "name", where) : undefined;
+    if (!isMap(variable) || name === undefined) {
+      throw new KubeConfigError(`${where}: env[${index}] has no name`);
+    }
+    env[name] = text(variable, "value", where) ?? "";
+  }
+  return {
+    // A relative path (not a bare name looked up in PATH) is relative to the kubeconfig, as in client-go.
+    command: command.includes(sep) && !isAbsolute(command) ? resolve(dirname(user.file), command) : command,
+    args,
+    env,
+    apiVersion,
+    installHint: text(exec, "installHint", where),
+    cluster: flag(exec, "provideClusterInfo", where) ? clusterInfo : undefined,
+    where,
+  };
 }
 
 interface Cached {
@@ -79,13 +135,13 @@ export class ExecPlugin implements Credential {
  * When to run the plugin again: EXEC_RENEW_MARGIN_MS before expiry, or halfway through a lifetime
  * shorter than twice that margin, so a short-lived credential is not fetched anew on every request.
  */
-export function renewAt(now: number, expiresAt: number): number {
+function renewAt(now: number, expiresAt: number): number {
   const lifetime = expiresAt - now;
   return now + (lifetime > 2 * EXEC_RENEW_MARGIN_MS ? lifetime - EXEC_RENEW_MARGIN_MS : lifetime / 2);
 }
 
 /** The KUBERNETES_EXEC_INFO value: the ExecCredential the plugin is asked to complete. */
-export function execInfo(config: Pick<ExecConfig, "apiVersion" | "cluster">): string {
+function execInfo(config: Pick<ExecConfig, "apiVersion" | "cluster">): string {
   const spec =
     config.cluster === undefined ? { interactive: false } : { cluster: config.cluster, interactive: false };
   return JSON.stringify({ apiVersion: config.apiVersion, kind: "ExecCredential", spec });
@@ -139,7 +195,7 @@ function optionalText(status: Record<string, unknown>, field: string, where: str
   return value;
 }
 
-export function parseExecCredential(
+function parseExecCredential(
   stdout: string,
   config: Pick<ExecConfig, "apiVersion" | "command" | "where">,
 ): { credential: RequestCredential; expiresAt: number } {

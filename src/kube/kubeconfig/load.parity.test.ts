@@ -12,7 +12,9 @@ import { after, before, describe, it } from "node:test";
 import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { repoRoot } from "../../../test/harness/paths.ts";
-import { KubeConfigError, loadKubeConfig, type ClusterAccess } from "./load.ts";
+import type { ClusterAccess } from "./cluster-access.ts";
+import { KubeConfigError } from "./credential.ts";
+import { loadKubeConfig } from "./load.ts";
 
 /** What a client resolves from a kubeconfig; absent fields are unset. */
 interface Resolved {

@@ -11,15 +11,9 @@ import { stringify } from "yaml";
 
 import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../../test/harness/certs.ts";
 import { ManualClock } from "../../clock.ts";
-import {
-  IDLE_SOCKET_TIMEOUT_MS,
-  KubeConfigError,
-  loadKubeConfig,
-  TOKEN_REREAD_MS,
-  type ClusterAccess,
-  type KubeConfigSources,
-  type LoadOptions,
-} from "./load.ts";
+import { IDLE_SOCKET_TIMEOUT_MS, type ClusterAccess } from "./cluster-access.ts";
+import { KubeConfigError, TOKEN_REREAD_MS } from "./credential.ts";
+import { loadKubeConfig, type KubeConfigSources, type LoadOptions } from "./load.ts";
 
 let root: string;
 const opened: ClusterAccess[] = [];

@@ -1,0 +1,121 @@
+// The connection to one cluster as the REST client and informers use it: server, TLS material, one
+// keep-alive pool and the credential each request carries. Replaces client-node's KubeConfig, whose
+// import alone costs ~77 MB RSS (its config.js loads every generated model).
+
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent, type RequestOptions } from "node:https";
+import type { Credential, RequestCredential } from "./credential.ts";
+
+/**
+ * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
+ * has this shape, which tests use.
+ */
+export interface ClusterConnection {
+  getCurrentCluster(): { server: string } | null;
+  /** Sets TLS material, a shared keep-alive agent and the Authorization header on `options`. */
+  applyToHTTPSOptions(options: RequestOptions): Promise<void>;
+  /**
+   * The server answered 401 Unauthorized to the request `options` was prepared for: an exec
+   * plugin's credential is dropped, so the next request runs the plugin again (as client-go does).
+   */
+  credentialRejected?(options: RequestOptions): void;
+}
+
+/**
+ * Pooled connections idle longer than this are closed by the client, well before the API server's
+ * 90 s idle timeout, so a request never goes out on a socket the server is closing (ECONNRESET).
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 30_000;
+
+export interface Tls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  rejectUnauthorized: boolean;
+  servername?: string;
+}
+
+export interface ClusterSettings {
+  contextName: string;
+  clusterName: string;
+  server: string;
+  tls: Tls;
+  credential: Credential;
+  /** The proxy every connection goes through, if any. */
+  proxy: URL | undefined;
+}
+
+export class ClusterAccess implements ClusterConnection {
+  readonly #settings: ClusterSettings;
+  // One pool per cluster: a TLS handshake and SecureContext per request is what made client-node slow.
+  // No maxSockets: callers bound their concurrency (--write-concurrency), and a cap would queue
+  // requests behind long-lived watches.
+  readonly #agent: HttpAgent;
+
+  /** The credential each prepared request carried, to know which one a 401 refused. */
+  readonly #issued = new WeakMap<RequestOptions, RequestCredential>();
+
+  constructor(settings: ClusterSettings) {
+    this.#settings = { ...settings, server: settings.server.replace(/\/+$/, "") };
+    const http = new URL(this.#settings.server).protocol === "http:";
+    const proxy = settings.proxy?.href;
+    const proxyEnv = proxy === undefined ? undefined : http ? { HTTP_PROXY: proxy } : { HTTPS_PROXY: proxy };
+    const pool = { keepAlive: true, timeout: IDLE_SOCKET_TIMEOUT_MS, proxyEnv };
+    // Only the fields that are set: an agent's options override each request's, and a client
+    // certificate from an exec plugin comes with the request.
+    const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
+    this.#agent = http ? new HttpAgent(pool) : new HttpsAgent({ ...pool, ...tls });
+  }
+
+  /** The proxy in use, or undefined for direct connections. */
+  get proxy(): URL | undefined {
+    return this.#settings.proxy;
+  }
+
+  get server(): string {
+    return this.#settings.server;
+  }
+
+  /** The kubeconfig context in use, or "in-cluster". */
+  get currentContext(): string {
+    return this.#settings.contextName;
+  }
+
+  getCurrentCluster(): { name: string; server: string } {
+    return { name: this.#settings.clusterName, server: this.#settings.server };
+  }
+
+  async applyToHTTPSOptions(options: RequestOptions): Promise<void> {
+    const credential = await this.#settings.credential.current();
+    this.#issued.set(options, credential);
+    const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
+    if (ca !== undefined) options.ca = ca;
+    const clientCert = credential.cert ?? cert;
+    const clientKey = credential.key ?? key;
+    if (clientCert !== undefined) options.cert = clientCert;
+    if (clientKey !== undefined) options.key = clientKey;
+    if (servername !== undefined) options.servername = servername;
+    options.rejectUnauthorized = rejectUnauthorized;
+    options.agent = this.#agent;
+    const authorization = credential.authorization;
+    if (authorization === undefined) return;
+    // A new object, so a headers object the caller reuses across requests is left as it was.
+    options.headers = isRawHeaders(options.headers)
+      ? [...options.headers, "Authorization", authorization]
+      : { ...options.headers, Authorization: authorization };
+  }
+
+  credentialRejected(options: RequestOptions): void {
+    const used = this.#issued.get(options);
+    if (used !== undefined) this.#settings.credential.rejected(used);
+  }
+
+  /** Closes the pooled connections. */
+  close(): void {
+    this.#agent.destroy();
+  }
+}
+
+function isRawHeaders(headers: RequestOptions["headers"]): headers is readonly string[] {
+  return Array.isArray(headers);
+}
