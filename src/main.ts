@@ -9,7 +9,7 @@ import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawCon
 import { Operator } from "./controller/operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
 import type { ClusterAccess } from "./kube/kubeconfig/cluster-access.ts";
-import { KubeConfigError } from "./kube/kubeconfig/credential.ts";
+import { KubeConfigError } from "./kube/kubeconfig/kubeconfig-error.ts";
 import { loadKubeConfig } from "./kube/kubeconfig/load.ts";
 import { leaseApi, LeaderElector } from "./kube/leader-election.ts";
 import { KubeClient } from "./kube/rest.ts";

@@ -6,16 +6,11 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Clock } from "../../clock.ts";
 import { ClusterAccess, type Tls } from "./cluster-access.ts";
-import {
-  errorCode,
-  fixedCredential,
-  KubeConfigError,
-  noCredential,
-  TokenFile,
-  type Credential,
-} from "./credential.ts";
+import { fixedCredential, noCredential, type Credential } from "./credential.ts";
 import { execConfig, ExecPlugin, type ExecClusterInfo } from "./exec-plugin.ts";
+import { errorCode, KubeConfigError } from "./kubeconfig-error.ts";
 import { parseProxyUrl, proxyFor } from "./proxy.ts";
+import { TokenFile } from "./token-file.ts";
 import { entriesOrNone, flag, isMap, section, text, type Entry } from "./yaml-fields.ts";
 
 /** The kubeconfig files merged: the first current-context and the first entry of each name. */

@@ -5,7 +5,8 @@
 import { execFile, type ExecFileException } from "node:child_process";
 import { dirname, isAbsolute, resolve, sep } from "node:path";
 import type { Clock } from "../../clock.ts";
-import { KubeConfigError, type Credential, type RequestCredential } from "./credential.ts";
+import type { Credential, RequestCredential } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 import { entries, flag, isMap, text, type Entry, type YamlMap } from "./yaml-fields.ts";
 
 const EXEC_API_VERSIONS = ["client.authentication.k8s.io/v1", "client.authentication.k8s.io/v1beta1"];

@@ -13,7 +13,7 @@ import { KubeConfig } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { repoRoot } from "../../../test/harness/paths.ts";
 import type { ClusterAccess } from "./cluster-access.ts";
-import { KubeConfigError } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 import { loadKubeConfig } from "./load.ts";
 
 /** What a client resolves from a kubeconfig; absent fields are unset. */

@@ -12,8 +12,9 @@ import { stringify } from "yaml";
 import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../../test/harness/certs.ts";
 import { ManualClock } from "../../clock.ts";
 import { IDLE_SOCKET_TIMEOUT_MS, type ClusterAccess } from "./cluster-access.ts";
-import { KubeConfigError, TOKEN_REREAD_MS } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 import { loadKubeConfig, type KubeConfigSources, type LoadOptions } from "./load.ts";
+import { TOKEN_REREAD_MS } from "./token-file.ts";
 
 let root: string;
 const opened: ClusterAccess[] = [];

@@ -7,8 +7,9 @@ import { parse as parseYaml, YAMLError } from "yaml";
 import { systemClock, type Clock } from "../../clock.ts";
 import { checkedServer, fromMerged, readSync, type MergedKubeConfig } from "./client-config.ts";
 import { ClusterAccess } from "./cluster-access.ts";
-import { KubeConfigError, TokenFile } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 import { proxyFor } from "./proxy.ts";
+import { TokenFile } from "./token-file.ts";
 import { entries, entriesOrNone, isMap, section, text, type YamlMap } from "./yaml-fields.ts";
 
 export interface KubeConfigSources {

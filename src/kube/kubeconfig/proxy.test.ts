@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { KubeConfigError } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 import { noProxyMatches, parseProxyUrl, proxyFor } from "./proxy.ts";
 
 describe("proxyFor, by Go's http.ProxyFromEnvironment rules", () => {

@@ -2,7 +2,7 @@
 // cluster's proxy-url for every host, else Go's http.ProxyFromEnvironment (HTTPS_PROXY or
 // HTTP_PROXY by the server's scheme, NO_PROXY, and never for localhost or a loopback address).
 import { BlockList, isIP } from "node:net";
-import { KubeConfigError } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 
 const proxySchemes = ["http:", "https:"];
 

@@ -1,7 +1,7 @@
 // Field readers for a kubeconfig's YAML. Each reads YAML nulls and "" as unset, as client-go does,
 // and a refusal names the file, entry and field, never the value.
 
-import { KubeConfigError } from "./credential.ts";
+import { KubeConfigError } from "./kubeconfig-error.ts";
 
 export type YamlMap = Readonly<Record<string, unknown>>;
 
