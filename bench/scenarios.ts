@@ -13,6 +13,7 @@ import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../src/api/types.ts";
 import { buildDockerConfigJson } from "../src/controller/dockerconfig.ts";
 import { EXPIRES_AT_ANNOTATION, REFRESHED_AT_ANNOTATION } from "../src/controller/labels.ts";
+import { isoSeconds } from "../src/controller/status.ts";
 import { motoDefaultCredentials } from "../test/harness/moto.ts";
 import { repoRoot } from "../test/harness/paths.ts";
 import { tlsMaterialOf } from "./api-client.ts";
@@ -87,8 +88,7 @@ async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConf
     const decoded = Buffer.from(data?.authorizationToken ?? "", "base64").toString();
     const colon = decoded.indexOf(":");
     const host = (data?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
-    const now = new Date();
-    const iso = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, "Z");
+    const now = Date.now();
     return {
       metadata: {
         name,
@@ -98,8 +98,8 @@ async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConf
           "bench.ecr-creds-refresher.io/owner": "baseline",
         },
         annotations: {
-          [EXPIRES_AT_ANNOTATION]: iso(new Date(now.getTime() + 12 * 3_600_000)),
-          [REFRESHED_AT_ANNOTATION]: iso(now),
+          [EXPIRES_AT_ANNOTATION]: isoSeconds(now + 12 * 3_600_000),
+          [REFRESHED_AT_ANNOTATION]: isoSeconds(now),
         },
       },
       type: "kubernetes.io/dockerconfigjson",
