@@ -1,74 +1,11 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { RequestOptions } from "node:https";
 import { ManualClock } from "../clock.ts";
 import { KubeError } from "./errors.ts";
-import type { ClusterConnection } from "./kubeconfig/cluster-access.ts";
 import { clusterPath, KubeClient, namespacedPath } from "./rest.ts";
+import { connection, FakeApiServer, type Reply } from "../../test/harness/fake-apiserver.ts";
 import { eventually } from "../../test/harness/wait.ts";
-
-interface Seen {
-  method: string;
-  url: string;
-  contentType: string | undefined;
-  authorization: string | undefined;
-  body: string;
-}
-
-type Reply = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** A loopback HTTP server that records requests and answers with the current `reply`. */
-class FakeApiServer {
-  readonly seen: Seen[] = [];
-  reply: Reply = (_req, res) => res.end("{}");
-  private readonly server: Server;
-
-  constructor() {
-    this.server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", () => {
-        this.seen.push({
-          method: req.method ?? "",
-          url: req.url ?? "",
-          contentType: req.headers["content-type"],
-          authorization: req.headers.authorization,
-          body: Buffer.concat(chunks).toString(),
-        });
-        this.reply(req, res);
-      });
-    });
-  }
-
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => {
-      this.server.close(() => {
-        resolve();
-      });
-    });
-  }
-}
-
-function connection(server: string, rejected: RequestOptions[] = []): ClusterConnection {
-  return {
-    getCurrentCluster: () => ({ server }),
-    credentialRejected: (options) => rejected.push(options),
-    applyToHTTPSOptions: (options: RequestOptions) => {
-      const headers = options.headers;
-      if (headers === undefined || Array.isArray(headers)) throw new Error("expected a header object");
-      (headers as Record<string, string>).authorization = "Bearer test-token";
-      return Promise.resolve();
-    },
-  };
-}
 
 function status(code: number, reason: string, message: string): string {
   return JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code, reason, message });

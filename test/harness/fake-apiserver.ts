@@ -1,0 +1,68 @@
+// A stand-in for the API server in unit tests of the Kubernetes client: a loopback HTTP server that
+// records each request and answers as the test says, and a connection that points a client at it.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { RequestOptions } from "node:https";
+import type { AddressInfo } from "node:net";
+import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
+
+export interface Seen {
+  method: string;
+  url: string;
+  contentType: string | undefined;
+  authorization: string | undefined;
+  body: string;
+}
+
+export type Reply = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A loopback HTTP server that records requests and answers with the current `reply`. */
+export class FakeApiServer {
+  readonly seen: Seen[] = [];
+  reply: Reply = (_req, res) => res.end("{}");
+  private readonly server: Server;
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        this.seen.push({
+          method: req.method ?? "",
+          url: req.url ?? "",
+          contentType: req.headers["content-type"],
+          authorization: req.headers.authorization,
+          body: Buffer.concat(chunks).toString(),
+        });
+        this.reply(req, res);
+      });
+    });
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  close(): Promise<void> {
+    this.server.closeAllConnections();
+    return new Promise((resolve) => {
+      this.server.close(() => {
+        resolve();
+      });
+    });
+  }
+}
+
+/** A connection to `server` that sends a bearer token and records the requests answered 401. */
+export function connection(server: string, rejected: RequestOptions[] = []): ClusterConnection {
+  return {
+    getCurrentCluster: () => ({ server }),
+    credentialRejected: (options) => rejected.push(options),
+    applyToHTTPSOptions: (options: RequestOptions) => {
+      const headers = options.headers;
+      if (headers === undefined || Array.isArray(headers)) throw new Error("expected a header object");
+      (headers as Record<string, string>).authorization = "Bearer test-token";
+      return Promise.resolve();
+    },
+  };
+}
