@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
-import { KubeConfig } from "@kubernetes/client-node";
 
+import { FakeApiServer, connection, type Reply } from "../../../test/harness/fake-apiserver.ts";
+import { eventually } from "../../../test/harness/wait.ts";
 import { ManualClock } from "../../clock.ts";
 import type { KubeError } from "../errors.ts";
 import { KubeClient } from "../rest.ts";
@@ -16,38 +17,22 @@ interface Watched {
   clock: ManualClock;
   changes: [WatchChangeType, string | undefined][];
   bookmarks: (string | undefined)[];
-  /** The query of the watch request. */
-  query: Promise<URLSearchParams>;
+  /** Resolves with the watch request's query once the server has it. */
+  query: () => Promise<URLSearchParams>;
   close: () => Promise<void>;
 }
 
-/** Opens one watch against a loopback server that answers with `answer`. */
-async function watch(
-  answer: (req: IncomingMessage, res: ServerResponse) => void,
-  onChange?: () => void,
-): Promise<Watched> {
-  const { promise: query, resolve: gotQuery } = Promise.withResolvers<URLSearchParams>();
-  const server = createServer((req, res) => {
-    gotQuery(new URL(req.url ?? "", "http://x").searchParams);
-    answer(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port bound");
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
-    users: [{ name: "nobody" }],
-    contexts: [{ name: "local", cluster: "local", user: "nobody" }],
-    currentContext: "local",
-  });
+/** Opens one watch against a fake API server that answers with `reply`. */
+async function watch(reply: Reply, onChange?: () => void): Promise<Watched> {
+  const api = new FakeApiServer();
+  api.reply = reply;
   const clock = new ManualClock();
   const changes: Watched["changes"] = [];
   const bookmarks: Watched["bookmarks"] = [];
   const stream = new WatchStream(
     {
       name: "secrets",
-      client: new KubeClient(kubeConfig),
+      client: new KubeClient(connection(await api.listen())),
       path: "/api/v1/secrets",
       selectors: new URLSearchParams({ labelSelector: "app=x" }),
       resourceVersion: "4",
@@ -69,15 +54,15 @@ async function watch(
     clock,
     changes,
     bookmarks,
-    query,
+    query: async () => {
+      await eventually(() => {
+        assert.equal(api.seen.length, 1);
+      });
+      return new URL(api.seen[0]?.url ?? "", "http://x").searchParams;
+    },
     close: async () => {
       stream.stop();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => {
-        server.close(() => {
-          resolve();
-        });
-      });
+      await api.close();
     },
   };
 }
@@ -102,7 +87,7 @@ describe("WatchStream", () => {
     async () => {
       const watched = await watch((_req, res) => res.end(added));
       try {
-        const query = await watched.query;
+        const query = await watched.query();
         assert.deepEqual(Object.fromEntries(query), {
           labelSelector: "app=x",
           watch: "true",
@@ -212,7 +197,7 @@ describe("WatchStream", () => {
         res.flushHeaders();
       });
       try {
-        await silent.query;
+        await silent.query();
         silent.clock.advance(2499);
         silent.stream.stop();
         assert.deepEqual(await silent.stream.ended, { kind: "stopped" });
@@ -224,7 +209,7 @@ describe("WatchStream", () => {
         res.flushHeaders();
       });
       try {
-        await stalled.query;
+        await stalled.query();
         stalled.clock.advance(2500);
         assert.deepEqual(await stalled.stream.ended, { kind: "stalled" });
         assert.equal(stalled.clock.pendingTimers(), 0);

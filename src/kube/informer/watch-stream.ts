@@ -64,6 +64,7 @@ export class WatchStream {
   /** What followed the last newline: the start of a line still arriving. */
   #pending = "";
   #done = false;
+  #response: IncomingMessage | undefined;
 
   /** Opens the watch at once. */
   constructor(request: WatchRequest, handlers: WatchHandlers) {
@@ -107,6 +108,7 @@ export class WatchStream {
       response.destroy();
       return;
     }
+    this.#response = response;
     this.#onData();
     if (response.statusCode !== 200) {
       this.#readRefusal(response);
@@ -226,7 +228,9 @@ export class WatchStream {
     if (this.#done) return;
     this.#done = true;
     this.#watchdog.stop();
-    this.#controller.abort();
+    // A response read to its end has nothing left to abort, and its socket may be back in the
+    // keep-alive pool, where an abort would destroy it with an error no one listens for.
+    if (this.#response?.complete !== true) this.#controller.abort();
     this.#resolve(end);
   }
 }
