@@ -91,6 +91,22 @@ function elector(store: LeaseStore, clock: ManualClock, identity: string, events
   });
 }
 
+/** Replica "a" holding the lease it took, with the store, the clock and the log of both. */
+async function leaderA(): Promise<{
+  store: LeaseStore;
+  clock: ManualClock;
+  events: string[];
+  a: LeaderElector;
+}> {
+  const store = new LeaseStore();
+  const clock = new ManualClock(1_000_000);
+  const events: string[] = [];
+  const a = elector(store, clock, "a", events);
+  a.start();
+  await advance(clock, 500);
+  return { store, clock, events, a };
+}
+
 describe("LeaderElector", () => {
   it("makes the first candidate leader and keeps the second waiting while the lease is renewed", async () => {
     const store = new LeaseStore();
@@ -109,12 +125,7 @@ describe("LeaderElector", () => {
   });
 
   it("stops leading within the renew deadline, before the lease can be taken over", async () => {
-    const store = new LeaseStore();
-    const clock = new ManualClock(1_000_000);
-    const events: string[] = [];
-    const a = elector(store, clock, "a", events);
-    a.start();
-    await advance(clock, 500);
+    const { store, clock, events, a } = await leaderA();
     const renewedAt = clock.now();
     store.reachable = false;
     await advance(clock, 9_000);
@@ -127,12 +138,7 @@ describe("LeaderElector", () => {
   });
 
   it("stops leading at the renew deadline when a renewal never gets an answer", async () => {
-    const store = new LeaseStore();
-    const clock = new ManualClock(1_000_000);
-    const events: string[] = [];
-    const a = elector(store, clock, "a", events);
-    a.start();
-    await advance(clock, 500);
+    const { store, clock, events, a } = await leaderA();
     store.silent = true;
     await advance(clock, 9_000);
     assert.deepEqual(events, ["a started"], "still within the renew deadline");
@@ -142,12 +148,7 @@ describe("LeaderElector", () => {
   });
 
   it("takes over an expired lease and counts the transition", async () => {
-    const store = new LeaseStore();
-    const clock = new ManualClock(1_000_000);
-    const events: string[] = [];
-    const a = elector(store, clock, "a", events);
-    a.start();
-    await advance(clock, 500);
+    const { store, clock, events, a } = await leaderA();
     await a.stop();
     // Simulate a leader that died without releasing: put its identity back.
     const spec = store.lease?.spec;
@@ -168,12 +169,7 @@ describe("LeaderElector", () => {
   });
 
   it("releases the lease on stop so a successor takes over at once", async () => {
-    const store = new LeaseStore();
-    const clock = new ManualClock(1_000_000);
-    const events: string[] = [];
-    const a = elector(store, clock, "a", events);
-    a.start();
-    await advance(clock, 500);
+    const { store, clock, events, a } = await leaderA();
     await a.stop();
     assert.equal(store.lease?.spec?.holderIdentity, "");
     const b = elector(store, clock, "b", events);
