@@ -20,7 +20,7 @@ import {
   type ECRPullSecret,
   type ECRPullSecretSpec,
 } from "../src/api/types.ts";
-import { OWNER_LABEL } from "../src/controller/labels.ts";
+import { OWNER_LABEL } from "../src/controller/plan/labels.ts";
 import { startEcrPublicStandIn } from "../test/harness/ecr-public-standin.ts";
 import { createMotoCredentials } from "../test/harness/moto.ts";
 import { nodeUnavailableReason } from "../test/harness/node.ts";

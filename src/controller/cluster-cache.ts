@@ -5,9 +5,9 @@ import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "
 import type { ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
 import type { StringInterner } from "../kube/interner.ts";
-import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./desired.ts";
-import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
-import type { ResolvedSpec } from "./spec.ts";
+import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./plan/desired.ts";
+import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./plan/labels.ts";
+import type { ResolvedSpec } from "./plan/spec.ts";
 import { splitAddedAnnotation } from "./writer.ts";
 
 /** The part of an informer the cache reads. */

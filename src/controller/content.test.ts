@@ -6,11 +6,11 @@ import { TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import { ManualClock } from "../clock.ts";
 import { createTokenContentSource, identityOf, tokensFromContent } from "./content.ts";
-import type { SecretContent } from "./desired.ts";
-import { parseAuths } from "./dockerconfig.ts";
+import type { SecretContent } from "./plan/desired.ts";
+import { parseAuths } from "./plan/dockerconfig.ts";
 import type { ContentResult } from "./reconciler.ts";
-import { resolveSpec, type ResolvedSpec } from "./spec.ts";
-import type { TokenProblem } from "./status.ts";
+import { resolveSpec, type ResolvedSpec } from "./plan/spec.ts";
+import type { TokenProblem } from "./plan/status.ts";
 
 const hour = 3_600_000;
 const source: CredentialSource = {

@@ -8,11 +8,11 @@ import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../clock.ts";
-import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./dockerconfig.ts";
-import type { SecretContent } from "./desired.ts";
+import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./plan/dockerconfig.ts";
+import type { SecretContent } from "./plan/desired.ts";
 import type { ContentResult, ContentSource } from "./reconciler.ts";
-import type { RegistryBinding, ResolvedSpec } from "./spec.ts";
-import { isoSeconds, type RegistryState, type TokenProblem } from "./status.ts";
+import type { RegistryBinding, ResolvedSpec } from "./plan/spec.ts";
+import { isoSeconds, type RegistryState, type TokenProblem } from "./plan/status.ts";
 
 /** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */
 export interface CredentialResolver {

@@ -11,7 +11,7 @@ import { ManualClock } from "../clock.ts";
 import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
 import { eventually } from "../../test/harness/wait.ts";
 import { CredentialStore, type SecretRef } from "./credentials-store.ts";
-import { isSpecProblem, resolveSpec, type ResolvedSpec } from "./spec.ts";
+import { isSpecProblem, resolveSpec, type ResolvedSpec } from "./plan/spec.ts";
 
 const namespace = "ecr-system";
 const region = "eu-west-1";

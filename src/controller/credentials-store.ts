@@ -13,8 +13,8 @@ import { isInvalidInput } from "../api/invalid-input.ts";
 import { Informer } from "../kube/informer/informer.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import type { CredentialResolver } from "./content.ts";
-import type { ResolvedSpec } from "./spec.ts";
-import type { TokenProblem } from "./status.ts";
+import type { ResolvedSpec } from "./plan/spec.ts";
+import type { TokenProblem } from "./plan/status.ts";
 
 const prepareTimeoutMs = 10_000;
 

@@ -17,7 +17,7 @@ import type { Logger } from "../observability/logger.ts";
 import { ClusterCache, internedValues, internSecretData } from "./cluster-cache.ts";
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
-import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./labels.ts";
+import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./plan/labels.ts";
 import { Reconciler, RetryLater, type ReconcileReport } from "./reconciler.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { createDryRunWriter, createPullSecretWriter, type PlannedChange } from "./writer.ts";

@@ -28,11 +28,11 @@ import {
   type Owner,
   type Plan,
   type SecretContent,
-} from "./desired.ts";
-import { FINALIZER } from "./labels.ts";
+} from "./plan/desired.ts";
+import { FINALIZER } from "./plan/labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
-import { planSweep } from "./sweep.ts";
-import { hostsOf } from "./dockerconfig.ts";
+import { planSweep } from "./plan/sweep.ts";
+import { hostsOf } from "./plan/dockerconfig.ts";
 import {
   buildStatus,
   isoSeconds,
@@ -40,8 +40,8 @@ import {
   type Outcome,
   type RegistryState,
   type TokenProblem,
-} from "./status.ts";
-import type { ResolvedSpec } from "./spec.ts";
+} from "./plan/status.ts";
+import type { ResolvedSpec } from "./plan/spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
 
 /** The token content of one CR, and how each of its registries' tokens fared. */

@@ -1,7 +1,7 @@
 // Resolved specs cached per CR generation: a spec is parsed and its matchers compiled once, not
 // on every reconcile or every conflict check by another CR.
 import type { ECRPullSecret } from "../api/types.ts";
-import { resolveSpec, type ResolvedSpec, type SpecContext, type SpecProblem } from "./spec.ts";
+import { resolveSpec, type ResolvedSpec, type SpecContext, type SpecProblem } from "./plan/spec.ts";
 
 export class SpecResolver {
   private readonly context: SpecContext;

@@ -5,7 +5,7 @@
 import type { V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
 import { classifyKubeError, type KubeError } from "../kube/errors.ts";
 import { namespacedPath, type KubeClient } from "../kube/rest.ts";
-import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./desired.ts";
+import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./plan/desired.ts";
 import {
   ADDED_PULL_SECRETS_ANNOTATION,
   EXPIRES_AT_ANNOTATION,
@@ -13,7 +13,7 @@ import {
   MANAGED_BY_VALUE,
   MANAGED_SECRETS_SELECTOR,
   OWNER_LABEL,
-} from "./labels.ts";
+} from "./plan/labels.ts";
 
 export const FIELD_MANAGER = "ecr-creds-refresher";
 const writeQuery = { fieldManager: FIELD_MANAGER };

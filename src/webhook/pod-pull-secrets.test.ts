@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { API_VERSION, KIND, type ECRPullSecret, type ECRPullSecretSpec } from "../api/types.ts";
-import type { NamespaceView } from "../controller/desired.ts";
-import { isSpecProblem, resolveSpec } from "../controller/spec.ts";
+import type { NamespaceView } from "../controller/plan/desired.ts";
+import { isSpecProblem, resolveSpec } from "../controller/plan/spec.ts";
 import {
   decidePodPullSecrets,
   imagePullSecretsPatch,

@@ -2,8 +2,8 @@
 // and the JSON patch that adds them. A Pod gets exactly what the ServiceAccount admission plugin
 // would have copied had the operator patched the Pod's ServiceAccount first, and nothing else.
 import type { ECRPullSecret } from "../api/types.ts";
-import { selectsServiceAccount, type NamespaceView } from "../controller/desired.ts";
-import type { ResolvedSpec } from "../controller/spec.ts";
+import { selectsServiceAccount, type NamespaceView } from "../controller/plan/desired.ts";
+import type { ResolvedSpec } from "../controller/plan/spec.ts";
 
 /** On a Pod or a namespace: "disabled" turns the webhook off for it. */
 export const WEBHOOK_OPT_OUT_LABEL = "ecr-creds-refresher.io/webhook";

@@ -635,11 +635,11 @@ describe("the Helm chart", () => {
       [],
       "alerts without a section (the runbook_url anchor) in docs/operations.md",
     );
-    const statusSource = await readFile(join(repoRoot, "src", "controller", "status.ts"), "utf8");
+    const statusSource = await readFile(join(repoRoot, "src", "controller", "plan", "status.ts"), "utf8");
     const reasons = [
       ...(/export type ReadyReason =([^;]+);/.exec(statusSource)?.[1] ?? "").matchAll(/"(\w+)"/g),
     ].map((m) => m[1] ?? "");
-    assert.ok(reasons.length >= 10, "could not read ReadyReason from src/controller/status.ts");
+    assert.ok(reasons.length >= 10, "could not read ReadyReason from src/controller/plan/status.ts");
     assert.deepEqual(
       reasons.filter((reason) => !operations.includes(`| \`${reason}\``)),
       [],

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { API_VERSION, KIND } from "../../src/api/types.ts";
-import { ADDED_PULL_SECRETS_ANNOTATION, MANAGED_BY_LABEL } from "../../src/controller/labels.ts";
+import { ADDED_PULL_SECRETS_ANNOTATION, MANAGED_BY_LABEL } from "../../src/controller/plan/labels.ts";
 import {
   createNamespace,
   createPullSecretCr,

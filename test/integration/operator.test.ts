@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { staticSource } from "../../src/aws/credentials.ts";
-import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/labels.ts";
+import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import { eventually } from "../harness/wait.ts";
 import {

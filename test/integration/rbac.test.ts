@@ -24,7 +24,7 @@ import {
 import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";
 import { leaseApi, LeaderElector } from "../../src/kube/leader-election.ts";
 import { KubeClient } from "../../src/kube/rest.ts";
-import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/plan/labels.ts";
 import { configFromArgs, helmTemplate, operatorAccessKinds } from "../harness/helm.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
 import {

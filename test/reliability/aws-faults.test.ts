@@ -4,7 +4,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
-import { MANAGED_SECRETS_SELECTOR, REFRESHED_AT_ANNOTATION } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR, REFRESHED_AT_ANNOTATION } from "../../src/controller/plan/labels.ts";
 import type { Fault } from "../harness/aws-proxy.ts";
 import { createPullSecretCr, readCr, startOperatorEnv, type OperatorEnv } from "../harness/operator-env.ts";
 import { freePort } from "../harness/ports.ts";

@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../../src/api/types.ts";
-import { OWNER_LABEL } from "../../src/controller/labels.ts";
+import { OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import {
   createPullSecretCr,
   deleteCr,

@@ -3,7 +3,7 @@
 // every managed Secret deleted or emptied and every ServiceAccount entry lost.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/plan/labels.ts";
 import { readAuditLog, writesBy } from "../harness/audit.ts";
 import {
   createPullSecretCr,

@@ -4,7 +4,7 @@
 // after an outage, so a deletion missed while the API server was down still shows (as a DELETED
 // from the relist, or as a new uid).
 import type { KubeConfig, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import { Informer } from "../../src/kube/informer/informer.ts";
 
 function keyOf(obj: { metadata?: { namespace?: string; name?: string } }): string {

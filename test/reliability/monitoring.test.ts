@@ -5,7 +5,7 @@
 // minute, so the token runs out within minutes once AWS fails.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { EXPIRES_AT_ANNOTATION, MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
+import { EXPIRES_AT_ANNOTATION, MANAGED_SECRETS_SELECTOR } from "../../src/controller/plan/labels.ts";
 import { createPullSecretCr, startOperatorEnv, type OperatorEnv } from "../harness/operator-env.ts";
 import { stopStarted } from "../harness/processes.ts";
 import {

@@ -10,7 +10,7 @@ import {
   MANAGED_SECRETS_SELECTOR,
   OWNER_LABEL,
   REFRESHED_AT_ANNOTATION,
-} from "../../src/controller/labels.ts";
+} from "../../src/controller/plan/labels.ts";
 import { classifyKubeError } from "../../src/kube/errors.ts";
 import { readAuditLog, writesBy } from "../harness/audit.ts";
 import {

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret } from "@kubernetes/client-node";
-import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/plan/labels.ts";
 import { defaultBackoff } from "../../src/kube/workqueue.ts";
 import type { Fault, FaultScope } from "../harness/aws-proxy.ts";
 import {

@@ -14,7 +14,7 @@ import {
   type V1Secret,
 } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION } from "../../src/api/types.ts";
-import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/labels.ts";
+import { MANAGED_SECRETS_SELECTOR } from "../../src/controller/plan/labels.ts";
 import { readAuditLog, type AuditEvent } from "../harness/audit.ts";
 import { helmTemplate, operatorAccessKinds } from "../harness/helm.ts";
 import {

@@ -1,5 +1,5 @@
 // Labels and annotations the operator puts on what it writes.
-import { GROUP } from "../api/crd.ts";
+import { GROUP } from "../../api/crd.ts";
 
 export const MANAGED_BY_LABEL = "app.kubernetes.io/managed-by";
 export const MANAGED_BY_VALUE = "ecr-creds-refresher";

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { API_VERSION, KIND } from "../api/types.ts";
-import type { ECRPullSecret, ECRPullSecretSpec } from "../api/types.ts";
-import type { TokenTarget } from "../aws/token-cache.ts";
+import { API_VERSION, KIND } from "../../api/types.ts";
+import type { ECRPullSecret, ECRPullSecretSpec } from "../../api/types.ts";
+import type { TokenTarget } from "../../aws/token-cache.ts";
 import { isSpecProblem, resolveSpec } from "./spec.ts";
 import type { RegistryBinding, ResolvedSpec, SpecContext, SpecProblem } from "./spec.ts";
 

@@ -1,7 +1,7 @@
 // The status an ECRPullSecret reports, computed from what a reconcile found. Pure, so that the
 // same observations always give the same status and an unchanged status is never written.
-import { limits } from "../api/crd.ts";
-import type { Condition, ECRPullSecretStatus, NamespaceFailure, RegistryStatus } from "../api/types.ts";
+import { limits } from "../../api/crd.ts";
+import type { Condition, ECRPullSecretStatus, NamespaceFailure, RegistryStatus } from "../../api/types.ts";
 
 export type ReadyReason =
   | "Synced"

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { API_VERSION, KIND } from "../api/types.ts";
-import type { ECRPullSecretSpec } from "../api/types.ts";
+import { API_VERSION, KIND } from "../../api/types.ts";
+import type { ECRPullSecretSpec } from "../../api/types.ts";
 import { desiredSecretBody, planCleanup, planPullSecrets } from "./desired.ts";
 import type {
   ClusterView,

@@ -1,7 +1,7 @@
 // The pure core of reconcile: from one ECRPullSecret, the cluster as the caches see it and the
 // current token content, decide which Secrets to create, update or delete and which
 // ServiceAccount entries to add or remove. No I/O here; reconcile applies the plan.
-import { API_VERSION, KIND } from "../api/types.ts";
+import { API_VERSION, KIND } from "../../api/types.ts";
 import {
   EXPIRES_AT_ANNOTATION,
   IDENTITY_ANNOTATION,

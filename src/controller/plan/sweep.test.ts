@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import type { ECRPullSecret } from "../api/types.ts";
+import type { ECRPullSecret } from "../../api/types.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
 import { resolveSpec, type ResolvedSpec } from "./spec.ts";
 import { planSweep } from "./sweep.ts";

@@ -1,12 +1,12 @@
 // Turns an ECRPullSecret's spec into what reconcile works with: compiled namespace matcher,
 // ServiceAccount choice, the tokens it needs and the registry hosts each token serves. Every check
 // the CRD schema cannot make happens here, with a message naming the field.
-import { parseRefreshInterval } from "../api/duration.ts";
-import { isInvalidInput } from "../api/invalid-input.ts";
-import { compileNamespaceMatcher, type NamespaceMatcher } from "../api/namespace-match.ts";
-import { parseRegistryHost } from "../api/registry-host.ts";
-import { DEFAULT_SERVICE_ACCOUNTS, type AssumeRole, type ECRPullSecret } from "../api/types.ts";
-import { targetKey, type TokenTarget } from "../aws/token-cache.ts";
+import { parseRefreshInterval } from "../../api/duration.ts";
+import { isInvalidInput } from "../../api/invalid-input.ts";
+import { compileNamespaceMatcher, type NamespaceMatcher } from "../../api/namespace-match.ts";
+import { parseRegistryHost } from "../../api/registry-host.ts";
+import { DEFAULT_SERVICE_ACCOUNTS, type AssumeRole, type ECRPullSecret } from "../../api/types.ts";
+import { targetKey, type TokenTarget } from "../../aws/token-cache.ts";
 
 /** A registry host and the token it takes; `host` undefined means "the token's own endpoint". */
 export interface RegistryBinding {

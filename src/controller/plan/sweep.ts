@@ -4,11 +4,11 @@
 // but only the operator knows which ServiceAccount entries it added). A Secret someone labelled
 // by hand for adoption has no owner reference yet: it waits for its CR, whenever that arrives.
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import { GROUP, KIND, type ECRPullSecret } from "../api/types.ts";
+import { GROUP, KIND, type ECRPullSecret } from "../../api/types.ts";
 import type { NamespaceView, SecretDelete, ServiceAccountEdit } from "./desired.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
 import type { ResolvedSpec } from "./spec.ts";
-import { splitAddedAnnotation } from "./writer.ts";
+import { splitAddedAnnotation } from "../writer.ts";
 
 export interface SweepInput {
   crs: readonly ECRPullSecret[];

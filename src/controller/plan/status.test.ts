@@ -1,11 +1,11 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { ECRPullSecret } from "../api/types.ts";
-import type { CredentialSource } from "../aws/credentials.ts";
-import { TokenCache } from "../aws/token-cache.ts";
-import type { EcrToken } from "../aws/token.ts";
-import { ManualClock } from "../clock.ts";
-import { createTokenContentSource } from "./content.ts";
+import type { ECRPullSecret } from "../../api/types.ts";
+import type { CredentialSource } from "../../aws/credentials.ts";
+import { TokenCache } from "../../aws/token-cache.ts";
+import type { EcrToken } from "../../aws/token.ts";
+import { ManualClock } from "../../clock.ts";
+import { createTokenContentSource } from "../content.ts";
 import { resolveSpec } from "./spec.ts";
 import { buildStatus, type Outcome, type RegistryState, type TokenProblem } from "./status.ts";
 
