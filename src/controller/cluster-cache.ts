@@ -6,9 +6,9 @@ import type { ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
 import type { StringInterner } from "../kube/interner.ts";
 import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./plan/desired.ts";
-import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./plan/labels.ts";
+import { OWNER_LABEL } from "./plan/labels.ts";
+import { entriesAddedTo } from "./plan/service-accounts.ts";
 import type { ResolvedSpec } from "./plan/spec.ts";
-import { splitAddedAnnotation } from "./writer.ts";
 
 /** The part of an informer the cache reads. */
 export interface ObjectStore<T> {
@@ -92,7 +92,7 @@ function serviceAccountView(sa: V1ServiceAccount): ServiceAccountView {
     namespace: sa.metadata?.namespace ?? "",
     name: sa.metadata?.name ?? "",
     imagePullSecrets: (sa.imagePullSecrets ?? []).map((ref) => ref.name ?? ""),
-    added: splitAddedAnnotation(sa.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]),
+    added: entriesAddedTo(sa),
   };
 }
 

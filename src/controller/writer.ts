@@ -7,13 +7,13 @@ import { classifyKubeError, type KubeError } from "../kube/errors.ts";
 import { namespacedPath, type KubeClient } from "../kube/rest.ts";
 import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./plan/desired.ts";
 import {
-  ADDED_PULL_SECRETS_ANNOTATION,
   EXPIRES_AT_ANNOTATION,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_SECRETS_SELECTOR,
   OWNER_LABEL,
 } from "./plan/labels.ts";
+import { serviceAccountPatch } from "./plan/service-accounts.ts";
 
 export const FIELD_MANAGER = "ecr-creds-refresher";
 const writeQuery = { fieldManager: FIELD_MANAGER };
@@ -38,13 +38,6 @@ function failureFrom(err: KubeError, what: string): WriteFailure {
   }
   const retryable = err.kind !== "Invalid";
   return new WriteFailure("WriteFailed", `${what}: ${err.kind}: ${err.message}`, retryable);
-}
-
-export function splitAddedAnnotation(value: string | undefined): string[] {
-  return (value ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
 }
 
 export interface PullSecretWriter {
@@ -186,38 +179,6 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
   }
 
   return { writeSecret, deleteSecret, editServiceAccount };
-}
-
-/**
- * The merge patch that applies `edit` to `current`, or undefined when nothing changes. It carries
- * resourceVersion, so a concurrent change makes it fail with 409 instead of losing that change:
- * imagePullSecrets is an atomic list and a merge patch replaces it whole.
- */
-export function serviceAccountPatch(current: V1ServiceAccount, edit: ServiceAccountEdit): object | undefined {
-  const entries = (current.imagePullSecrets ?? []).map((ref) => ref.name ?? "");
-  const added = splitAddedAnnotation(current.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]);
-  let nextEntries = entries.filter((name) => !(edit.remove.includes(name) && added.includes(name)));
-  let nextAdded = added.filter((name) => !edit.remove.includes(name));
-  for (const name of edit.add) {
-    if (!nextEntries.includes(name)) {
-      nextEntries = [...nextEntries, name];
-      if (!nextAdded.includes(name)) {
-        nextAdded = [...nextAdded, name];
-      }
-    }
-  }
-  const sameEntries = nextEntries.length === entries.length && nextEntries.every((n, i) => n === entries[i]);
-  const sameAdded = nextAdded.length === added.length && nextAdded.every((n, i) => n === added[i]);
-  if (sameEntries && sameAdded) {
-    return undefined;
-  }
-  return {
-    metadata: {
-      resourceVersion: current.metadata?.resourceVersion,
-      annotations: { [ADDED_PULL_SECRETS_ANNOTATION]: nextAdded.length > 0 ? nextAdded.join(",") : null },
-    },
-    imagePullSecrets: nextEntries.map((name) => ({ name })),
-  };
 }
 
 /** A change a dry run would have made. */

@@ -6,9 +6,9 @@
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, KIND, type ECRPullSecret } from "../../api/types.ts";
 import type { NamespaceView, SecretDelete, ServiceAccountEdit } from "./desired.ts";
-import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
+import { OWNER_LABEL } from "./labels.ts";
+import { entriesAddedTo } from "./service-accounts.ts";
 import type { ResolvedSpec } from "./spec.ts";
-import { splitAddedAnnotation } from "../writer.ts";
 
 export interface SweepInput {
   crs: readonly ECRPullSecret[];
@@ -51,7 +51,7 @@ export function planSweep(input: SweepInput): SweepPlan {
   for (const sa of input.serviceAccounts) {
     const namespace = sa.metadata?.namespace ?? "";
     const entries = new Set((sa.imagePullSecrets ?? []).map((ref) => ref.name ?? ""));
-    const remove = splitAddedAnnotation(sa.metadata?.annotations?.[ADDED_PULL_SECRETS_ANNOTATION]).filter(
+    const remove = entriesAddedTo(sa).filter(
       (secretName) =>
         entries.has(secretName) &&
         !claimed(namespace, secretName) &&
