@@ -7,6 +7,7 @@ import type { Clock } from "../clock.ts";
 import type { StringInterner } from "../kube/interner.ts";
 import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./plan/desired.ts";
 import { OWNER_LABEL } from "./plan/labels.ts";
+import { claimantOf, claimedByOther, rivalsOf } from "./plan/ownership.ts";
 import { entriesAddedTo } from "./plan/service-accounts.ts";
 import type { ResolvedSpec } from "./plan/spec.ts";
 
@@ -109,13 +110,6 @@ function managedSecretView(secret: V1Secret): ManagedSecretView {
   };
 }
 
-/** Orders claims on one Secret name: the older CR wins, then the smaller name. */
-function olderFirst(a: ECRPullSecret, b: ECRPullSecret): number {
-  const at = String(a.metadata.creationTimestamp ?? "");
-  const bt = String(b.metadata.creationTimestamp ?? "");
-  return at === bt ? (a.metadata.name ?? "").localeCompare(b.metadata.name ?? "") : at.localeCompare(bt);
-}
-
 /** Distinct Secret data values shared between cached Secrets: one per token content in use. */
 export const internedValues = 256;
 
@@ -204,16 +198,12 @@ export class ClusterCache {
   }
 
   /**
-   * The cluster as one CR's plan sees it. `specOf` resolves the other CRs (for conflicts on the
-   * same Secret name); CRs being deleted hold no claims.
+   * The cluster as one CR's plan sees it. `specOf` resolves the other CRs, for conflicts on the
+   * same Secret name (plan/ownership.ts).
    */
   viewFor(self: ECRPullSecret, specOf: (cr: ECRPullSecret) => ResolvedSpec | undefined): ClusterView {
-    const selfName = self.metadata.name ?? "";
-    const rivals = this.stores.ecrPullSecrets
-      .list()
-      .filter((cr) => cr.metadata.name !== selfName && cr.metadata.deletionTimestamp === undefined)
-      .map((cr) => ({ cr, spec: specOf(cr) }))
-      .filter((r): r is { cr: ECRPullSecret; spec: ResolvedSpec } => r.spec !== undefined && !r.spec.suspend);
+    const claimant = claimantOf(self);
+    const rivals = rivalsOf(self, this.stores.ecrPullSecrets.list(), specOf);
     const namespaces = this.stores.namespaces;
 
     return {
@@ -236,22 +226,17 @@ export class ClusterCache {
           return undefined;
         }
         const view = namespaceView(ns);
-        const claimants = rivals.filter(
-          (r) => r.spec.secretName === secretName && r.spec.matchesNamespace(view),
+        const wanting = rivals
+          .filter((r) => r.spec.secretName === secretName && r.spec.matchesNamespace(view))
+          .map((r) => r.claimant);
+        if (wanting.length === 0) {
+          return undefined;
+        }
+        return claimedByOther(
+          claimant,
+          wanting,
+          this.secret(namespace, secretName)?.metadata?.labels?.[OWNER_LABEL],
         );
-        if (claimants.length === 0) {
-          return undefined;
-        }
-        const holder = this.secret(namespace, secretName)?.metadata?.labels?.[OWNER_LABEL];
-        if (holder === selfName) {
-          return undefined;
-        }
-        const holding = claimants.find((r) => r.cr.metadata.name === holder);
-        if (holding !== undefined) {
-          return holder;
-        }
-        const oldest = [...claimants.map((r) => r.cr), self].sort(olderFirst)[0];
-        return oldest === undefined || oldest.metadata.name === selfName ? undefined : oldest.metadata.name;
       },
     };
   }
