@@ -5,11 +5,10 @@ import type { CredentialSource } from "../aws/credentials.ts";
 import { TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import { ManualClock } from "../clock.ts";
-import { createTokenContentSource, identityOf, tokensFromContent } from "./content.ts";
+import { createTokenContentSource, identityOf, tokensFromContent, type ContentResult } from "./content.ts";
 import type { SecretContent } from "./plan/desired.ts";
 import { parseAuths } from "./plan/dockerconfig.ts";
-import type { ContentResult } from "./reconciler.ts";
-import { resolveSpec, type ResolvedSpec } from "./plan/spec.ts";
+import { isSpecProblem, resolveSpec, type ResolvedSpec } from "./plan/spec.ts";
 import type { TokenProblem } from "./plan/status.ts";
 
 const hour = 3_600_000;
@@ -33,7 +32,7 @@ function spec(fields: ECRPullSecretSpec = { namespaces: ["a"], region: "eu-west-
     spec: fields,
   };
   const resolved = resolveSpec(cr, { defaultRegion: undefined, trustedNamespaces: new Set() });
-  assert.ok(!("reason" in resolved));
+  assert.ok(!isSpecProblem(resolved));
   return resolved;
 }
 

@@ -3,22 +3,42 @@
 // whose refresh fails keeps its last good entry while that is valid and loses it once it expires, a
 // host that never had a token is left out, and the other hosts are refreshed as usual.
 import { createHash } from "node:crypto";
+import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
-import { AwsError, classifyAwsError } from "../aws/errors.ts";
+import { AwsError, classifyAwsError, type AwsErrorKind } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../clock.ts";
 import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./plan/dockerconfig.ts";
 import type { SecretContent } from "./plan/desired.ts";
-import type { ContentResult, ContentSource } from "./reconciler.ts";
+import type { CredentialResolver } from "./credentials-store.ts";
 import type { RegistryBinding, ResolvedSpec } from "./plan/spec.ts";
-import { isoSeconds, type RegistryState, type TokenProblem } from "./plan/status.ts";
+import { isoSeconds, isTokenProblem, type RegistryState, type TokenProblem } from "./plan/status.ts";
 
-/** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */
-export interface CredentialResolver {
-  /** Waits (briefly) until what `resolve` needs for this spec has been read. */
-  prepare?(spec: ResolvedSpec): Promise<void>;
-  resolve(spec: ResolvedSpec): CredentialSource | TokenProblem;
+/** The token content of one CR, and how each of its registries' tokens fared. */
+export interface ContentResult {
+  /** What every managed Secret should hold; undefined leaves them as they are. */
+  content: SecretContent | undefined;
+  /** One per registry host, in the order of spec.registries. */
+  registries: RegistryState[];
+  /** Why not every token is fresh; undefined when all are. */
+  problem: TokenProblem | undefined;
+  /** When the first fresh token is due; undefined when none is. */
+  refreshAt: number | undefined;
+  /** A token was minted by this call. */
+  minted: boolean;
+  /** The kind of each AWS error behind `problem`, for metrics. */
+  awsErrorKinds: AwsErrorKind[];
+}
+
+/** Supplies the .dockerconfigjson content (tokens) a CR needs. */
+export interface ContentSource {
+  /** `existing`: what the CR's Secrets hold now, which may be adopted instead of minting. */
+  contentFor(
+    cr: ECRPullSecret,
+    spec: ResolvedSpec,
+    existing: SecretContent | undefined,
+  ): Promise<ContentResult>;
 }
 
 function endpointHost(token: EcrToken): string | undefined {
@@ -117,7 +137,7 @@ interface TargetOutcome {
   last: EcrToken | undefined;
   /** Why refreshing failed; undefined when the entry is fresh. */
   problem: TokenProblem | undefined;
-  awsErrorKind: string | undefined;
+  awsErrorKind: AwsErrorKind | undefined;
   /** The token is new to this call. */
   minted: boolean;
 }
@@ -267,7 +287,7 @@ export function createTokenContentSource({
       const source = credentials.resolve(spec);
       const written =
         existing === undefined ? new Map<string, EcrToken>() : tokensFromContent(spec, existing);
-      if ("reason" in source) {
+      if (isTokenProblem(source)) {
         // Nothing can be minted: each host is reported as the Secrets hold it, and nothing is written.
         const now = clock.now();
         const outcomes = spec.targets.map((t) => failedTarget(t, written.get(targetKey(t)), source, now));

@@ -12,9 +12,8 @@ import {
 import { isInvalidInput } from "../api/invalid-input.ts";
 import { Informer } from "../kube/informer/informer.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
-import type { CredentialResolver } from "./content.ts";
 import type { ResolvedSpec } from "./plan/spec.ts";
-import type { TokenProblem } from "./plan/status.ts";
+import { isTokenProblem, type TokenProblem } from "./plan/status.ts";
 
 const prepareTimeoutMs = 10_000;
 
@@ -37,6 +36,13 @@ export interface CredentialStoreOptions {
    * removed), so that its tokens and SDK clients can go; roles assumed on top share the prefix.
    */
   onRetired: (sourceKeyPrefix: string) => void;
+}
+
+/** Resolves the credentials a CR uses; a problem is reported on the CR as it is. */
+export interface CredentialResolver {
+  /** Waits (briefly) until what `resolve` needs for this spec has been read. */
+  prepare?(spec: ResolvedSpec): Promise<void>;
+  resolve(spec: ResolvedSpec): CredentialSource | TokenProblem;
 }
 
 export class CredentialStore implements CredentialResolver {
@@ -68,7 +74,7 @@ export class CredentialStore implements CredentialResolver {
   resolve(spec: ResolvedSpec): CredentialSource | TokenProblem {
     const ref = spec.credentials.kind === "secret" ? spec.credentials : this.options.defaultSecret;
     const base = ref === undefined ? (this.chain ??= this.options.defaultChain()) : this.fromSecret(ref);
-    if ("reason" in base) {
+    if (isTokenProblem(base)) {
       return base;
     }
     const role = spec.assumeRole;

@@ -20,6 +20,7 @@ import type { EventRecorder, EventTarget } from "../kube/events.ts";
 import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
+import type { ContentResult, ContentSource } from "./content.ts";
 import {
   existingContent,
   emptyPlan,
@@ -33,42 +34,9 @@ import { FINALIZER } from "./plan/labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import { planSweep } from "./plan/sweep.ts";
 import { hostsOf } from "./plan/dockerconfig.ts";
-import {
-  buildStatus,
-  isoSeconds,
-  sameStatus,
-  type Outcome,
-  type RegistryState,
-  type TokenProblem,
-} from "./plan/status.ts";
-import type { ResolvedSpec } from "./plan/spec.ts";
+import { buildStatus, isoSeconds, sameStatus, type Outcome, type RegistryState } from "./plan/status.ts";
+import { isSpecProblem } from "./plan/spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
-
-/** The token content of one CR, and how each of its registries' tokens fared. */
-export interface ContentResult {
-  /** What every managed Secret should hold; undefined leaves them as they are. */
-  content: SecretContent | undefined;
-  /** One per registry host, in the order of spec.registries. */
-  registries: RegistryState[];
-  /** Why not every token is fresh; undefined when all are. */
-  problem: TokenProblem | undefined;
-  /** When the first fresh token is due; undefined when none is. */
-  refreshAt: number | undefined;
-  /** A token was minted by this call. */
-  minted: boolean;
-  /** The kind of each AWS error behind `problem`, for metrics. */
-  awsErrorKinds: string[];
-}
-
-/** Supplies the .dockerconfigjson content (tokens) a CR needs. */
-export interface ContentSource {
-  /** `existing`: what the CR's Secrets hold now, which may be adopted instead of minting. */
-  contentFor(
-    cr: ECRPullSecret,
-    spec: ResolvedSpec,
-    existing: SecretContent | undefined,
-  ): Promise<ContentResult>;
-}
 
 /** What one reconcile of a CR found and did, for metrics, `once` summaries and dry runs. */
 export interface ReconcileReport {
@@ -156,7 +124,7 @@ export class Reconciler {
     }
 
     const spec = this.deps.specs.resolve(cr);
-    if ("reason" in spec) {
+    if (isSpecProblem(spec)) {
       if (!this.deps.dryRun) this.deps.events.warning(eventTarget(cr), spec.reason, spec.message);
       await this.writeStatus(cr, { kind: "invalid", reason: spec.reason, message: spec.message });
       return {};

@@ -1,7 +1,13 @@
 // Resolved specs cached per CR generation: a spec is parsed and its matchers compiled once, not
 // on every reconcile or every conflict check by another CR.
 import type { ECRPullSecret } from "../api/types.ts";
-import { resolveSpec, type ResolvedSpec, type SpecContext, type SpecProblem } from "./plan/spec.ts";
+import {
+  isSpecProblem,
+  resolveSpec,
+  type ResolvedSpec,
+  type SpecContext,
+  type SpecProblem,
+} from "./plan/spec.ts";
 
 export class SpecResolver {
   private readonly context: SpecContext;
@@ -26,7 +32,7 @@ export class SpecResolver {
   /** The resolved spec, or undefined when the spec is invalid. */
   resolved(cr: ECRPullSecret): ResolvedSpec | undefined {
     const result = this.resolve(cr);
-    return "reason" in result ? undefined : result;
+    return isSpecProblem(result) ? undefined : result;
   }
 
   forget(uid: string): void {

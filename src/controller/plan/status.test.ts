@@ -6,7 +6,7 @@ import { TokenCache } from "../../aws/token-cache.ts";
 import type { EcrToken } from "../../aws/token.ts";
 import { ManualClock } from "../../clock.ts";
 import { createTokenContentSource } from "../content.ts";
-import { resolveSpec } from "./spec.ts";
+import { isSpecProblem, resolveSpec } from "./spec.ts";
 import { buildStatus, type Outcome, type RegistryState, type TokenProblem } from "./status.ts";
 
 const now = "2026-01-01T07:00:00Z";
@@ -138,7 +138,7 @@ describe("status.registries", () => {
       spec: { registries: [hosts.euWest, hosts.public] },
     };
     const spec = resolveSpec(cr, { defaultRegion: undefined, trustedNamespaces: new Set() });
-    assert.ok(!("reason" in spec));
+    assert.ok(!isSpecProblem(spec));
     const result = await content.contentFor(cr, spec, undefined);
     const status = buildStatus(undefined, 1, reconciled(result.registries, result.problem), now);
     const shown = JSON.stringify(status);

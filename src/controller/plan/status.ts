@@ -29,6 +29,11 @@ export interface TokenProblem {
   message: string;
 }
 
+/** Tells a token problem from what a lookup returns when it succeeds (credentials, a token). */
+export function isTokenProblem(value: object): value is TokenProblem {
+  return "reason" in value;
+}
+
 /**
  * What the Secrets hold for one registry host. Fresh: its token was refreshed as due. Kept:
  * refreshing failed and the last good entry stays while it is valid. Expired: refreshing failed and

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../../api/types.ts";
 import { ADDED_PULL_SECRETS_ANNOTATION, OWNER_LABEL } from "./labels.ts";
-import { resolveSpec, type ResolvedSpec } from "./spec.ts";
+import { isSpecProblem, resolveSpec, type ResolvedSpec } from "./spec.ts";
 import { planSweep } from "./sweep.ts";
 
 function cr(name: string, uid: string, namespaces: string[], deleting = false): ECRPullSecret {
@@ -47,7 +47,7 @@ function labelledForAdoption(namespace: string, name: string, owner: string): V1
 const context = { defaultRegion: "eu-west-1", trustedNamespaces: new Set(["ecr-system"]) };
 const specOf = (resource: ECRPullSecret): ResolvedSpec | undefined => {
   const resolved = resolveSpec(resource, context);
-  return "reason" in resolved ? undefined : resolved;
+  return isSpecProblem(resolved) ? undefined : resolved;
 };
 const namespace = (name: string): { name: string; labels: Record<string, string>; terminating: boolean } => ({
   name,
