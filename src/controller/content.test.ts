@@ -276,6 +276,30 @@ describe("tokens that fail and recover per registry", () => {
     );
   });
 
+  it("names the registry whose expired entry it drops, once", async () => {
+    const { clock, content, result: kept } = await usEastFailsOnRefresh();
+    assert.deepEqual(kept.droppedEntries, [], "a kept entry is not dropped");
+    clock.advance(6 * hour);
+    const expired = await content.contentFor(cr, multi(), kept.content);
+    assert.deepEqual(
+      expired.droppedEntries.map((r) => r.host),
+      [hosts.usEast],
+    );
+    const after = await content.contentFor(cr, multi(), expired.content);
+    assert.equal(registry(after, hosts.usEast).state, "Expired");
+    assert.deepEqual(after.droppedEntries, [], "the Secrets no longer hold it");
+  });
+
+  it("drops no entry while it leaves the Secrets as they are", async () => {
+    const { clock, failWith, content } = setup();
+    const first = await content.contentFor(cr, spec(), undefined);
+    failWith(serverError());
+    clock.advance(13 * hour);
+    const failed = await content.contentFor(cr, spec(), first.content);
+    assert.equal(failed.content, undefined);
+    assert.deepEqual(failed.droppedEntries, []);
+  });
+
   it("keeps every entry when every registry fails, with the reason the tokens share", async () => {
     const { clock, failWith, content } = setup();
     const first = await content.contentFor(cr, multi(), undefined);

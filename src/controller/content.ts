@@ -9,7 +9,7 @@ import { AwsError, classifyAwsError, type AwsErrorKind } from "../aws/errors.ts"
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../clock.ts";
-import { buildDockerConfigJson, parseAuths, type RegistryCredential } from "./plan/dockerconfig.ts";
+import { buildDockerConfigJson, hostsOf, parseAuths, type RegistryCredential } from "./plan/dockerconfig.ts";
 import type { SecretContent } from "./plan/desired.ts";
 import type { CredentialResolver } from "./credentials-store.ts";
 import type { RegistryBinding, ResolvedSpec } from "./plan/spec.ts";
@@ -25,6 +25,8 @@ export interface ContentResult {
   problem: TokenProblem | undefined;
   /** When the first fresh token is due; undefined when none is. */
   refreshAt: number | undefined;
+  /** Registries whose entry the Secrets lose with this content, their token having expired. */
+  droppedEntries: RegistryState[];
   /** A token was minted by this call. */
   minted: boolean;
   /** The kind of each AWS error behind `problem`, for metrics. */
@@ -264,18 +266,25 @@ export function createTokenContentSource({
     spec: ResolvedSpec,
     outcomes: readonly TargetOutcome[],
     content: SecretContent | undefined,
+    existing: SecretContent | undefined,
   ): ContentResult {
     const fresh = outcomes.flatMap((o) =>
       o.problem === undefined && o.entry !== undefined ? [o.entry] : [],
     );
+    const registries = registryStates(spec, outcomes);
+    // An expired token's hosts are never in the new content: only those the Secrets held are dropped.
+    const held = new Set(
+      content === undefined || existing === undefined ? [] : hostsOf(existing.dockerConfigJson),
+    );
     return {
       content,
-      registries: registryStates(spec, outcomes),
+      registries,
       problem: problemOf(spec, outcomes),
       refreshAt:
         fresh.length === 0
           ? undefined
           : Math.min(...fresh.map((token) => tokens.refreshAt(token, spec.refreshIntervalMs))),
+      droppedEntries: registries.filter((r) => r.state === "Expired" && held.has(r.host)),
       minted: outcomes.some((o) => o.minted),
       awsErrorKinds: outcomes.flatMap((o) => (o.awsErrorKind === undefined ? [] : [o.awsErrorKind])),
     };
@@ -291,7 +300,7 @@ export function createTokenContentSource({
         // Nothing can be minted: each host is reported as the Secrets hold it, and nothing is written.
         const now = clock.now();
         const outcomes = spec.targets.map((t) => failedTarget(t, written.get(targetKey(t)), source, now));
-        return { ...result(spec, outcomes, undefined), problem: source };
+        return { ...result(spec, outcomes, undefined, existing), problem: source };
       }
       const identity = identityOf(source);
       // After a restart or a change of leader, the tokens in the Secrets are as good as new ones
@@ -341,7 +350,7 @@ export function createTokenContentSource({
       // failure right after a change of credentials rewrites nothing.
       const carriedOnly = [...entries].every(([key, token]) => written.get(key) === token);
       const contentIdentity = carriedOnly && existing !== undefined ? existing.identity : identity;
-      return result(spec, outcomes, contentFromTokens(spec, entries, contentIdentity));
+      return result(spec, outcomes, contentFromTokens(spec, entries, contentIdentity), existing);
     },
   };
 }

@@ -28,13 +28,11 @@ import {
   planPullSecrets,
   type Owner,
   type Plan,
-  type SecretContent,
 } from "./plan/desired.ts";
 import { FINALIZER } from "./plan/labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import { planSweep } from "./plan/sweep.ts";
-import { hostsOf } from "./plan/dockerconfig.ts";
-import { buildStatus, isoSeconds, sameStatus, type Outcome, type RegistryState } from "./plan/status.ts";
+import { buildStatus, isoSeconds, sameStatus, type Outcome } from "./plan/status.ts";
 import { isSpecProblem } from "./plan/spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
 
@@ -169,7 +167,7 @@ export class Reconciler {
       },
       { plan, serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName) },
     );
-    this.report(cr, plan, failures, result, writes, expiredEntries(result, existing));
+    this.report(cr, plan, failures, result, writes);
 
     if (problem !== undefined) {
       throw new RetryLater(`${problem.reason}: ${problem.message}`);
@@ -188,7 +186,6 @@ export class Reconciler {
     failures: (NamespaceFailure & { retryable: boolean })[],
     result: ContentResult,
     writes: number,
-    expired: readonly RegistryState[],
   ): void {
     const target = eventTarget(cr);
     const log = this.deps.log.child({ cr: cr.metadata.name });
@@ -199,6 +196,7 @@ export class Reconciler {
         "token refresh failed; the last good entries are kept while they are valid",
       );
     }
+    const expired = result.droppedEntries;
     if (expired.length > 0) {
       const removed = expired.map((r) => `${r.host}: ${r.problem?.message ?? "its token expired"}`);
       this.deps.events.warning(
@@ -420,14 +418,6 @@ export class Reconciler {
     }
     return status;
   }
-}
-
-/** Registries whose entry this reconcile removes from the Secrets because their token expired. */
-function expiredEntries(result: ContentResult, existing: SecretContent | undefined): RegistryState[] {
-  if (existing === undefined || result.content === undefined) return [];
-  const before = new Set(hostsOf(existing.dockerConfigJson));
-  const after = new Set(hostsOf(result.content.dockerConfigJson));
-  return result.registries.filter((r) => r.state === "Expired" && before.has(r.host) && !after.has(r.host));
 }
 
 function summarise(failures: readonly NamespaceFailure[]): string {
