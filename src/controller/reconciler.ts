@@ -32,7 +32,7 @@ import {
 import { FINALIZER } from "./plan/labels.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import { planSweep } from "./plan/sweep.ts";
-import { buildStatus, isoSeconds, sameStatus, type Outcome } from "./plan/status.ts";
+import { buildStatus, isoSeconds, sameStatus, statusPatch, type Outcome } from "./plan/status.ts";
 import { isSpecProblem } from "./plan/spec.ts";
 import { WriteFailure, type PullSecretWriter } from "./writer.ts";
 
@@ -408,7 +408,7 @@ export class Reconciler {
     }
     try {
       await this.deps.kube.mergePatch(crPath(cr.metadata.name ?? "", "status"), {
-        status: withRemovals(cr.status, status),
+        status: statusPatch(cr.status, status),
       });
     } catch (err) {
       const error = classifyKubeError(err);
@@ -424,12 +424,4 @@ function summarise(failures: readonly NamespaceFailure[]): string {
   const shown = failures.slice(0, 3).map((f) => `${f.namespace}: ${f.message}`);
   const more = failures.length > 3 ? ` (and ${failures.length - 3} more)` : "";
   return `${failures.length} namespaces: ${shown.join("; ")}${more}`;
-}
-
-/** A merge patch keeps fields it does not mention: name the ones to drop with null. */
-function withRemovals(previous: object | undefined, next: object): Record<string, unknown> {
-  const removals = Object.keys(previous ?? {})
-    .filter((key) => !(key in next))
-    .map((key): [string, null] => [key, null]);
-  return { ...Object.fromEntries(removals), ...next };
 }

@@ -190,6 +190,17 @@ export function buildStatus(
   return status;
 }
 
+/**
+ * The merge patch that turns `previous` into `next`: a merge patch keeps the fields it does not
+ * mention, so the ones to drop are named with null.
+ */
+export function statusPatch(previous: ECRPullSecretStatus | undefined, next: ECRPullSecretStatus): object {
+  const removals = Object.keys(previous ?? {})
+    .filter((key) => !(key in next))
+    .map((key): [string, null] => [key, null]);
+  return { ...Object.fromEntries(removals), ...next };
+}
+
 /** Deep equality on the JSON shape, so an unchanged status is not written again. */
 export function sameStatus(a: ECRPullSecretStatus | undefined, b: ECRPullSecretStatus): boolean {
   return JSON.stringify(normalise(a)) === JSON.stringify(normalise(b));
