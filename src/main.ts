@@ -15,6 +15,7 @@ import { leaseApi, LeaderElector } from "./kube/leader-election.ts";
 import { KubeClient } from "./kube/rest.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
+import { MetricsObserver } from "./observability/metrics-observer.ts";
 import { startObservabilityServer, type ObservabilityServer } from "./observability/server.ts";
 import { formatChanges, formatSummary } from "./report.ts";
 
@@ -70,6 +71,7 @@ async function run(config: Config): Promise<void> {
   const log = loggerFor(config);
   const kubeConfig = kubeConfigFor(config);
   const metrics = new Metrics();
+  const observer = new MetricsObserver(metrics);
   const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
   const elector = config.leaderElect
     ? new LeaderElector({
@@ -78,12 +80,11 @@ async function run(config: Config): Promise<void> {
         name: config.leaseName,
         identity,
         onStartedLeading: () => {
-          metrics.leader.set(1);
           log.info({ identity }, "became the leader; reconciling");
           operator.startWorkers();
         },
         onStoppedLeading: () => {
-          metrics.leader.set(0);
+          observer.observe({ type: "Leading", leading: false });
           log.error({ identity }, "lost the leader lease; stopping so that another replica takes over");
           shutdown("lost leadership", 1);
         },
@@ -99,7 +100,7 @@ async function run(config: Config): Promise<void> {
     config,
     kubeConfig,
     log,
-    metrics,
+    observer,
     canWrite: () => elector === undefined || elector.isLeader(),
   });
   const server: ObservabilityServer = await startObservabilityServer({
@@ -164,11 +165,9 @@ async function run(config: Config): Promise<void> {
   await operator.startCaches();
   operator.startWebhook();
   if (elector === undefined) {
-    metrics.leader.set(1);
     operator.startWorkers();
     return;
   }
-  metrics.leader.set(0);
   elector.start();
 }
 

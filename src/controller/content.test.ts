@@ -5,6 +5,7 @@ import type { CredentialSource } from "../aws/credentials.ts";
 import { TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import { ManualClock } from "../clock.ts";
+import type { Observer } from "../observability/observer.ts";
 import { createTokenContentSource, identityOf, tokensFromContent, type ContentResult } from "./content.ts";
 import type { SecretContent } from "./plan/desired.ts";
 import { parseAuths } from "./plan/dockerconfig.ts";
@@ -50,6 +51,8 @@ function setup(resolve: () => CredentialSource | TokenProblem = () => source): {
   failWith: (err: Error | undefined) => void;
   content: ReturnType<typeof createTokenContentSource>;
   mints: () => number;
+  /** The kind of each AWS error the content source reported so far. */
+  awsErrors: () => string[];
 } {
   const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
   const failing: Failures = new Map();
@@ -73,13 +76,20 @@ function setup(resolve: () => CredentialSource | TokenProblem = () => source): {
       });
     },
   });
-  const content = createTokenContentSource({ credentials: { resolve }, tokens, clock });
+  const awsErrors: string[] = [];
+  const observer: Observer = {
+    observe: (observation) => {
+      if (observation.type === "AwsError") awsErrors.push(observation.kind);
+    },
+  };
+  const content = createTokenContentSource({ credentials: { resolve }, tokens, clock, observer });
   return {
     clock,
     failing,
     failWith: (err) => (err === undefined ? failing.delete("all") : failing.set("all", err)),
     content,
     mints: () => minted,
+    awsErrors: () => [...awsErrors],
   };
 }
 
@@ -103,7 +113,7 @@ const cr = {} as ECRPullSecret;
 
 describe("token content for a CR", () => {
   it("keeps offering the last good token while refreshing fails", async () => {
-    const { clock, failWith, content } = setup();
+    const { clock, failWith, content, awsErrors } = setup();
     const first = await content.contentFor(cr, spec(), undefined);
     assert.equal(first.problem, undefined);
     failWith(serverError());
@@ -113,7 +123,7 @@ describe("token content for a CR", () => {
     assert.deepEqual(failed.content, first.content);
     assert.equal(failed.registries[0]?.state, "Kept");
     assert.equal(failed.refreshAt, undefined);
-    assert.deepEqual(failed.awsErrorKinds, ["Unavailable"]);
+    assert.deepEqual(awsErrors(), ["Unavailable"]);
   });
 
   it("says TokenExpired once the last good token has expired, and never empties the Secrets", async () => {
@@ -187,7 +197,7 @@ describe("token content for a CR", () => {
 
 describe("tokens that fail and recover per registry", () => {
   it("writes every registry whose token is good and leaves out one that never had a token", async () => {
-    const { failing, content } = setup();
+    const { failing, content, awsErrors } = setup();
     failing.set("public", serverError());
     const result = await content.contentFor(cr, multi(), undefined);
     assert.deepEqual(
@@ -211,7 +221,7 @@ describe("tokens that fail and recover per registry", () => {
     const publicState = registry(result, hosts.public);
     assert.equal(publicState.expiresAt, undefined);
     assert.equal(publicState.problem?.reason, "TokenRefreshFailed");
-    assert.deepEqual(result.awsErrorKinds, ["Unavailable"]);
+    assert.deepEqual(awsErrors(), ["Unavailable"]);
     assert.ok(result.refreshAt !== undefined, "the good tokens' refresh is still planned");
   });
 
@@ -301,7 +311,7 @@ describe("tokens that fail and recover per registry", () => {
   });
 
   it("keeps every entry when every registry fails, with the reason the tokens share", async () => {
-    const { clock, failWith, content } = setup();
+    const { clock, failWith, content, awsErrors } = setup();
     const first = await content.contentFor(cr, multi(), undefined);
     failWith(serverError());
     clock.advance(7 * hour);
@@ -309,7 +319,7 @@ describe("tokens that fail and recover per registry", () => {
     assert.deepEqual(failed.content, first.content);
     assert.equal(failed.problem?.reason, "TokenRefreshFailed");
     assert.match(failed.problem.message, /public\.ecr\.aws: /);
-    assert.equal(failed.awsErrorKinds.length, 3, "one error per token");
+    assert.equal(awsErrors().length, 3, "one error per token");
   });
 
   it("falls back to what the Secrets hold after a restart, and keeps it until it expires", async () => {

@@ -5,10 +5,11 @@
 import { createHash } from "node:crypto";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
-import { AwsError, classifyAwsError, type AwsErrorKind } from "../aws/errors.ts";
+import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
 import type { EcrToken } from "../aws/token.ts";
 import type { Clock } from "../clock.ts";
+import type { Observer } from "../observability/observer.ts";
 import { buildDockerConfigJson, hostsOf, parseAuths, type RegistryCredential } from "./plan/dockerconfig.ts";
 import type { SecretContent } from "./plan/desired.ts";
 import type { CredentialResolver } from "./credentials-store.ts";
@@ -29,8 +30,6 @@ export interface ContentResult {
   droppedEntries: RegistryState[];
   /** A token was minted by this call. */
   minted: boolean;
-  /** The kind of each AWS error behind `problem`, for metrics. */
-  awsErrorKinds: AwsErrorKind[];
 }
 
 /** Supplies the .dockerconfigjson content (tokens) a CR needs. */
@@ -139,7 +138,6 @@ interface TargetOutcome {
   last: EcrToken | undefined;
   /** Why refreshing failed; undefined when the entry is fresh. */
   problem: TokenProblem | undefined;
-  awsErrorKind: AwsErrorKind | undefined;
   /** The token is new to this call. */
   minted: boolean;
 }
@@ -177,7 +175,6 @@ function failedTarget(
     entry: valid ? last : undefined,
     last,
     problem,
-    awsErrorKind: cause instanceof AwsError ? cause.kind : undefined,
     minted: false,
   };
 }
@@ -255,12 +252,15 @@ export interface TokenContentSourceOptions {
   credentials: CredentialResolver;
   tokens: TokenCache;
   clock: Clock;
+  /** Told of each AWS error, for metrics. */
+  observer: Observer;
 }
 
 export function createTokenContentSource({
   credentials,
   tokens,
   clock,
+  observer,
 }: TokenContentSourceOptions): ContentSource {
   function result(
     spec: ResolvedSpec,
@@ -286,7 +286,6 @@ export function createTokenContentSource({
           : Math.min(...fresh.map((token) => tokens.refreshAt(token, spec.refreshIntervalMs))),
       droppedEntries: registries.filter((r) => r.state === "Expired" && held.has(r.host)),
       minted: outcomes.some((o) => o.minted),
-      awsErrorKinds: outcomes.flatMap((o) => (o.awsErrorKind === undefined ? [] : [o.awsErrorKind])),
     };
   }
 
@@ -332,14 +331,15 @@ export function createTokenContentSource({
               entry: token,
               last: token,
               problem: undefined,
-              awsErrorKind: undefined,
               minted: token !== before,
             };
           } catch (err) {
             // The last good token: minted by this process, or read back from what the Secrets hold
             // (also when they were written with other credentials, so that nothing working is dropped).
             const last = longerLived(tokens.peek(source, target), written.get(targetKey(target)));
-            return failedTarget(target, last, classifyAwsError(err), clock.now());
+            const error = classifyAwsError(err);
+            observer.observe({ type: "AwsError", kind: error.kind });
+            return failedTarget(target, last, error, clock.now());
           }
         }),
       );

@@ -14,6 +14,7 @@ import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
+import { unobserved, type Observer } from "../observability/observer.ts";
 import { ClusterCache, internedValues, internSecretData } from "./cluster-cache.ts";
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
@@ -21,7 +22,6 @@ import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./plan/labels.ts";
 import { Reconciler, RetryLater, type ReconcileReport } from "./reconciler.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { createDryRunWriter, createPullSecretWriter, type PlannedChange } from "./writer.ts";
-import type { Metrics } from "../observability/metrics.ts";
 import { rotationPolicy } from "../webhook/certificates.ts";
 import { FileTls } from "../webhook/file-tls.ts";
 import { PodWebhook } from "../webhook/pod-webhook.ts";
@@ -35,7 +35,8 @@ export interface OperatorOptions {
   config: Config;
   kubeConfig: ClusterConnection;
   log: Logger;
-  metrics?: Metrics;
+  /** Told what happens, for metrics; default: nobody. */
+  observer?: Observer;
   clock?: Clock;
   /** Writes are allowed only while this says so (leader election); default: always. */
   canWrite?: () => boolean;
@@ -69,7 +70,7 @@ export class Operator {
   private readonly reconciler: Reconciler;
   private workers: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
-  private readonly metrics: Metrics | undefined;
+  private readonly observer: Observer;
   /** The Pod admission webhook, with --webhook-addr; every replica serves it. */
   private readonly webhook: PodWebhook | undefined;
 
@@ -78,14 +79,20 @@ export class Operator {
     const { config, kubeConfig, log } = options;
     this.clock = options.clock ?? systemClock;
     this.log = log;
-    const metrics = options.metrics;
-    this.metrics = metrics;
+    const observer = options.observer ?? unobserved;
+    this.observer = observer;
     this.queue = new Workqueue({
       clock: this.clock,
       hooks: {
-        onAdd: () => metrics?.queueAdds.inc(),
-        onRetry: () => metrics?.queueRetries.inc(),
-        onDepth: (depth) => metrics?.queueDepth.set(depth),
+        onAdd: () => {
+          observer.observe({ type: "QueueAdded" });
+        },
+        onRetry: () => {
+          observer.observe({ type: "QueueRetried" });
+        },
+        onDepth: (depth) => {
+          observer.observe({ type: "QueueDepth", depth });
+        },
       },
     });
 
@@ -104,11 +111,11 @@ export class Operator {
         transform: (raw) => transform(raw) as T,
         hooks: {
           onWatchRestart: (reason) => {
-            metrics?.watchRestarts.inc({ resource: name, reason });
+            observer.observe({ type: "WatchRestarted", resource: name, reason });
             log.debug({ informer: name, reason }, "watch restarted");
           },
           onError: (err) => {
-            metrics?.apiErrors.inc({ kind: err.kind });
+            observer.observe({ type: "ApiError", kind: err.kind });
             log.warn({ informer: name, err: err.message }, "watch failed; retrying");
           },
         },
@@ -154,7 +161,7 @@ export class Operator {
       clients: this.awsClients,
       endpoints: config.awsEndpoints,
       onMint: (target, result) => {
-        metrics?.tokenMints.inc({ result, region: target.region });
+        observer.observe({ type: "TokenMinted", region: target.region, result });
       },
     });
     const canWrite = options.canWrite ?? (() => true);
@@ -168,7 +175,7 @@ export class Operator {
         specs,
         clock: this.clock,
         log,
-        metrics,
+        observer,
       });
     }
     const record =
@@ -183,6 +190,7 @@ export class Operator {
         credentials: this.credentials,
         tokens: this.tokens,
         clock: this.clock,
+        observer,
       }),
       writer: config.dryRun ? createDryRunWriter(record) : createPullSecretWriter(kube),
       kube,
@@ -203,7 +211,7 @@ export class Operator {
       conflictRequeueMs: 5 * 60_000,
       canWrite,
       dryRun: config.dryRun,
-      observer: metrics === undefined ? undefined : new MetricsObserver(metrics),
+      observer,
     });
 
     this.crs.addHandlers({
@@ -253,7 +261,9 @@ export class Operator {
       clock: this.clock,
       log,
       canWrite: () => canWrite() && !config.dryRun,
-      onApiError: (kind) => this.metrics?.apiErrors.inc({ kind }),
+      onApiError: (kind) => {
+        this.observer.observe({ type: "ApiError", kind });
+      },
     });
   }
 
@@ -327,22 +337,11 @@ export class Operator {
   startWorkers(): void {
     // This replica may now write: the webhook's certificates are its job too.
     this.webhook?.kick();
+    this.observer.observe({ type: "Leading", leading: true });
     this.enqueueAll();
     this.queue.add(SWEEP_KEY);
-    const handle = async (key: string): Promise<WorkResult> => {
-      if (key === SWEEP_KEY) return this.reconciler.sweep();
-      const end = this.metrics?.reconcileDuration.startTimer();
-      let result = "success";
-      try {
-        return await this.reconciler.reconcile(key);
-      } catch (err) {
-        result = err instanceof RetryLater ? "retry" : "error";
-        throw err;
-      } finally {
-        end?.({ result });
-        this.metrics?.reconciles.inc({ result });
-      }
-    };
+    const handle = (key: string): Promise<WorkResult> =>
+      key === SWEEP_KEY ? this.reconciler.sweep() : this.reconciler.reconcile(key);
     this.workers = runWorkers(this.queue, this.options.config.workers, handle, {
       onError: (name, err) => {
         const message = err instanceof Error ? err.message : "unknown error";
@@ -412,80 +411,5 @@ export class Operator {
     await this.webhook?.stop();
     await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
     this.awsClients.destroy();
-  }
-}
-
-/** Turns reconcile reports into the per-CR, per-registry and aggregate gauges. */
-class MetricsObserver {
-  private readonly metrics: Metrics;
-  private readonly perCr = new Map<
-    string,
-    { synced: number; failed: number; saSynced: number; registries: string[] }
-  >();
-
-  constructor(metrics: Metrics) {
-    this.metrics = metrics;
-  }
-
-  onReport(report: ReconcileReport): void {
-    const { metrics } = this;
-    const name = report.name;
-    const ready = report.status.conditions?.find((c) => c.type === "Ready");
-    metrics.ready.set({ ecrpullsecret: name }, ready?.status === "True" ? 1 : 0);
-    const registries = report.status.registries ?? [];
-    const hosts = registries.map((r) => r.host);
-    for (const registry of this.perCr.get(name)?.registries ?? []) {
-      if (!hosts.includes(registry)) this.removeRegistry(name, registry);
-    }
-    for (const { host, tokenExpiresAt, lastError } of registries) {
-      const labels = { ecrpullsecret: name, registry: host };
-      const expires = Date.parse(tokenExpiresAt ?? "");
-      if (Number.isNaN(expires)) metrics.tokenExpiry.remove(labels);
-      else metrics.tokenExpiry.set(labels, expires / 1000);
-      metrics.registryRefreshFailing.set(labels, lastError === undefined ? 0 : 1);
-    }
-    const desired = report.status.namespaces?.desired ?? 0;
-    const synced = report.status.namespaces?.synced ?? 0;
-    this.perCr.set(name, {
-      synced,
-      failed: desired - synced,
-      saSynced: report.serviceAccountsSynced,
-      registries: hosts,
-    });
-    this.publishTotals();
-  }
-
-  onDeleted(name: string): void {
-    for (const registry of this.perCr.get(name)?.registries ?? []) this.removeRegistry(name, registry);
-    this.metrics.ready.remove({ ecrpullsecret: name });
-    this.perCr.delete(name);
-    this.publishTotals();
-  }
-
-  private removeRegistry(name: string, registry: string): void {
-    this.metrics.tokenExpiry.remove({ ecrpullsecret: name, registry });
-    this.metrics.registryRefreshFailing.remove({ ecrpullsecret: name, registry });
-  }
-
-  onAwsError(kind: string): void {
-    this.metrics.awsErrors.inc({ kind });
-  }
-
-  onApiError(kind: string): void {
-    this.metrics.apiErrors.inc({ kind });
-  }
-
-  private publishTotals(): void {
-    let synced = 0;
-    let failed = 0;
-    let saSynced = 0;
-    for (const entry of this.perCr.values()) {
-      synced += entry.synced;
-      failed += entry.failed;
-      saSynced += entry.saSynced;
-    }
-    this.metrics.managedSecrets.set({ state: "synced" }, synced);
-    this.metrics.managedSecrets.set({ state: "failed" }, failed);
-    this.metrics.managedServiceAccounts.set({ state: "synced" }, saSynced);
   }
 }

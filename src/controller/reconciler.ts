@@ -19,6 +19,7 @@ import { clusterPath, type KubeClient } from "../kube/rest.ts";
 import type { EventRecorder, EventTarget } from "../kube/events.ts";
 import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { Observer, ReconcileResult } from "../observability/observer.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
 import type { ContentResult, ContentSource } from "./content.ts";
 import {
@@ -45,13 +46,6 @@ export interface ReconcileReport {
   serviceAccountsSynced: number;
 }
 
-export interface ReconcileObserver {
-  onReport?(report: ReconcileReport): void;
-  onDeleted?(name: string): void;
-  onAwsError?(kind: string): void;
-  onApiError?(kind: string): void;
-}
-
 export interface ReconcilerDeps {
   cache: ClusterCache;
   specs: SpecResolver;
@@ -67,7 +61,7 @@ export interface ReconcilerDeps {
   minRequeueMs: number;
   /** When namespaces are in conflict, look again after this long. */
   conflictRequeueMs: number;
-  observer?: ReconcileObserver;
+  observer: Observer;
   /** False while this replica must not write (not the leader); writes then wait for a retry. */
   canWrite: () => boolean;
   /** Plan only: the writer records instead of writing, and status and finalizers are left alone. */
@@ -106,10 +100,25 @@ export class Reconciler {
     }
   }
 
+  /** Reconciles one CR by name; a thrown RetryLater or error means: retry with backoff. */
   async reconcile(name: string): Promise<WorkResult> {
+    const started = performance.now();
+    let result: ReconcileResult = "success";
+    try {
+      return await this.reconcileOnce(name);
+    } catch (err) {
+      result = err instanceof RetryLater ? "retry" : "error";
+      throw err;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      this.deps.observer.observe({ type: "Reconciled", result, seconds });
+    }
+  }
+
+  private async reconcileOnce(name: string): Promise<WorkResult> {
     let cr = this.deps.cache.ecrPullSecrets.get(name);
     if (cr === undefined) {
-      if (this.reports.delete(name)) this.deps.observer?.onDeleted?.(name);
+      if (this.reports.delete(name)) this.deps.observer.observe({ type: "CrGone", name });
       return {};
     }
     this.ensureWritable();
@@ -135,7 +144,6 @@ export class Reconciler {
     const view = this.deps.cache.viewFor(cr, (other) => this.deps.specs.resolved(other));
     const existing = existingContent(owner, spec, view);
     const result = await this.deps.content.contentFor(cr, spec, existing);
-    for (const kind of result.awsErrorKinds) this.deps.observer?.onAwsError?.(kind);
     const { content, problem } = result;
     const plan = planPullSecrets(owner, spec, view, content);
     const failures = await this.apply(plan, name);
@@ -259,7 +267,7 @@ export class Reconciler {
         err instanceof WriteFailure
           ? err
           : new WriteFailure("WriteFailed", classifyKubeError(err).message, true);
-      this.deps.observer?.onApiError?.(failure.reason);
+      this.deps.observer.observe({ type: "WriteFailed", reason: failure.reason });
       failures.set(namespace, {
         namespace,
         reason: failure.reason,
@@ -402,7 +410,12 @@ export class Reconciler {
     const status = buildStatus(cr.status, cr.metadata.generation ?? 0, outcome, now);
     const report: ReconcileReport = { name: cr.metadata.name ?? "", status, ...details };
     this.reports.set(report.name, report);
-    this.deps.observer?.onReport?.(report);
+    this.deps.observer.observe({
+      type: "CrReported",
+      name: report.name,
+      status,
+      serviceAccountsSynced: report.serviceAccountsSynced,
+    });
     if (this.deps.dryRun || sameStatus(cr.status, status)) {
       return status;
     }

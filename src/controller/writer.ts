@@ -14,6 +14,7 @@ import {
   OWNER_LABEL,
 } from "./plan/labels.ts";
 import { serviceAccountPatch } from "./plan/service-accounts.ts";
+import type { NamespaceFailureReason } from "./plan/status.ts";
 
 export const FIELD_MANAGER = "ecr-creds-refresher";
 const writeQuery = { fieldManager: FIELD_MANAGER };
@@ -22,7 +23,7 @@ const maxConflictRetries = 5;
 /** A namespace-level failure the CR status reports; the message is safe to show (no secret). */
 export class WriteFailure extends Error {
   override readonly name = "WriteFailure";
-  readonly reason: "SecretConflict" | "Forbidden" | "WriteFailed";
+  readonly reason: NamespaceFailureReason;
   readonly retryable: boolean;
 
   constructor(reason: WriteFailure["reason"], message: string, retryable: boolean) {

@@ -8,7 +8,7 @@ import type { SpecResolver } from "../controller/spec-resolver.ts";
 import type { Clock } from "../clock.ts";
 import type { Informer } from "../kube/informer/informer.ts";
 import type { Logger } from "../observability/logger.ts";
-import type { Metrics } from "../observability/metrics.ts";
+import type { Observer, WebhookResult } from "../observability/observer.ts";
 import {
   allowResponse,
   InvalidReview,
@@ -39,7 +39,8 @@ export interface PodWebhookOptions {
   specs: SpecResolver;
   clock: Clock;
   log: Logger;
-  metrics?: Metrics | undefined;
+  /** Told of each review, mutation and certificate, for metrics. */
+  observer: Observer;
 }
 
 /** Resolves lookups of objects the informer has not delivered yet, once it does (or a timeout passes). */
@@ -100,12 +101,12 @@ export class PodWebhook {
 
   /** Starts the TLS source; the server listens once it has a certificate. */
   start(): void {
-    const { tls, log, metrics } = this.#options;
+    const { tls, log, observer } = this.#options;
     tls.onCertificate((cert) => {
       const first = this.#server.address === undefined;
       this.#server.serve(cert).then(
         () => {
-          metrics?.webhookCertificateExpiry.set(cert.notAfter / 1000);
+          observer.observe({ type: "WebhookCertificateServed", notAfter: cert.notAfter });
           const fields = { address: this.#server.address, notAfter: new Date(cert.notAfter).toISOString() };
           log.info(fields, first ? "webhook serving" : "webhook serving certificate replaced");
         },
@@ -133,9 +134,8 @@ export class PodWebhook {
   }
 
   async #review(body: unknown): Promise<{ status: number; body: object | string }> {
-    const { metrics } = this.#options;
-    const end = metrics?.webhookDuration.startTimer();
-    let result = "unchanged";
+    const started = performance.now();
+    let result: WebhookResult = "unchanged";
     try {
       const request = parseAdmissionReview(body);
       if (!isPodCreate(request)) return { status: 200, body: allowResponse(request.uid) };
@@ -150,8 +150,8 @@ export class PodWebhook {
       result = "invalid";
       return { status: 400, body: err.message };
     } finally {
-      metrics?.webhookRequests.inc({ result });
-      end?.();
+      const seconds = (performance.now() - started) / 1000;
+      this.#options.observer.observe({ type: "WebhookAnswered", result, seconds });
     }
   }
 
@@ -173,8 +173,8 @@ export class PodWebhook {
   }
 
   #recordMutation(request: PodCreate, decision: Extract<PodDecision, { result: "mutated" }>): void {
-    const { log, metrics } = this.#options;
-    for (const name of decision.ecrPullSecrets) metrics?.webhookMutations.inc({ ecrpullsecret: name });
+    const { log, observer } = this.#options;
+    for (const name of decision.ecrPullSecrets) observer.observe({ type: "PodMutated", ecrPullSecret: name });
     log.debug(
       {
         namespace: request.pod.namespace,

@@ -4,7 +4,7 @@
 // equal to the Secret's trust bundle. Both objects are read by name only.
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Clock, TimerHandle } from "../clock.ts";
-import { classifyKubeError } from "../kube/errors.ts";
+import { classifyKubeError, type KubeError, type KubeErrorKind } from "../kube/errors.ts";
 import { Informer } from "../kube/informer/informer.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { clusterPath, KubeClient, namespacedPath } from "../kube/rest.ts";
@@ -54,7 +54,7 @@ export interface SelfManagedTlsOptions {
   log: Logger;
   /** Issue and write only while this says so (leader election). */
   canWrite: () => boolean;
-  onApiError?: (kind: string) => void;
+  onApiError?: (kind: KubeErrorKind) => void;
 }
 
 function versionOf(obj: { metadata?: { resourceVersion?: string } } | undefined): number {
@@ -97,7 +97,7 @@ export class SelfManagedTls implements TlsSource {
       onSynced: () => {
         this.kick();
       },
-      onError: (err: { kind: string; message: string }) => {
+      onError: (err: KubeError) => {
         options.onApiError?.(err.kind);
         options.log.warn({ err: err.message }, "webhook TLS watch failed; retrying");
       },

@@ -19,6 +19,7 @@ import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access
 import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import type { Metrics } from "../../src/observability/metrics.ts";
+import { MetricsObserver } from "../../src/observability/metrics-observer.ts";
 import { startAwsProxy, type AwsProxy } from "./aws-proxy.ts";
 import { startControlPlane, type ControlPlane } from "./controlplane.ts";
 import { createMotoCredentials, startMoto, type Moto, type MotoOptions } from "./moto.ts";
@@ -130,7 +131,7 @@ export async function startOperatorEnv(options: OperatorEnvOptions = {}): Promis
         config,
         kubeConfig: operatorKubeConfig,
         log,
-        metrics: startOptions.metrics,
+        observer: startOptions.metrics === undefined ? undefined : new MetricsObserver(startOptions.metrics),
         clock: startOptions.clock,
         minRequeueMs: 1_000,
         canWrite: standby ? () => false : undefined,

@@ -5,6 +5,7 @@ import type { CredentialSource } from "../../aws/credentials.ts";
 import { TokenCache } from "../../aws/token-cache.ts";
 import type { EcrToken } from "../../aws/token.ts";
 import { ManualClock } from "../../clock.ts";
+import { unobserved } from "../../observability/observer.ts";
 import { createTokenContentSource } from "../content.ts";
 import { isSpecProblem, resolveSpec } from "./spec.ts";
 import {
@@ -137,7 +138,12 @@ describe("status.registries", () => {
         });
       },
     });
-    const content = createTokenContentSource({ credentials: { resolve: () => source }, tokens, clock });
+    const content = createTokenContentSource({
+      credentials: { resolve: () => source },
+      tokens,
+      clock,
+      observer: unobserved,
+    });
     const cr: ECRPullSecret = {
       apiVersion: "ecr-creds-refresher.io/v1alpha1",
       kind: "ECRPullSecret",
