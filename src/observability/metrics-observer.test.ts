@@ -113,6 +113,16 @@ describe("MetricsObserver", () => {
     assert.match(text, /reconcile_duration_seconds_sum\{result="retry"\} 3/);
   });
 
+  it("counts write failures by reason, apart from failed API calls by kind", async () => {
+    const metrics = new Metrics();
+    const observer = new MetricsObserver(metrics);
+    observer.observe({ type: "WriteFailed", reason: "SecretConflict" });
+    observer.observe({ type: "WriteFailed", reason: "SecretConflict" });
+    observer.observe({ type: "ApiError", kind: "Forbidden" });
+    assert.deepEqual(await samples(metrics.writeFailures), ["reason=SecretConflict 2"]);
+    assert.deepEqual(await samples(metrics.apiErrors), ["kind=Forbidden 1"]);
+  });
+
   it("says whether this replica leads", async () => {
     const metrics = new Metrics();
     const observer = new MetricsObserver(metrics);

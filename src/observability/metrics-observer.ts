@@ -54,7 +54,7 @@ export class MetricsObserver implements Observer {
         this.#gone(observation.name);
         return;
       case "WriteFailed":
-        metrics.apiErrors.inc({ kind: observation.reason });
+        metrics.writeFailures.inc({ reason: observation.reason });
         return;
       case "Leading":
         metrics.leader.set(observation.leading ? 1 : 0);

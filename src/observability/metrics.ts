@@ -112,6 +112,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly writeFailures = new Counter({
+    name: `${prefix}write_failures_total`,
+    help:
+      "Managed Secrets and ServiceAccounts not written in a namespace, by the reason the ECRPullSecret's " +
+      "status gives (SecretConflict, Forbidden, WriteFailed).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
   readonly webhookRequests = new Counter({
     name: `${prefix}webhook_requests_total`,
     help: "Pod admission reviews answered, by result (mutated, unchanged, invalid).",

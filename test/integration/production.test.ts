@@ -236,6 +236,7 @@ describe("running the operator as a production process", () => {
         "ecr_creds_refresher_leader",
         "ecr_creds_refresher_aws_errors_total",
         "ecr_creds_refresher_api_errors_total",
+        "ecr_creds_refresher_write_failures_total",
         "ecr_creds_refresher_webhook_requests_total",
         "ecr_creds_refresher_webhook_mutations_total",
         "ecr_creds_refresher_webhook_request_duration_seconds",
