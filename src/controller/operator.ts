@@ -19,9 +19,10 @@ import { ClusterCache, internedValues, internSecretData } from "./cluster-cache.
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
 import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./plan/labels.ts";
-import { Reconciler, RetryLater, type ReconcileReport } from "./reconciler.ts";
+import { Reconciler, type ReconcileReport } from "./reconciler.ts";
+import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
-import { createDryRunWriter, createPullSecretWriter, type PlannedChange } from "./writer.ts";
+import { createWriter, type PlannedChange } from "./writer.ts";
 import { rotationPolicy } from "../webhook/certificates.ts";
 import { FileTls } from "../webhook/file-tls.ts";
 import { PodWebhook } from "../webhook/pod-webhook.ts";
@@ -178,21 +179,7 @@ export class Operator {
         observer,
       });
     }
-    const record =
-      options.onPlannedChange ??
-      ((change: PlannedChange) => {
-        log.info(change, "dry run: would change");
-      });
-    this.reconciler = new Reconciler({
-      cache,
-      specs,
-      content: createTokenContentSource({
-        credentials: this.credentials,
-        tokens: this.tokens,
-        clock: this.clock,
-        observer,
-      }),
-      writer: config.dryRun ? createDryRunWriter(record) : createPullSecretWriter(kube),
+    const writer = createWriter({
       kube,
       events: createEventRecorder({
         kube,
@@ -204,14 +191,31 @@ export class Operator {
           log.debug({ err: err.message }, "could not record an Event");
         },
       }),
+      log,
+      canWrite,
+      dryRun: config.dryRun,
+      onPlannedChange:
+        options.onPlannedChange ??
+        ((change) => {
+          log.info(change, "dry run: would change");
+        }),
+    });
+    this.reconciler = new Reconciler({
+      cache,
+      specs,
+      content: createTokenContentSource({
+        credentials: this.credentials,
+        tokens: this.tokens,
+        clock: this.clock,
+        observer,
+      }),
+      writer,
       clock: this.clock,
       log,
+      observer,
       writeConcurrency: config.writeConcurrency,
       minRequeueMs: options.minRequeueMs ?? 10_000,
       conflictRequeueMs: 5 * 60_000,
-      canWrite,
-      dryRun: config.dryRun,
-      observer,
     });
 
     this.crs.addHandlers({

@@ -1,10 +1,15 @@
-// The one place that writes to the cluster: managed Secrets and ServiceAccount imagePullSecrets.
+// The one place that writes to the cluster: managed Secrets, ServiceAccount imagePullSecrets, an
+// ECRPullSecret's finalizer and status, and Events about it; only while this replica may write
+// (it leads). A dry run writes nothing and records each change to Secrets and ServiceAccounts.
 // Secrets are written only with our labels and ownerReference; an unmanaged Secret of the same
 // name is never touched. ServiceAccounts are changed by read-modify-write on resourceVersion,
 // keeping every entry the operator did not add.
 import type { V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
+import { GROUP, PLURAL, VERSION, type ECRPullSecret, type ECRPullSecretStatus } from "../api/types.ts";
 import { classifyKubeError, type KubeError } from "../kube/errors.ts";
-import { namespacedPath, type KubeClient } from "../kube/rest.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import { clusterPath, namespacedPath, type KubeClient } from "../kube/rest.ts";
+import type { Logger } from "../observability/logger.ts";
 import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./plan/desired.ts";
 import {
   EXPIRES_AT_ANNOTATION,
@@ -14,9 +19,10 @@ import {
   OWNER_LABEL,
 } from "./plan/labels.ts";
 import { serviceAccountPatch } from "./plan/service-accounts.ts";
-import type { NamespaceFailureReason } from "./plan/status.ts";
+import { statusPatch, type NamespaceFailureReason } from "./plan/status.ts";
+import { RetryLater } from "./retry-later.ts";
 
-export const FIELD_MANAGER = "ecr-creds-refresher";
+const FIELD_MANAGER = "ecr-creds-refresher";
 const writeQuery = { fieldManager: FIELD_MANAGER };
 const maxConflictRetries = 5;
 
@@ -41,13 +47,81 @@ function failureFrom(err: KubeError, what: string): WriteFailure {
   return new WriteFailure("WriteFailed", `${what}: ${err.kind}: ${err.message}`, retryable);
 }
 
-export interface PullSecretWriter {
+/** A change a dry run would have made. */
+export interface PlannedChange {
+  action: "create" | "update" | "delete" | "patch";
+  kind: "Secret" | "ServiceAccount";
+  namespace: string;
+  name: string;
+  detail: string;
+}
+
+/** The writes themselves, to the cluster or recorded by a dry run. */
+interface Writes {
+  /** The Secret as written (or as it would be). */
   writeSecret(write: SecretWrite): Promise<V1Secret>;
   deleteSecret(target: SecretDelete): Promise<void>;
+  /** The ServiceAccount as written; undefined when it is gone (or in a dry run). */
   editServiceAccount(
     edit: ServiceAccountEdit,
     cached: V1ServiceAccount | undefined,
   ): Promise<V1ServiceAccount | undefined>;
+  /** The CR as patched; undefined when it is gone or changed meanwhile (or in a dry run). */
+  setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<ECRPullSecret | undefined>;
+  /** Replaces the CR's status with `status`; a CR that is gone needs none. */
+  writeStatus(cr: ECRPullSecret, status: ECRPullSecretStatus): Promise<void>;
+  readonly events: EventRecorder;
+}
+
+export interface Writer extends Writes {
+  /** Throws RetryLater while this replica must not write (it does not lead); every write checks. */
+  ensureWritable(): void;
+}
+
+export interface WriterOptions {
+  kube: KubeClient;
+  events: EventRecorder;
+  log: Logger;
+  /** False while this replica must not write (leader election). */
+  canWrite: () => boolean;
+  /** Write nothing: give each change to Secrets and ServiceAccounts to `onPlannedChange`. */
+  dryRun: boolean;
+  onPlannedChange: (change: PlannedChange) => void;
+}
+
+export function createWriter(options: WriterOptions): Writer {
+  const writes = options.dryRun
+    ? plannedWrites(options.onPlannedChange)
+    : clusterWrites(options.kube, options.events, options.log);
+  const ensureWritable = (): void => {
+    if (!options.canWrite()) {
+      throw new RetryLater("not the leader: writes wait");
+    }
+  };
+  return {
+    ensureWritable,
+    writeSecret: async (write) => {
+      ensureWritable();
+      return await writes.writeSecret(write);
+    },
+    deleteSecret: async (target) => {
+      ensureWritable();
+      await writes.deleteSecret(target);
+    },
+    editServiceAccount: async (edit, cached) => {
+      ensureWritable();
+      return await writes.editServiceAccount(edit, cached);
+    },
+    setFinalizers: async (cr, finalizers) => {
+      ensureWritable();
+      return await writes.setFinalizers(cr, finalizers);
+    },
+    writeStatus: async (cr, status) => {
+      ensureWritable();
+      await writes.writeStatus(cr, status);
+    },
+    events: writes.events,
+  };
 }
 
 function isOurs(secret: V1Secret, body: SecretBody): boolean {
@@ -64,8 +138,16 @@ const secretPath = (namespace: string, name?: string): string =>
   namespacedPath("/api/v1", namespace, "secrets", name);
 const serviceAccountPath = (namespace: string, name: string): string =>
   namespacedPath("/api/v1", namespace, "serviceaccounts", name);
+const crPath = (name: string, subresource?: string): string =>
+  clusterPath(`/apis/${GROUP}/${VERSION}`, PLURAL, name, subresource);
 
-export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
+function clusterWrites(kube: KubeClient, events: EventRecorder, log: Logger): Writes {
+  // Per object at debug: at info a refresh at 5,000 namespaces would log 5,000 lines and spend
+  // about a tenth of its CPU on them; the reconciler's "reconciled" line counts them.
+  const done = (namespace: string, action: string, kind: string, name: string): void => {
+    log.debug({ namespace, action, kind, name }, `${kind} ${action}`);
+  };
+
   async function patchSecret(body: SecretBody): Promise<V1Secret> {
     const { name, namespace } = body.metadata;
     const patch = {
@@ -79,7 +161,7 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
     return kube.mergePatch<V1Secret>(secretPath(namespace, name), patch, writeQuery);
   }
 
-  async function writeSecret(write: SecretWrite): Promise<V1Secret> {
+  async function putSecret(write: SecretWrite): Promise<V1Secret> {
     const { name, namespace } = write.body.metadata;
     const what = `Secret ${namespace}/${name}`;
     try {
@@ -93,7 +175,7 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
         return adoptOrReportConflict(write.body);
       }
       if (write.action === "update" && error.kind === "NotFound") {
-        return writeSecret({ ...write, action: "create" });
+        return putSecret({ ...write, action: "create" });
       }
       throw failureFrom(error, `writing ${what}`);
     }
@@ -137,6 +219,13 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
     }
   }
 
+  async function writeSecret(write: SecretWrite): Promise<V1Secret> {
+    const written = await putSecret(write);
+    const { name, namespace } = write.body.metadata;
+    done(namespace, write.action === "create" ? "created" : "updated", "Secret", name);
+    return written;
+  }
+
   async function deleteSecret({ namespace, name }: SecretDelete): Promise<void> {
     try {
       await kube.delete(secretPath(namespace, name));
@@ -146,9 +235,20 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
         throw failureFrom(error, `deleting Secret ${namespace}/${name}`);
       }
     }
+    done(namespace, "deleted", "Secret", name);
   }
 
   async function editServiceAccount(
+    edit: ServiceAccountEdit,
+    cached: V1ServiceAccount | undefined,
+  ): Promise<V1ServiceAccount | undefined> {
+    const updated = await patchServiceAccount(edit, cached);
+    const change = [...edit.add.map((n) => `added ${n}`), ...edit.remove.map((n) => `removed ${n}`)];
+    done(edit.namespace, change.join(", "), "ServiceAccount", edit.name);
+    return updated;
+  }
+
+  async function patchServiceAccount(
     edit: ServiceAccountEdit,
     cached: V1ServiceAccount | undefined,
   ): Promise<V1ServiceAccount | undefined> {
@@ -179,20 +279,41 @@ export function createPullSecretWriter(kube: KubeClient): PullSecretWriter {
     }
   }
 
-  return { writeSecret, deleteSecret, editServiceAccount };
+  async function setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<ECRPullSecret | undefined> {
+    try {
+      return await kube.mergePatch<ECRPullSecret>(crPath(cr.metadata.name ?? ""), {
+        metadata: { finalizers, resourceVersion: cr.metadata.resourceVersion },
+      });
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (error.kind !== "NotFound" && error.kind !== "Conflict") {
+        throw error;
+      }
+      return undefined;
+    }
+  }
+
+  async function writeStatus(cr: ECRPullSecret, status: ECRPullSecretStatus): Promise<void> {
+    try {
+      await kube.mergePatch(crPath(cr.metadata.name ?? "", "status"), {
+        status: statusPatch(cr.status, status),
+      });
+    } catch (err) {
+      const error = classifyKubeError(err);
+      if (error.kind !== "NotFound") {
+        throw error;
+      }
+    }
+  }
+
+  return { writeSecret, deleteSecret, editServiceAccount, setFinalizers, writeStatus, events };
 }
 
-/** A change a dry run would have made. */
-export interface PlannedChange {
-  action: "create" | "update" | "delete" | "patch";
-  kind: "Secret" | "ServiceAccount";
-  namespace: string;
-  name: string;
-  detail: string;
-}
-
-/** Records what would be written and writes nothing. */
-export function createDryRunWriter(record: (change: PlannedChange) => void): PullSecretWriter {
+/**
+ * Records what would be written and writes nothing. The CR's finalizer and status are left alone
+ * and no Event is recorded: `once --dry-run` prints the status it would write instead.
+ */
+function plannedWrites(record: (change: PlannedChange) => void): Writes {
   return {
     writeSecret(write) {
       const { name, namespace } = write.body.metadata;
@@ -215,5 +336,12 @@ export function createDryRunWriter(record: (change: PlannedChange) => void): Pul
       });
       return Promise.resolve(undefined);
     },
+    setFinalizers: () => Promise.resolve(undefined),
+    writeStatus: () => Promise.resolve(),
+    events: { normal: ignore, warning: ignore },
   };
+}
+
+function ignore(): void {
+  // A dry run records no Events.
 }

@@ -1,0 +1,108 @@
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import type { ECRPullSecret } from "../api/types.ts";
+import type { EventRecorder } from "../kube/events.ts";
+import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
+import { KubeClient } from "../kube/rest.ts";
+import { createLogger } from "../observability/logger.ts";
+import { desiredSecretBody, type SecretWrite } from "./plan/desired.ts";
+import { RetryLater } from "./retry-later.ts";
+import { createWriter, type PlannedChange, type Writer } from "./writer.ts";
+
+/** A cluster the test must never reach. */
+const unreachable: ClusterConnection = {
+  getCurrentCluster: () => assert.fail("the writer reached the cluster"),
+  applyToHTTPSOptions: () => assert.fail("the writer reached the cluster"),
+};
+const noEvents: EventRecorder = {
+  normal: () => assert.fail("the writer recorded an Event"),
+  warning: () => assert.fail("the writer recorded an Event"),
+};
+
+const cr: ECRPullSecret = {
+  apiVersion: "ecr-creds-refresher.io/v1alpha1",
+  kind: "ECRPullSecret",
+  metadata: { name: "team", uid: "uid-1", resourceVersion: "7" },
+  spec: { namespaces: ["team-a"] },
+};
+const write: SecretWrite = {
+  action: "create",
+  namespace: "team-a",
+  body: desiredSecretBody({ name: "team", uid: "uid-1" }, "team-a", "team-pull", {
+    dockerConfigJson: "{}",
+    expiresAt: "2026-01-01T12:00:00Z",
+    refreshedAt: "2026-01-01T00:00:00Z",
+    identity: "0123456789abcdef",
+  }),
+};
+const edit = { namespace: "team-a", name: "default", add: ["team-pull"], remove: ["old-pull"] };
+
+function writer(options: { dryRun: boolean; canWrite: boolean }, changes: PlannedChange[] = []): Writer {
+  return createWriter({
+    kube: new KubeClient(unreachable),
+    events: noEvents,
+    log: createLogger({ level: "silent", pretty: false }),
+    canWrite: () => options.canWrite,
+    dryRun: options.dryRun,
+    onPlannedChange: (change) => changes.push(change),
+  });
+}
+
+describe("the writer", () => {
+  it("records each change to Secrets and ServiceAccounts in a dry run and writes nothing else", async () => {
+    const changes: PlannedChange[] = [];
+    const dryRun = writer({ dryRun: true, canWrite: true }, changes);
+    const secret = await dryRun.writeSecret(write);
+    assert.equal(secret.metadata?.name, "team-pull");
+    await dryRun.deleteSecret({ namespace: "team-b", name: "team-pull" });
+    assert.equal(await dryRun.editServiceAccount(edit, undefined), undefined);
+    assert.equal(await dryRun.setFinalizers(cr, ["ecr-creds-refresher.io/cleanup"]), undefined);
+    await dryRun.writeStatus(cr, { observedGeneration: 1 });
+    dryRun.events.warning({ apiVersion: "v1", kind: "ECRPullSecret", name: "team", uid: "uid-1" }, "X", "y");
+    assert.deepEqual(changes, [
+      {
+        action: "create",
+        kind: "Secret",
+        namespace: "team-a",
+        name: "team-pull",
+        detail: "token expires 2026-01-01T12:00:00Z",
+      },
+      {
+        action: "delete",
+        kind: "Secret",
+        namespace: "team-b",
+        name: "team-pull",
+        detail: "no longer targeted",
+      },
+      {
+        action: "patch",
+        kind: "ServiceAccount",
+        namespace: "team-a",
+        name: "default",
+        detail: "imagePullSecrets +team-pull -old-pull",
+      },
+    ]);
+  });
+
+  for (const dryRun of [false, true]) {
+    it(`refuses every write while this replica does not lead${dryRun ? ", in a dry run too" : ""}`, async () => {
+      const standby = writer({ dryRun, canWrite: false });
+      assert.throws(() => {
+        standby.ensureWritable();
+      }, RetryLater);
+      const writes: Promise<unknown>[] = [
+        standby.writeSecret(write),
+        standby.deleteSecret({ namespace: "team-a", name: "team-pull" }),
+        standby.editServiceAccount(edit, undefined),
+        standby.setFinalizers(cr, []),
+        standby.writeStatus(cr, { observedGeneration: 1 }),
+      ];
+      for (const attempt of writes) {
+        await assert.rejects(
+          attempt,
+          (err: unknown) => err instanceof RetryLater && /not the leader/.test(err.message),
+        );
+      }
+    });
+  }
+});
