@@ -20,6 +20,7 @@ import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
 import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./plan/labels.ts";
 import { Reconciler, type ReconcileReport } from "./reconciler.ts";
+import { Sweeper } from "./sweeper.ts";
 import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { createWriter, type PlannedChange } from "./writer.ts";
@@ -28,9 +29,6 @@ import { FileTls } from "../webhook/file-tls.ts";
 import { PodWebhook } from "../webhook/pod-webhook.ts";
 import { SelfManagedTls } from "../webhook/self-managed-tls.ts";
 import type { TlsSource } from "../webhook/server.ts";
-
-/** Queue key of the sweep that removes what no CR claims; not a valid CR name. */
-export const SWEEP_KEY = "~sweep";
 
 export interface OperatorOptions {
   config: Config;
@@ -69,6 +67,7 @@ export class Operator {
   private readonly secrets: Informer<V1Secret>;
   private readonly credentials: CredentialStore;
   private readonly reconciler: Reconciler;
+  private readonly sweeper: Sweeper;
   private workers: Promise<void> | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private readonly observer: Observer;
@@ -217,6 +216,16 @@ export class Operator {
       minRequeueMs: options.minRequeueMs ?? 10_000,
       conflictRequeueMs: 5 * 60_000,
     });
+    this.sweeper = new Sweeper({
+      cache,
+      specs,
+      writer,
+      writeConcurrency: config.writeConcurrency,
+      observer,
+      clock: this.clock,
+      log,
+      intervalMs: this.resyncIntervalMs(),
+    });
 
     this.crs.addHandlers({
       onAdd: (cr) => {
@@ -229,7 +238,7 @@ export class Operator {
         specs.forget(cr.metadata.uid ?? "");
         // Other CRs may now hold a Secret name this one held.
         this.enqueueAll();
-        this.queue.add(SWEEP_KEY);
+        this.sweeper.request();
       },
     });
     const everyCr = {
@@ -269,6 +278,10 @@ export class Operator {
         this.observer.observe({ type: "ApiError", kind });
       },
     });
+  }
+
+  private resyncIntervalMs(): number {
+    return this.options.resyncIntervalMs ?? 10 * 60_000;
   }
 
   private enqueue(cr: ECRPullSecret): void {
@@ -343,10 +356,9 @@ export class Operator {
     this.webhook?.kick();
     this.observer.observe({ type: "Leading", leading: true });
     this.enqueueAll();
-    this.queue.add(SWEEP_KEY);
-    const handle = (key: string): Promise<WorkResult> =>
-      key === SWEEP_KEY ? this.reconciler.sweep() : this.reconciler.reconcile(key);
-    this.workers = runWorkers(this.queue, this.options.config.workers, handle, {
+    this.sweeper.start();
+    const reconcile = (name: string): Promise<WorkResult> => this.reconciler.reconcile(name);
+    this.workers = runWorkers(this.queue, this.options.config.workers, reconcile, {
       onError: (name, err) => {
         const message = err instanceof Error ? err.message : "unknown error";
         const level = err instanceof RetryLater ? "info" : "error";
@@ -356,11 +368,9 @@ export class Operator {
         );
       },
     });
-    const resyncMs = this.options.resyncIntervalMs ?? 10 * 60_000;
     this.resyncTimer = setInterval(() => {
       this.enqueueAll();
-      this.queue.add(SWEEP_KEY);
-    }, resyncMs);
+    }, this.resyncIntervalMs());
     this.resyncTimer.unref();
   }
 
@@ -409,7 +419,7 @@ export class Operator {
 
   async stop(): Promise<void> {
     if (this.resyncTimer !== undefined) clearInterval(this.resyncTimer);
-    await this.queue.shutDownWithDrain();
+    await Promise.all([this.queue.shutDownWithDrain(), this.sweeper.stop()]);
     await this.workers;
     // Admission reviews are answered until the end; the informers they read stop after.
     await this.webhook?.stop();

@@ -12,18 +12,10 @@ import type { Observer, ReconcileResult } from "../observability/observer.ts";
 import { applyPlan, type FailedNamespace } from "./apply.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
 import type { ContentResult, ContentSource } from "./content.ts";
-import {
-  emptyPlan,
-  existingContent,
-  planCleanup,
-  planPullSecrets,
-  type Owner,
-  type Plan,
-} from "./plan/desired.ts";
+import { existingContent, planCleanup, planPullSecrets, type Owner, type Plan } from "./plan/desired.ts";
 import { FINALIZER } from "./plan/labels.ts";
 import { isSpecProblem } from "./plan/spec.ts";
 import { buildStatus, isoSeconds, sameStatus, type Outcome } from "./plan/status.ts";
-import { planSweep } from "./plan/sweep.ts";
 import { RetryLater } from "./retry-later.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import type { Writer } from "./writer.ts";
@@ -271,35 +263,6 @@ export class Reconciler {
       }
     }
     return count;
-  }
-
-  /** Removes what no live CR claims any more (see plan/sweep.ts). */
-  async sweep(): Promise<WorkResult> {
-    const { cache, specs, writer } = this.deps;
-    writer.ensureWritable();
-    const sweep = planSweep({
-      crs: cache.ecrPullSecrets.list(),
-      specOf: (cr) => specs.resolved(cr),
-      namespace: (name) => cache.namespace(name),
-      serviceAccounts: cache.allServiceAccounts(),
-      managedSecrets: cache.managedSecrets(),
-    });
-    if (sweep.serviceAccountEdits.length + sweep.secretDeletes.length === 0) {
-      return {};
-    }
-    const failures = await applyPlan({ ...emptyPlan(), ...sweep }, this.deps);
-    this.deps.log.info(
-      {
-        secretsDeleted: sweep.secretDeletes.length,
-        serviceAccountsEdited: sweep.serviceAccountEdits.length,
-        failed: failures.length,
-      },
-      "removed what no ECRPullSecret claims",
-    );
-    if (failures.length > 0) {
-      throw new RetryLater(`sweep failed in ${failures.length} namespaces`);
-    }
-    return {};
   }
 }
 
