@@ -109,16 +109,14 @@ function registry(result: ContentResult, host: string): ContentResult["registrie
   return found;
 }
 
-const cr = {} as ECRPullSecret;
-
 describe("token content for a CR", () => {
   it("keeps offering the last good token while refreshing fails", async () => {
     const { clock, failWith, content, awsErrors } = setup();
-    const first = await content.contentFor(cr, spec(), undefined);
+    const first = await content.contentFor(spec(), undefined);
     assert.equal(first.problem, undefined);
     failWith(serverError());
     clock.advance(7 * hour);
-    const failed = await content.contentFor(cr, spec(), first.content);
+    const failed = await content.contentFor(spec(), first.content);
     assert.equal(failed.problem?.reason, "TokenRefreshFailed");
     assert.deepEqual(failed.content, first.content);
     assert.equal(failed.registries[0]?.state, "Kept");
@@ -128,10 +126,10 @@ describe("token content for a CR", () => {
 
   it("says TokenExpired once the last good token has expired, and never empties the Secrets", async () => {
     const { clock, failWith, content } = setup();
-    const first = await content.contentFor(cr, spec(), undefined);
+    const first = await content.contentFor(spec(), undefined);
     failWith(serverError());
     clock.advance(13 * hour);
-    const failed = await content.contentFor(cr, spec(), first.content);
+    const failed = await content.contentFor(spec(), first.content);
     assert.equal(failed.problem?.reason, "TokenExpired");
     assert.match(failed.problem.message, /expired at 2026-01-01T12:00:00Z/);
     assert.equal(failed.content, undefined, "the Secrets are left as they are");
@@ -146,7 +144,7 @@ describe("token content for a CR", () => {
         $metadata: { httpStatusCode: 400 },
       }),
     );
-    const failed = await content.contentFor(cr, spec(), undefined);
+    const failed = await content.contentFor(spec(), undefined);
     assert.equal(failed.problem?.reason, "AwsAuthFailed");
     assert.equal(failed.content, undefined);
     assert.deepEqual(failed.registries, [], "without registries the host is unknown until a token names it");
@@ -154,7 +152,7 @@ describe("token content for a CR", () => {
 
   it("writes the token under its own registry when no registries are listed", async () => {
     const { content } = setup();
-    const result = await content.contentFor(cr, spec(), undefined);
+    const result = await content.contentFor(spec(), undefined);
     assert.deepEqual(Object.keys(auths(result.content)), [hosts.euWest]);
     assert.equal(result.content?.expiresAt, "2026-01-01T12:00:00Z");
     assert.deepEqual(result.registries, [
@@ -170,10 +168,10 @@ describe("token content for a CR", () => {
 
   it("adopts the tokens an earlier run wrote instead of minting, when the identity matches", async () => {
     const first = setup();
-    const written = await first.content.contentFor(cr, spec(), undefined);
+    const written = await first.content.contentFor(spec(), undefined);
     const restarted = setup();
     restarted.clock.advance(hour);
-    const adopted = await restarted.content.contentFor(cr, spec(), written.content);
+    const adopted = await restarted.content.contentFor(spec(), written.content);
     assert.equal(restarted.mints(), 0);
     assert.deepEqual(adopted.content, written.content);
     assert.equal(adopted.minted, false);
@@ -182,14 +180,14 @@ describe("token content for a CR", () => {
 
   it("mints anew when the Secrets were written by another identity or their token is due", async () => {
     const first = setup();
-    const written = await first.content.contentFor(cr, spec(), undefined);
+    const written = await first.content.contentFor(spec(), undefined);
     assert.ok(written.content !== undefined);
     const other = setup();
-    await other.content.contentFor(cr, spec(), { ...written.content, identity: "someone-else" });
+    await other.content.contentFor(spec(), { ...written.content, identity: "someone-else" });
     assert.equal(other.mints(), 1);
     const late = setup();
     late.clock.advance(7 * hour);
-    const refreshed = await late.content.contentFor(cr, spec(), written.content);
+    const refreshed = await late.content.contentFor(spec(), written.content);
     assert.equal(late.mints(), 1);
     assert.notEqual(refreshed.content?.refreshedAt, written.content.refreshedAt);
   });
@@ -199,7 +197,7 @@ describe("tokens that fail and recover per registry", () => {
   it("writes every registry whose token is good and leaves out one that never had a token", async () => {
     const { failing, content, awsErrors } = setup();
     failing.set("public", serverError());
-    const result = await content.contentFor(cr, multi(), undefined);
+    const result = await content.contentFor(multi(), undefined);
     assert.deepEqual(
       Object.keys(auths(result.content)).sort(),
       [hosts.euWest, hosts.euWestOther, hosts.usEast].sort(),
@@ -228,9 +226,9 @@ describe("tokens that fail and recover per registry", () => {
   it("adds a registry once its token can be minted", async () => {
     const { failing, content } = setup();
     failing.set("public", serverError());
-    const partial = await content.contentFor(cr, multi(), undefined);
+    const partial = await content.contentFor(multi(), undefined);
     failing.clear();
-    const whole = await content.contentFor(cr, multi(), partial.content);
+    const whole = await content.contentFor(multi(), partial.content);
     assert.equal(whole.problem, undefined);
     assert.deepEqual(Object.keys(auths(whole.content)).sort(), Object.values(hosts).sort());
     assert.equal(
@@ -244,10 +242,10 @@ describe("tokens that fail and recover per registry", () => {
   /** Mints everything, then refreshes 7 h later with us-east-1 failing. */
   async function usEastFailsOnRefresh() {
     const fixture = setup();
-    const first = await fixture.content.contentFor(cr, multi(), undefined);
+    const first = await fixture.content.contentFor(multi(), undefined);
     fixture.failing.set("us-east-1", serverError());
     fixture.clock.advance(7 * hour);
-    const result = await fixture.content.contentFor(cr, multi(), first.content);
+    const result = await fixture.content.contentFor(multi(), first.content);
     return { ...fixture, first, result };
   }
 
@@ -271,7 +269,7 @@ describe("tokens that fail and recover per registry", () => {
   it("removes only the failing registry's entry once its token has expired", async () => {
     const { clock, content, result: kept } = await usEastFailsOnRefresh();
     clock.advance(6 * hour);
-    const expired = await content.contentFor(cr, multi(), kept.content);
+    const expired = await content.contentFor(multi(), kept.content);
     assert.deepEqual(
       Object.keys(auths(expired.content)).sort(),
       [hosts.euWest, hosts.euWestOther, hosts.public].sort(),
@@ -290,32 +288,32 @@ describe("tokens that fail and recover per registry", () => {
     const { clock, content, result: kept } = await usEastFailsOnRefresh();
     assert.deepEqual(kept.droppedEntries, [], "a kept entry is not dropped");
     clock.advance(6 * hour);
-    const expired = await content.contentFor(cr, multi(), kept.content);
+    const expired = await content.contentFor(multi(), kept.content);
     assert.deepEqual(
       expired.droppedEntries.map((r) => r.host),
       [hosts.usEast],
     );
-    const after = await content.contentFor(cr, multi(), expired.content);
+    const after = await content.contentFor(multi(), expired.content);
     assert.equal(registry(after, hosts.usEast).state, "Expired");
     assert.deepEqual(after.droppedEntries, [], "the Secrets no longer hold it");
   });
 
   it("drops no entry while it leaves the Secrets as they are", async () => {
     const { clock, failWith, content } = setup();
-    const first = await content.contentFor(cr, spec(), undefined);
+    const first = await content.contentFor(spec(), undefined);
     failWith(serverError());
     clock.advance(13 * hour);
-    const failed = await content.contentFor(cr, spec(), first.content);
+    const failed = await content.contentFor(spec(), first.content);
     assert.equal(failed.content, undefined);
     assert.deepEqual(failed.droppedEntries, []);
   });
 
   it("keeps every entry when every registry fails, with the reason the tokens share", async () => {
     const { clock, failWith, content, awsErrors } = setup();
-    const first = await content.contentFor(cr, multi(), undefined);
+    const first = await content.contentFor(multi(), undefined);
     failWith(serverError());
     clock.advance(7 * hour);
-    const failed = await content.contentFor(cr, multi(), first.content);
+    const failed = await content.contentFor(multi(), first.content);
     assert.deepEqual(failed.content, first.content);
     assert.equal(failed.problem?.reason, "TokenRefreshFailed");
     assert.match(failed.problem.message, /public\.ecr\.aws: /);
@@ -324,35 +322,35 @@ describe("tokens that fail and recover per registry", () => {
 
   it("falls back to what the Secrets hold after a restart, and keeps it until it expires", async () => {
     const first = setup();
-    const written = await first.content.contentFor(cr, multi(), undefined);
+    const written = await first.content.contentFor(multi(), undefined);
     const restarted = setup();
     restarted.failing.set("public", serverError());
     restarted.clock.advance(7 * hour);
-    const result = await restarted.content.contentFor(cr, multi(), written.content);
+    const result = await restarted.content.contentFor(multi(), written.content);
     assert.equal(auths(result.content)[hosts.public], auths(written.content)[hosts.public]);
     assert.equal(registry(result, hosts.public).state, "Kept");
   });
 
   it("keeps what the Secrets hold when new credentials cannot mint, without rewriting them", async () => {
     const first = setup();
-    const written = await first.content.contentFor(cr, multi(), undefined);
+    const written = await first.content.contentFor(multi(), undefined);
     assert.ok(written.content !== undefined);
     const rotated = setup();
     rotated.failWith(serverError());
     const held = { ...written.content, identity: "earlier-keys" };
-    const result = await rotated.content.contentFor(cr, multi(), held);
+    const result = await rotated.content.contentFor(multi(), held);
     assert.deepEqual(result.content, held);
   });
 
   it("reports each registry as the Secrets hold it when the credentials are unusable", async () => {
     const first = setup();
-    const written = await first.content.contentFor(cr, multi(), undefined);
+    const written = await first.content.contentFor(multi(), undefined);
     const problem: TokenProblem = {
       reason: "CredentialsInvalid",
       message: "the credentials Secret is empty",
     };
     const broken = setup(() => problem);
-    const result = await broken.content.contentFor(cr, multi(), written.content);
+    const result = await broken.content.contentFor(multi(), written.content);
     assert.deepEqual(result.problem, problem);
     assert.equal(result.content, undefined);
     assert.deepEqual(

@@ -3,7 +3,6 @@
 // whose refresh fails keeps its last good entry while that is valid and loses it once it expires, a
 // host that never had a token is left out, and the other hosts are refreshed as usual.
 import { createHash } from "node:crypto";
-import type { ECRPullSecret } from "../api/types.ts";
 import type { CredentialSource } from "../aws/credentials.ts";
 import { AwsError, classifyAwsError } from "../aws/errors.ts";
 import { targetKey, type TokenCache, type TokenTarget } from "../aws/token-cache.ts";
@@ -35,11 +34,7 @@ export interface ContentResult {
 /** Supplies the .dockerconfigjson content (tokens) a CR needs. */
 export interface ContentSource {
   /** `existing`: what the CR's Secrets hold now, which may be adopted instead of minting. */
-  contentFor(
-    cr: ECRPullSecret,
-    spec: ResolvedSpec,
-    existing: SecretContent | undefined,
-  ): Promise<ContentResult>;
+  contentFor(spec: ResolvedSpec, existing: SecretContent | undefined): Promise<ContentResult>;
 }
 
 function endpointHost(token: EcrToken): string | undefined {
@@ -290,7 +285,7 @@ export function createTokenContentSource({
   }
 
   return {
-    async contentFor(_cr, spec, existing): Promise<ContentResult> {
+    async contentFor(spec, existing): Promise<ContentResult> {
       await credentials.prepare?.(spec);
       const source = credentials.resolve(spec);
       const written =

@@ -103,7 +103,7 @@ export class Reconciler {
     }
 
     const view = cache.viewFor(cr, (other) => specs.resolved(other));
-    const result = await content.contentFor(cr, spec, existingContent(owner, spec, view));
+    const result = await content.contentFor(spec, existingContent(owner, spec, view));
     const plan = planPullSecrets(owner, spec, view, result.content);
     const failures = await applyPlan(plan, this.deps);
 

@@ -152,7 +152,7 @@ describe("status.registries", () => {
     };
     const spec = resolveSpec(cr, { defaultRegion: undefined, trustedNamespaces: new Set() });
     assert.ok(!isSpecProblem(spec));
-    const result = await content.contentFor(cr, spec, undefined);
+    const result = await content.contentFor(spec, undefined);
     const status = buildStatus(undefined, 1, reconciled(result.registries, result.problem), now);
     const shown = JSON.stringify(status);
     assert.match(shown, /AccessDeniedException/);
