@@ -1,28 +1,27 @@
-// Wires the controller together: informers on exactly what the operator manages, the workqueue,
-// the reconciler and the shared token cache. `start` runs until `stop`.
-import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
+// Wires the controller together: the informers (informers.ts) and what their changes enqueue
+// (watches.ts), the workqueue and its workers, the reconciler, the sweeper and the writer they
+// share, the token cache and the Pod webhook. `start` runs until `stop`.
 import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import { EcrClientPool } from "../aws/token.ts";
 import type { Config } from "../config.ts";
 import { systemClock, type Clock } from "../clock.ts";
-import { createEventRecorder } from "../kube/events.ts";
-import { dropManagedFields, Informer } from "../kube/informer/informer.ts";
+import { createEventRecorder, type EventRecorder } from "../kube/events.ts";
 import { StringInterner } from "../kube/interner.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
-import { Workqueue, runWorkers, type WorkResult } from "../kube/workqueue.ts";
+import { Workqueue, runWorkers, type WorkqueueHooks, type WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
 import { unobserved, type Observer } from "../observability/observer.ts";
-import { ClusterCache, internedValues, internSecretData } from "./cluster-cache.ts";
+import { ClusterCache, internedValues } from "./cluster-cache.ts";
 import { createTokenContentSource } from "./content.ts";
 import { CredentialStore } from "./credentials-store.ts";
-import { MANAGED_SECRETS_SELECTOR, OWNER_LABEL } from "./plan/labels.ts";
+import { createInformers, informerList, type ControllerInformers } from "./informers.ts";
 import { Reconciler, type ReconcileReport } from "./reconciler.ts";
-import { Sweeper } from "./sweeper.ts";
 import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
+import { Sweeper } from "./sweeper.ts";
+import { watch } from "./watches.ts";
 import { createWriter, type PlannedChange } from "./writer.ts";
 import { rotationPolicy } from "../webhook/certificates.ts";
 import { FileTls } from "../webhook/file-tls.ts";
@@ -47,98 +46,54 @@ export interface OperatorOptions {
   minRequeueMs?: number;
 }
 
-/** Strips what the operator never reads, to keep the caches small. */
-function slim(obj: KubernetesObject): KubernetesObject {
-  delete obj.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"];
-  return dropManagedFields(obj);
+const defaultResyncIntervalMs = 10 * 60_000;
+
+function queueHooks(observer: Observer): WorkqueueHooks {
+  return {
+    onAdd: () => {
+      observer.observe({ type: "QueueAdded" });
+    },
+    onRetry: () => {
+      observer.observe({ type: "QueueRetried" });
+    },
+    onDepth: (depth) => {
+      observer.observe({ type: "QueueDepth", depth });
+    },
+  };
 }
 
 export class Operator {
   readonly queue: Workqueue;
   readonly tokens: TokenCache;
-  /** The SDK clients every mint goes through, closed when the operator stops. */
-  private readonly awsClients = new EcrClientPool();
   private readonly options: OperatorOptions;
   private readonly clock: Clock;
   private readonly log: Logger;
-  private readonly crs: Informer<ECRPullSecret>;
-  private readonly namespaces: Informer<V1Namespace>;
-  private readonly serviceAccounts: Informer<V1ServiceAccount>;
-  private readonly secrets: Informer<V1Secret>;
+  private readonly observer: Observer;
+  private readonly informers: ControllerInformers;
   private readonly credentials: CredentialStore;
+  /** The SDK clients every mint goes through, closed when the operator stops. */
+  private readonly awsClients = new EcrClientPool();
   private readonly reconciler: Reconciler;
   private readonly sweeper: Sweeper;
-  private workers: Promise<void> | undefined;
-  private resyncTimer: NodeJS.Timeout | undefined;
-  private readonly observer: Observer;
   /** The Pod admission webhook, with --webhook-addr; every replica serves it. */
   private readonly webhook: PodWebhook | undefined;
+  private workers: Promise<void> | undefined;
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
     const { config, kubeConfig, log } = options;
-    this.clock = options.clock ?? systemClock;
-    this.log = log;
+    const clock = options.clock ?? systemClock;
     const observer = options.observer ?? unobserved;
+    const canWrite = options.canWrite ?? (() => true);
+    this.clock = clock;
+    this.log = log;
     this.observer = observer;
-    this.queue = new Workqueue({
-      clock: this.clock,
-      hooks: {
-        onAdd: () => {
-          observer.observe({ type: "QueueAdded" });
-        },
-        onRetry: () => {
-          observer.observe({ type: "QueueRetried" });
-        },
-        onDepth: (depth) => {
-          observer.observe({ type: "QueueDepth", depth });
-        },
-      },
-    });
 
-    const informer = <T extends KubernetesObject>(
-      name: string,
-      path: string,
-      labelSelector?: string,
-      transform: (raw: KubernetesObject) => KubernetesObject = slim,
-    ): Informer<T> =>
-      new Informer<T>({
-        name,
-        kubeConfig,
-        path,
-        labelSelector,
-        clock: this.clock,
-        transform: (raw) => transform(raw) as T,
-        hooks: {
-          onWatchRestart: (reason) => {
-            observer.observe({ type: "WatchRestarted", resource: name, reason });
-            log.debug({ informer: name, reason }, "watch restarted");
-          },
-          onError: (err) => {
-            observer.observe({ type: "ApiError", kind: err.kind });
-            log.warn({ informer: name, err: err.message }, "watch failed; retrying");
-          },
-        },
-      });
-    this.crs = informer<ECRPullSecret>("ecrpullsecrets", `/apis/${GROUP}/${VERSION}/${PLURAL}`);
-    this.namespaces = informer<V1Namespace>("namespaces", "/api/v1/namespaces");
-    this.serviceAccounts = informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts");
-    const tokenContent = new StringInterner(internedValues);
-    this.secrets = informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR, (raw) =>
-      internSecretData(slim(raw), tokenContent),
-    );
-
-    const kube = new KubeClient(kubeConfig);
-    const cache = new ClusterCache(
-      {
-        ecrPullSecrets: this.crs,
-        namespaces: this.namespaces,
-        serviceAccounts: this.serviceAccounts,
-        secrets: this.secrets,
-      },
-      this.clock,
-      tokenContent,
-    );
+    this.queue = new Workqueue({ clock, hooks: queueHooks(observer) });
+    const secretData = new StringInterner(internedValues);
+    this.informers = createInformers({ kubeConfig, clock, log, observer, secretData });
+    const cache = new ClusterCache(this.informers, clock, secretData);
     const specs = new SpecResolver({
       defaultRegion: config.region,
       trustedNamespaces: new Set(config.trustedCredentialsNamespaces),
@@ -148,6 +103,7 @@ export class Operator {
       defaultSecret: config.credentialsSecret,
       defaultChain: () => defaultChainSource(config.awsEndpoints.sts),
       stsOptions: { endpoint: config.awsEndpoints.sts, region: config.region ?? "us-east-1" },
+      // Any CR may use the credentials of a Secret that changed.
       onChange: (ref) => {
         log.info({ secret: `${ref.namespace}/${ref.name}` }, "credentials Secret changed");
         this.enqueueAll();
@@ -157,39 +113,17 @@ export class Operator {
       },
     });
     this.tokens = createTokenCache({
-      clock: this.clock,
+      clock,
       clients: this.awsClients,
       endpoints: config.awsEndpoints,
       onMint: (target, result) => {
         observer.observe({ type: "TokenMinted", region: target.region, result });
       },
     });
-    const canWrite = options.canWrite ?? (() => true);
-    if (config.webhookAddr !== undefined) {
-      this.webhook = new PodWebhook({
-        addr: config.webhookAddr,
-        tls: this.webhookTls(canWrite),
-        ecrPullSecrets: this.crs,
-        namespaces: this.namespaces,
-        serviceAccounts: this.serviceAccounts,
-        specs,
-        clock: this.clock,
-        log,
-        observer,
-      });
-    }
+    const kube = new KubeClient(kubeConfig);
     const writer = createWriter({
       kube,
-      events: createEventRecorder({
-        kube,
-        clock: this.clock,
-        component: "ecr-creds-refresher",
-        // The API server accepts Events about cluster-scoped objects only in "default".
-        clusterScopedNamespace: "default",
-        onError: (err) => {
-          log.debug({ err: err.message }, "could not record an Event");
-        },
-      }),
+      events: this.eventRecorder(kube),
       log,
       canWrite,
       dryRun: config.dryRun,
@@ -199,66 +133,62 @@ export class Operator {
           log.info(change, "dry run: would change");
         }),
     });
+    const writing = { cache, writer, writeConcurrency: config.writeConcurrency, observer, clock, log };
     this.reconciler = new Reconciler({
-      cache,
+      ...writing,
       specs,
       content: createTokenContentSource({
         credentials: this.credentials,
         tokens: this.tokens,
-        clock: this.clock,
+        clock,
         observer,
       }),
-      writer,
-      clock: this.clock,
-      log,
-      observer,
-      writeConcurrency: config.writeConcurrency,
       minRequeueMs: options.minRequeueMs ?? 10_000,
       conflictRequeueMs: 5 * 60_000,
     });
-    this.sweeper = new Sweeper({
-      cache,
-      specs,
-      writer,
-      writeConcurrency: config.writeConcurrency,
-      observer,
-      clock: this.clock,
-      log,
-      intervalMs: this.resyncIntervalMs(),
-    });
+    this.sweeper = new Sweeper({ ...writing, specs, intervalMs: this.resyncIntervalMs() });
+    this.webhook =
+      config.webhookAddr === undefined
+        ? undefined
+        : new PodWebhook({
+            addr: config.webhookAddr,
+            tls: this.webhookTls(canWrite),
+            ecrPullSecrets: this.informers.ecrPullSecrets,
+            namespaces: this.informers.namespaces,
+            serviceAccounts: this.informers.serviceAccounts,
+            specs,
+            clock,
+            log,
+            observer,
+          });
 
-    this.crs.addHandlers({
-      onAdd: (cr) => {
-        this.enqueue(cr);
+    watch(this.informers, {
+      enqueue: (name) => {
+        this.queue.add(name);
       },
-      onUpdate: (cr) => {
-        this.enqueue(cr);
-      },
-      onDelete: (cr) => {
-        specs.forget(cr.metadata.uid ?? "");
-        // Other CRs may now hold a Secret name this one held.
+      enqueueAll: () => {
         this.enqueueAll();
+      },
+      forget: (cr) => {
+        specs.forget(cr.metadata.uid ?? "");
+      },
+      sweep: () => {
         this.sweeper.request();
       },
     });
-    const everyCr = {
-      onAdd: () => {
-        this.enqueueAll();
+  }
+
+  private eventRecorder(kube: KubeClient): EventRecorder {
+    return createEventRecorder({
+      kube,
+      clock: this.clock,
+      component: "ecr-creds-refresher",
+      // The API server accepts Events about cluster-scoped objects only in "default".
+      clusterScopedNamespace: "default",
+      onError: (err) => {
+        this.log.debug({ err: err.message }, "could not record an Event");
       },
-      onUpdate: () => {
-        this.enqueueAll();
-      },
-      onDelete: () => {
-        this.enqueueAll();
-      },
-    };
-    this.namespaces.addHandlers(everyCr);
-    this.serviceAccounts.addHandlers(everyCr);
-    const owner = (secret: V1Secret): void => {
-      const name = secret.metadata?.labels?.[OWNER_LABEL];
-      if (name !== undefined) this.queue.add(name);
-    };
-    this.secrets.addHandlers({ onAdd: owner, onUpdate: owner, onDelete: owner });
+    });
   }
 
   private webhookTls(canWrite: () => boolean): TlsSource {
@@ -273,6 +203,7 @@ export class Operator {
       policy: rotationPolicy(config.webhookCertValidity),
       clock: this.clock,
       log,
+      // A dry run leaves the webhook's certificates alone too.
       canWrite: () => canWrite() && !config.dryRun,
       onApiError: (kind) => {
         this.observer.observe({ type: "ApiError", kind });
@@ -281,40 +212,34 @@ export class Operator {
   }
 
   private resyncIntervalMs(): number {
-    return this.options.resyncIntervalMs ?? 10 * 60_000;
-  }
-
-  private enqueue(cr: ECRPullSecret): void {
-    const name = cr.metadata.name;
-    if (name !== undefined) this.queue.add(name);
+    return this.options.resyncIntervalMs ?? defaultResyncIntervalMs;
   }
 
   private enqueueAll(): void {
-    if (!this.crs.hasSynced()) {
+    const crs = this.informers.ecrPullSecrets;
+    if (!crs.hasSynced()) {
       return;
     }
-    for (const cr of this.crs.list()) {
-      this.enqueue(cr);
+    for (const cr of crs.list()) {
+      if (cr.metadata.name !== undefined) this.queue.add(cr.metadata.name);
     }
-  }
-
-  private informers(): Informer<KubernetesObject>[] {
-    return [this.crs, this.namespaces, this.serviceAccounts, this.secrets] as Informer<KubernetesObject>[];
   }
 
   /** Starts the informers and waits until every cache holds a full list. */
   async startCaches(signal?: AbortSignal): Promise<void> {
+    const { config } = this.options;
     const credentialWatches = [];
-    if (this.options.config.credentialsSecret !== undefined) {
-      credentialWatches.push(this.credentials.watch(this.options.config.credentialsSecret));
+    if (config.credentialsSecret !== undefined) {
+      credentialWatches.push(this.credentials.watch(config.credentialsSecret));
     }
-    for (const informer of this.informers()) {
+    const informers = informerList(this.informers);
+    for (const informer of informers) {
       informer.start();
     }
-    await Promise.all(this.informers().map((informer) => informer.waitForSync(signal)));
+    await Promise.all(informers.map((informer) => informer.waitForSync(signal)));
     // Read the credentials the CRs name before the first reconcile needs them.
-    const trusted = new Set(this.options.config.trustedCredentialsNamespaces);
-    for (const cr of this.crs.list()) {
+    const trusted = new Set(config.trustedCredentialsNamespaces);
+    for (const cr of this.informers.ecrPullSecrets.list()) {
       const ref = cr.spec.aws?.credentialsSecretRef;
       if (ref !== undefined && trusted.has(ref.namespace))
         credentialWatches.push(this.credentials.watch(ref));
@@ -322,10 +247,10 @@ export class Operator {
     await Promise.all(credentialWatches.map((informer) => informer.waitForSync(signal)));
     this.log.info(
       {
-        ecrPullSecrets: this.crs.size(),
-        namespaces: this.namespaces.size(),
-        serviceAccounts: this.serviceAccounts.size(),
-        managedSecrets: this.secrets.size(),
+        ecrPullSecrets: this.informers.ecrPullSecrets.size(),
+        namespaces: this.informers.namespaces.size(),
+        serviceAccounts: this.informers.serviceAccounts.size(),
+        managedSecrets: this.informers.secrets.size(),
       },
       "caches synced",
     );
@@ -333,11 +258,13 @@ export class Operator {
 
   /** The managed Secrets the operator holds in memory, as namespace/name (for tests and debugging). */
   cachedSecretKeys(): string[] {
-    return this.secrets.list().map((s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`);
+    return this.informers.secrets
+      .list()
+      .map((s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`);
   }
 
   cachesSynced(): boolean {
-    return this.informers().every((informer) => informer.hasSynced());
+    return informerList(this.informers).every((informer) => informer.hasSynced());
   }
 
   /** Serves the Pod admission webhook (with --webhook-addr) once its certificate is at hand. */
@@ -368,6 +295,7 @@ export class Operator {
         );
       },
     });
+    // A full resync now and then, as controller-runtime does, catches anything a watch missed.
     this.resyncTimer = setInterval(() => {
       this.enqueueAll();
     }, this.resyncIntervalMs());
@@ -380,7 +308,7 @@ export class Operator {
    */
   async reconcileAllOnce(): Promise<ReconcileReport[]> {
     const reports: ReconcileReport[] = [];
-    const names = this.crs
+    const names = this.informers.ecrPullSecrets
       .list()
       .map((cr) => cr.metadata.name ?? "")
       .sort();
@@ -399,7 +327,9 @@ export class Operator {
   /** Why the operator is not alive, for /healthz: a watch that has seen nothing for too long. */
   liveness(stuckAfterMs: number): string | undefined {
     const now = this.clock.now();
-    const stuck = this.informers().filter((informer) => now - informer.lastActivity() > stuckAfterMs);
+    const stuck = informerList(this.informers).filter(
+      (informer) => now - informer.lastActivity() > stuckAfterMs,
+    );
     return stuck.length === 0
       ? undefined
       : `watches stuck for more than ${Math.round(stuckAfterMs / 1000)} s: ${stuck.length}`;
@@ -423,7 +353,10 @@ export class Operator {
     await this.workers;
     // Admission reviews are answered until the end; the informers they read stop after.
     await this.webhook?.stop();
-    await Promise.all([...this.informers().map((informer) => informer.stop()), this.credentials.stop()]);
+    await Promise.all([
+      ...informerList(this.informers).map((informer) => informer.stop()),
+      this.credentials.stop(),
+    ]);
     this.awsClients.destroy();
   }
 }

@@ -1,0 +1,55 @@
+// What each watched change puts on the queue, the way a kubebuilder controller's For, Owns and
+// Watches say it. Level-triggered: a CR's name is all the queue needs; the reconcile reads the rest.
+import type { V1Secret } from "@kubernetes/client-node";
+import type { ECRPullSecret } from "../api/types.ts";
+import type { ControllerInformers } from "./informers.ts";
+import { OWNER_LABEL } from "./plan/labels.ts";
+
+export interface WatchActions {
+  /** Puts one CR on the queue. */
+  enqueue(name: string): void;
+  /** Puts every CR on the queue; the queue holds each name once, so this is cheap. */
+  enqueueAll(): void;
+  /** Forgets what is remembered of a deleted CR (its resolved spec). */
+  forget(cr: ECRPullSecret): void;
+  /** Asks for a sweep of what no CR claims any more. */
+  sweep(): void;
+}
+
+export function watch(informers: ControllerInformers, actions: WatchActions): void {
+  const enqueue = (cr: ECRPullSecret): void => {
+    if (cr.metadata.name !== undefined) actions.enqueue(cr.metadata.name);
+  };
+  // For: an ECRPullSecret enqueues itself. Once deleted, every other CR too, as one may now hold a
+  // Secret name it held, and a sweep.
+  informers.ecrPullSecrets.addHandlers({
+    onAdd: enqueue,
+    onUpdate: enqueue,
+    onDelete: (cr) => {
+      actions.forget(cr);
+      actions.enqueueAll();
+      actions.sweep();
+    },
+  });
+  // Watches: a Namespace or ServiceAccount enqueues every CR, since any CR may target it.
+  const everyCr = {
+    onAdd: () => {
+      actions.enqueueAll();
+    },
+    onUpdate: () => {
+      actions.enqueueAll();
+    },
+    onDelete: () => {
+      actions.enqueueAll();
+    },
+  };
+  informers.namespaces.addHandlers(everyCr);
+  informers.serviceAccounts.addHandlers(everyCr);
+  // Owns: a managed Secret enqueues the CR its owner label names, so that a Secret deleted or edited
+  // by hand is restored at once.
+  const owner = (secret: V1Secret): void => {
+    const name = secret.metadata?.labels?.[OWNER_LABEL];
+    if (name !== undefined) actions.enqueue(name);
+  };
+  informers.secrets.addHandlers({ onAdd: owner, onUpdate: owner, onDelete: owner });
+}
