@@ -133,6 +133,7 @@ describe("token content for a CR", () => {
     assert.equal(failed.problem?.reason, "TokenExpired");
     assert.match(failed.problem.message, /expired at 2026-01-01T12:00:00Z/);
     assert.equal(failed.content, undefined, "the Secrets are left as they are");
+    assert.deepEqual(failed.droppedEntries, [], "so no entry is dropped");
     assert.equal(failed.registries[0]?.state, "Expired");
   });
 
@@ -296,16 +297,6 @@ describe("tokens that fail and recover per registry", () => {
     const after = await content.contentFor(multi(), expired.content);
     assert.equal(registry(after, hosts.usEast).state, "Expired");
     assert.deepEqual(after.droppedEntries, [], "the Secrets no longer hold it");
-  });
-
-  it("drops no entry while it leaves the Secrets as they are", async () => {
-    const { clock, failWith, content } = setup();
-    const first = await content.contentFor(spec(), undefined);
-    failWith(serverError());
-    clock.advance(13 * hour);
-    const failed = await content.contentFor(spec(), first.content);
-    assert.equal(failed.content, undefined);
-    assert.deepEqual(failed.droppedEntries, []);
   });
 
   it("keeps every entry when every registry fails, with the reason the tokens share", async () => {

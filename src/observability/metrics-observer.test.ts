@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { ECRPullSecretStatus } from "../api/types.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsObserver } from "./metrics-observer.ts";
+import type { Observation } from "./observer.ts";
 
 const euWest = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 const usEast = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -42,16 +43,15 @@ async function samples(metric: {
     .sort();
 }
 
+function reported(name: string, crStatus: ECRPullSecretStatus, serviceAccountsSynced: number): Observation {
+  return { type: "CrReported", name, status: crStatus, serviceAccountsSynced };
+}
+
 describe("MetricsObserver", () => {
   it("publishes each registry's token expiry and failing state, and drops a registry the CR stops listing", async () => {
     const metrics = new Metrics();
     const observer = new MetricsObserver(metrics);
-    observer.observe({
-      type: "CrReported",
-      name: "team",
-      status: status(true, 1, 1, [euWest, usEast]),
-      serviceAccountsSynced: 1,
-    });
+    observer.observe(reported("team", status(true, 1, 1, [euWest, usEast]), 1));
     const expiry = Date.parse("2026-01-01T12:00:00Z") / 1000;
     assert.deepEqual(await samples(metrics.tokenExpiry), [
       `ecrpullsecret=team,registry=${euWest} ${expiry}`,
@@ -61,12 +61,7 @@ describe("MetricsObserver", () => {
       `ecrpullsecret=team,registry=${euWest} 0`,
       `ecrpullsecret=team,registry=${usEast} 1`,
     ]);
-    observer.observe({
-      type: "CrReported",
-      name: "team",
-      status: status(true, 1, 1, [euWest]),
-      serviceAccountsSynced: 1,
-    });
+    observer.observe(reported("team", status(true, 1, 1, [euWest]), 1));
     assert.deepEqual(await samples(metrics.tokenExpiry), [`ecrpullsecret=team,registry=${euWest} ${expiry}`]);
     assert.deepEqual(await samples(metrics.registryRefreshFailing), [
       `ecrpullsecret=team,registry=${euWest} 0`,
@@ -76,18 +71,8 @@ describe("MetricsObserver", () => {
   it("sums namespaces and ServiceAccounts over CRs, and forgets a CR once it is gone", async () => {
     const metrics = new Metrics();
     const observer = new MetricsObserver(metrics);
-    observer.observe({
-      type: "CrReported",
-      name: "a",
-      status: status(true, 3, 3, [euWest]),
-      serviceAccountsSynced: 3,
-    });
-    observer.observe({
-      type: "CrReported",
-      name: "b",
-      status: status(false, 4, 1, []),
-      serviceAccountsSynced: 1,
-    });
+    observer.observe(reported("a", status(true, 3, 3, [euWest]), 3));
+    observer.observe(reported("b", status(false, 4, 1, []), 1));
     assert.deepEqual(await samples(metrics.managedSecrets), ["state=failed 3", "state=synced 4"]);
     assert.deepEqual(await samples(metrics.managedServiceAccounts), ["state=synced 4"]);
     assert.deepEqual(await samples(metrics.ready), ["ecrpullsecret=a 1", "ecrpullsecret=b 0"]);

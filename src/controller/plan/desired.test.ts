@@ -106,6 +106,16 @@ function current(namespace: string, changes: Partial<ManagedSecretView> = {}): M
   };
 }
 
+/** Our Secret in default; in team-a one that a deleted CR of the same name left, with its entries. */
+const previousCrOfSameName: Cluster = {
+  namespaces: [ns("default"), ns("team-a")],
+  serviceAccounts: [
+    sa("default", "default", [secretName], [secretName]),
+    sa("team-a", "default", [secretName], [secretName]),
+  ],
+  secrets: [current("default"), current("team-a", { ownerUids: ["uid-old"] })],
+};
+
 interface Summary {
   desired: string[];
   inSync: string[];
@@ -496,14 +506,7 @@ describe("planPullSecrets", () => {
     {
       name: "does not delete a secret owned by a previous CR of the same name",
       spec: { ...original, namespaces: ["default"] },
-      cluster: {
-        namespaces: [ns("default"), ns("team-a")],
-        serviceAccounts: [
-          sa("default", "default", [secretName], [secretName]),
-          sa("team-a", "default", [secretName], [secretName]),
-        ],
-        secrets: [current("default"), current("team-a", { ownerUids: ["uid-old"] })],
-      },
+      cluster: previousCrOfSameName,
       expected: { desired: ["default"], inSync: ["default"] },
     },
     {
@@ -647,14 +650,7 @@ describe("planCleanup", () => {
     },
     {
       name: "keeps secrets owned by a previous CR of the same name, and their entries",
-      cluster: {
-        namespaces: [ns("default"), ns("team-a")],
-        serviceAccounts: [
-          sa("default", "default", [secretName], [secretName]),
-          sa("team-a", "default", [secretName], [secretName]),
-        ],
-        secrets: [current("default"), current("team-a", { ownerUids: ["uid-old"] })],
-      },
+      cluster: previousCrOfSameName,
       expected: { deletes: ["default/ecr-pull"], edits: ["default/default -ecr-pull"] },
     },
     {

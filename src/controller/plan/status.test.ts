@@ -186,6 +186,11 @@ describe("buildStatus", () => {
     message: `Secret ${namespace}/team-pull belongs to ECRPullSecret older`,
   });
   const forbidden: NamespaceFailure = { namespace: "locked", reason: "Forbidden", message: "forbidden" };
+  const valid: [Condition["status"], string, string] = [
+    "True",
+    "TokenValid",
+    "token valid until 2026-01-01T19:00:00Z",
+  ];
 
   const cases: {
     name: string;
@@ -197,25 +202,25 @@ describe("buildStatus", () => {
       name: "is Ready when every target namespace is synced",
       outcome: synced(),
       ready: ["True", "Synced", "2/2 namespaces synced"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "is Ready with no target namespace at all",
       outcome: synced({ desired: 0, synced: 0 }),
       ready: ["True", "Synced", "0/0 namespaces synced"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "says SecretConflict when conflicts are the only failures",
       outcome: synced({ synced: 1, failures: [conflict("team-b")] }),
       ready: ["False", "SecretConflict", "1/2 namespaces synced; failing: team-b"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "says PartiallySynced when other failures are among them",
       outcome: synced({ synced: 0, failures: [conflict("team-b"), forbidden] }),
       ready: ["False", "PartiallySynced", "0/2 namespaces synced; failing: team-b, locked"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "names five failing namespaces and counts the rest",
@@ -225,13 +230,13 @@ describe("buildStatus", () => {
         failures: ["a", "b", "c", "d", "e", "f", "g"].map(conflict),
       }),
       ready: ["False", "SecretConflict", "0/7 namespaces synced; failing: a, b, c, d, e and 2 more"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "says PartiallySynced when a namespace is not synced without a failure",
       outcome: synced({ synced: 1 }),
       ready: ["False", "PartiallySynced", "1/2 namespaces synced"],
-      tokenValid: ["True", "TokenValid", "token valid until 2026-01-01T19:00:00Z"],
+      tokenValid: valid,
     },
     {
       name: "puts a token problem ahead of the namespaces, in both conditions",
