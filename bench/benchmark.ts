@@ -1,12 +1,23 @@
 // Runs the cluster-scale scenarios. One fresh environment per namespace count; the cold converge
-// (and its baseline) runs at every count, the other scenarios at the largest: idle right after
-// converging, refresh, new namespaces, then start-up and memory with fresh operator processes.
+// (and its baseline) runs at every count, the other scenarios at the largest count up to 5,000: idle
+// right after converging, refresh, new namespaces, then start-up and memory with fresh operator
+// processes. A count above that (20,000) gets cold converge, refresh and memory. Memory alone runs at
+// a few more counts, and the CronJob-style script at a few, as a reference.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/paths.ts";
 import { BenchEnv, type RunningOperator } from "./bench-env.ts";
 import { benchNamespaces } from "./load.ts";
-import { checkTargets, runInfo, type BenchResults, type ConvergeResult } from "./results.ts";
+import { runCronJobScript } from "./cronjob.ts";
+import {
+  checkTargets,
+  runInfo,
+  type BenchResults,
+  type ComparatorResult,
+  type ConvergeResult,
+  type LargeScaleResult,
+  type MemoryPoint,
+} from "./results.ts";
 import { percentile } from "./stats.ts";
 import {
   addUnmanagedSecrets,
@@ -29,8 +40,15 @@ import {
 } from "./scenarios.ts";
 
 export interface BenchmarkOptions {
-  /** Namespace counts for the cold converge; the other scenarios run at the largest. */
+  /**
+   * Namespace counts for the cold converge; the other scenarios run at the largest up to
+   * `routineScaleLimit`, refresh and memory at any larger one.
+   */
   namespaces: number[];
+  /** More namespace counts at which only memory is measured: steady, and the cold converge's peak. */
+  memoryNamespaces: number[];
+  /** Namespace counts (of `namespaces`) at which the CronJob-style script runs too. */
+  comparatorNamespaces: number[];
   /** Cold-converge rounds (baseline, then operator) per namespace count; medians are reported. */
   rounds: number;
   /** New namespaces created one at a time for the latency scenario. */
@@ -59,6 +77,9 @@ export function harnessKubernetesVersion(reported: string): string {
   const goMod = readFileSync(join(repoRoot, "tools", "controlplane", "go.mod"), "utf8");
   return /^\s*k8s\.io\/kubernetes\s+(v\S+)/m.exec(goMod)?.[1] ?? reported;
 }
+
+/** The idle, new-namespace and start-up scenarios run at the largest count up to this. */
+export const routineScaleLimit = 5000;
 
 function round2(value: number): number {
   return Math.round(value * 100) / 100;
@@ -168,6 +189,7 @@ function median(values: readonly number[]): number {
 function convergeResult(n: number, rounds: readonly ConvergeRound[]): ConvergeResult {
   const operatorRuns = rounds.map((r) => r.operator.seconds);
   const baselineRuns = rounds.map((r) => r.baseline.seconds);
+  const last = rounds[rounds.length - 1]?.operator;
   return {
     namespaces: n,
     operator_s: median(operatorRuns),
@@ -181,41 +203,107 @@ function convergeResult(n: number, rounds: readonly ConvergeRound[]): ConvergeRe
       operator: median(rounds.map((r) => r.operator.controlPlaneCpuSeconds)),
       baseline: median(rounds.map((r) => r.baseline.controlPlaneCpuSeconds)),
     },
-    operator_writes: rounds[rounds.length - 1]?.operator.writes ?? {},
+    operator_writes: last?.writes ?? {},
+    operator_requests: last?.requests ?? {},
+    operator_peak_rss_mb: Math.max(...rounds.map((r) => r.operator.peakRssMb)),
   };
 }
 
-async function runGroup(
-  n: number,
-  scale: boolean,
-  options: BenchmarkOptions,
-  log: Log,
-): Promise<{ converge: ConvergeResult; kubernetes: string; scale?: ScaleRuns }> {
-  log(`--- N=${n}: starting a fresh control plane`);
-  const env = await BenchEnv.start({
+/** What the memory figures at one count come from: a cold converge's process, then a fresh one. */
+function memoryPoint(n: number, converge: OperatorConverge, fresh: StartupRun): MemoryPoint {
+  return {
+    namespaces: n,
+    steady_rss_mb: fresh.steady_rss_mb,
+    peak_rss_mb: fresh.peak_rss_mb,
+    converge_process_peak_rss_mb: converge.peakRssMb,
+    converge_s: converge.seconds,
+    converge_cpu_s: converge.cpuSeconds,
+    ready_s: fresh.ready_s,
+    load1: fresh.load1,
+  };
+}
+
+/** Steady memory of a fresh operator (it reconciles the CR in place, with no writes), then stops it. */
+async function freshOperatorMemory(env: BenchEnv, options: BenchmarkOptions, log: Log): Promise<StartupRun> {
+  const { run, operator } = await measureStartup(env, options.settleSeconds * 1000, log);
+  await stopOperator(operator, options.profileDir !== undefined);
+  return run;
+}
+
+function startEnv(options: BenchmarkOptions): Promise<BenchEnv> {
+  return BenchEnv.start({
     writeConcurrency: options.writeConcurrency,
     createConcurrency: options.createConcurrency,
     profileDir: options.profileDir,
     operatorNodeOptions: options.operatorNodeOptions,
     operatorEntry: options.operatorEntry,
   });
+}
+
+/** Memory alone at `n`: one cold converge (its process's peak), then a fresh operator's steady RSS. */
+async function runMemoryGroup(n: number, options: BenchmarkOptions, log: Log): Promise<MemoryPoint> {
+  log(`--- N=${n} (memory): starting a fresh control plane`);
+  const env = await startEnv(options);
+  try {
+    const names = benchNamespaces(n);
+    await prepareNamespaces(env, names, log);
+    const running = await env.startOperator();
+    let converge: OperatorConverge;
+    try {
+      await running.waitReady(120_000);
+      converge = await convergeOperator(
+        env,
+        running,
+        names,
+        { cr: "bench-1", secretName: "ecr-pull-1" },
+        log,
+      );
+    } finally {
+      await stopOperator(running, options.profileDir !== undefined);
+    }
+    const point = memoryPoint(n, converge, await freshOperatorMemory(env, options, log));
+    log(
+      `memory at N=${n}: steady ${point.steady_rss_mb} MiB, converge peak ${point.converge_process_peak_rss_mb} MiB (load ${point.load1})`,
+    );
+    return point;
+  } finally {
+    await env.stop();
+  }
+}
+
+type GroupRole = "scale" | "large" | "converge";
+
+interface GroupResult {
+  converge: ConvergeResult;
+  kubernetes: string;
+  memory: MemoryPoint;
+  scale?: ScaleRuns;
+  large?: LargeScaleResult;
+  comparator?: ComparatorResult;
+}
+
+/** Cold converge rounds at `n`, then what `role` asks for with the last round's operator and after it. */
+async function runGroup(
+  n: number,
+  role: GroupRole,
+  options: BenchmarkOptions,
+  log: Log,
+): Promise<GroupResult> {
+  log(`--- N=${n}: starting a fresh control plane`);
+  const env = await startEnv(options);
   try {
     const kubernetes = harnessKubernetesVersion(await env.kubernetesVersion());
     const names = benchNamespaces(n);
     await prepareNamespaces(env, names, log);
     const profile = options.profileDir !== undefined;
     const rounds: ConvergeRound[] = [];
+    let last: { running: RunningOperator; target: PullSecretTarget; figures: ConvergeRound };
     for (let round = 1; ; round++) {
       const { running, target, ...figures } = await convergeRound(env, names, round, log);
       rounds.push(figures);
       if (round >= options.rounds) {
-        const converge = convergeResult(n, rounds);
-        if (!scale) {
-          await stopOperator(running, profile);
-          return { converge, kubernetes };
-        }
-        const runs = await runScaleScenarios(env, running, names, target.secretName, options, log);
-        return { converge, kubernetes, scale: runs };
+        last = { running, target, figures };
+        break;
       }
       try {
         await removeCr(env, running, names, target, log);
@@ -223,23 +311,86 @@ async function runGroup(
         await stopOperator(running, profile);
       }
     }
+    const converge = convergeResult(n, rounds);
+    let memory: MemoryPoint;
+    let scale: ScaleRuns | undefined;
+    let large: LargeScaleResult | undefined;
+    if (role === "scale") {
+      scale = await runScaleScenarios(env, last.running, names, last.target.secretName, options, log);
+      memory = memoryPoint(n, last.figures.operator, scale.startup);
+    } else if (role === "large") {
+      let refresh: RefreshRun;
+      let convergePeakMb: number;
+      try {
+        refresh = await measureRefresh(env, last.running, names, last.target.secretName, log);
+        convergePeakMb = last.running.memory().hwmMb;
+      } finally {
+        await stopOperator(last.running, profile);
+      }
+      memory = memoryPoint(n, last.figures.operator, await freshOperatorMemory(env, options, log));
+      large = {
+        namespaces: n,
+        refresh: { namespaces: n, ...refresh },
+        memory: { ...memory, converge_process_peak_rss_mb: Math.round(convergePeakMb * 10) / 10 },
+      };
+    } else {
+      await stopOperator(last.running, profile);
+      memory = memoryPoint(n, last.figures.operator, await freshOperatorMemory(env, options, log));
+    }
+    const result: GroupResult = { converge, kubernetes, memory, scale, large };
+    if (options.comparatorNamespaces.includes(n)) {
+      const script = await runCronJobScript(env, names, "ecr-cronjob", log);
+      result.comparator = {
+        ...script,
+        operator_s: converge.operator_s,
+        operator_api_requests: Object.values(converge.operator_requests ?? {}).reduce((sum, v) => sum + v, 0),
+        operator_cpu_s: converge.operator_cpu_s,
+      };
+    }
+    return result;
   } finally {
     await env.stop();
   }
 }
 
+/** The memory points alone (`--only memory`): no baseline, no other scenario. */
+export async function runMemoryPoints(options: BenchmarkOptions, log: Log): Promise<MemoryPoint[]> {
+  const points: MemoryPoint[] = [];
+  for (const n of [...new Set(options.memoryNamespaces)].sort((a, b) => a - b)) {
+    points.push(await runMemoryGroup(n, options, log));
+  }
+  return points;
+}
+
+/** The count the idle, new-namespace and start-up scenarios run at. */
+export function scalePoint(sizes: readonly number[]): number | undefined {
+  const routine = sizes.filter((n) => n <= routineScaleLimit);
+  return routine.length > 0 ? Math.max(...routine) : Math.min(...sizes);
+}
+
 export async function runBenchmark(options: BenchmarkOptions, log: Log): Promise<BenchResults> {
   const sizes = [...new Set(options.namespaces)].sort((a, b) => a - b);
-  const largest = sizes[sizes.length - 1];
-  if (largest === undefined) throw new Error("no namespace counts given");
+  const scaleAt = scalePoint(sizes);
+  if (scaleAt === undefined) throw new Error("no namespace counts given");
   const converge: ConvergeResult[] = [];
+  const memoryPoints: MemoryPoint[] = [];
+  const comparator: ComparatorResult[] = [];
   let kubernetes = "unknown";
   let scale: ScaleRuns | undefined;
-  for (const n of sizes) {
-    const group = await runGroup(n, n === largest, options, log);
+  let large: LargeScaleResult | undefined;
+  for (const n of [...new Set([...sizes, ...options.memoryNamespaces])].sort((a, b) => a - b)) {
+    if (!sizes.includes(n)) {
+      memoryPoints.push(await runMemoryGroup(n, options, log));
+      continue;
+    }
+    const role: GroupRole = n === scaleAt ? "scale" : n > scaleAt ? "large" : "converge";
+    const group = await runGroup(n, role, options, log);
     converge.push(group.converge);
+    memoryPoints.push(group.memory);
+    if (group.comparator !== undefined) comparator.push(group.comparator);
     kubernetes = group.kubernetes;
     scale ??= group.scale;
+    large = group.large ?? large;
   }
   if (scale === undefined) throw new Error("the scenarios at the largest N did not run");
   const { startup, withUnmanaged } = scale;
@@ -260,7 +411,11 @@ export async function runBenchmark(options: BenchmarkOptions, log: Log): Promise
         Math.round(((withUnmanaged.steady_rss_mb - startup.steady_rss_mb) / startup.steady_rss_mb) * 1000) /
         10,
       converge_process_peak_rss_mb: Math.round(scale.convergePeakMb * 10) / 10,
+      load1: startup.load1,
     },
+    memory_by_namespaces: memoryPoints,
+    ...(large === undefined ? {} : { large }),
+    ...(comparator.length === 0 ? {} : { comparator }),
     startup: {
       namespaces: scale.namespaces,
       ready_s: startup.ready_s,

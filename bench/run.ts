@@ -2,18 +2,30 @@
 // against a local control plane and moto. Writes bench/results/ (latest.json, a dated copy,
 // README.md, converge.svg, list-load.json, list-load.md); --quick runs N=100 with short waits and
 // prints the results without writing them unless --out is given; --only list-load runs that
-// scenario alone and writes only its files.
+// scenario alone and writes only its files; --only memory measures memory alone and prints it.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/paths.ts";
-import { harnessKubernetesVersion, runBenchmark, type BenchmarkOptions } from "./benchmark.ts";
+import {
+  harnessKubernetesVersion,
+  runBenchmark,
+  runMemoryPoints,
+  type BenchmarkOptions,
+} from "./benchmark.ts";
 import { runListLoad, writeListLoad, type ListLoadOptions } from "./list-load.ts";
 import { rewriteReadme, writeResults, type TargetCheck } from "./results.ts";
 
 const usage = `usage: npm run bench -- [options]
-  --namespaces <list>         namespace counts for cold converge (default 100,1000,5000)
+  --namespaces <list>         namespace counts for cold converge (default 100,1000,5000); the other
+                              scenarios run at the largest up to 5000, refresh and memory at any larger
+  --scale-20k                 add 20000 to --namespaces: cold converge, refresh and memory there
+                              (about twice a routine run's time)
+  --memory-namespaces <list>  more counts at which memory alone is measured (default 10,500)
+  --comparator-namespaces <list>
+                              counts (of --namespaces) at which the CronJob-style script runs too
+                              (default 100,1000; "none" for none)
   --rounds <n>                cold-converge rounds per count, medians reported (default 3)
   --new-namespaces <n>        namespaces created one at a time for the latency scenario (default 200)
   --idle-seconds <s>          quiet period of the idle scenario (default 180)
@@ -21,18 +33,25 @@ const usage = `usage: npm run bench -- [options]
   --settle-seconds <s>        RSS sampling window after each start-up (default 20)
   --write-concurrency <n>     operator --write-concurrency and baseline concurrency (default 32)
   --create-concurrency <n>    driver requests in flight for bulk set-up (default 48)
-  --only <scenario>           run one part alone: list-load (writes list-load.json and list-load.md only)
+  --only <scenario>           run one part alone: list-load (writes list-load.json and list-load.md only),
+                              or memory (at --memory-namespaces; prints, writes nothing)
   --list-load-namespaces <n>  namespaces of the list-load scenario (default 5000)
   --list-load-service-accounts <n>
                               ServiceAccounts in all, spread over those namespaces (default 20000)
   --list-load-seconds <s>     quiet window of the list-load scenario, per-hour figures from it (default 900)
-  --quick                     N=100, 1 round, 20 new namespaces, 15 s idle, 400 unmanaged Secrets, 3 s settle;
+  --quick                     N=100, 1 round, 20 new namespaces, 15 s idle, 400 unmanaged Secrets, 3 s settle,
+                              memory alone at 10, the CronJob-style script at 100;
                               list load at 100 namespaces, 400 ServiceAccounts, 60 s
   --out <dir>                 where results go (default bench/results; none with --quick)
   --profile <dir>             operator CPU profiles and heap snapshots into <dir>
   --operator-from-source      run src/main.ts instead of the compiled build the image ships
   --operator-node-options <s> NODE_OPTIONS for the operator process (e.g. --max-semi-space-size=16)
   --note <text>               a remark stored with the results (e.g. about machine load)`;
+
+function counts(name: string, value: string): number[] {
+  if (value === "none") return [];
+  return value.split(",").map((n) => positive(name, n.trim(), 0));
+}
 
 function positive(name: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -50,7 +69,7 @@ function shellQuoted(arg: string): string {
 interface ParsedOptions {
   options: BenchmarkOptions;
   listLoad: ListLoadOptions;
-  only: "list-load" | undefined;
+  only: "list-load" | "memory" | undefined;
   out: string | undefined;
 }
 
@@ -59,6 +78,9 @@ function parseOptions(argv: string[]): ParsedOptions {
     args: argv,
     options: {
       namespaces: { type: "string" },
+      "scale-20k": { type: "boolean", default: false },
+      "memory-namespaces": { type: "string" },
+      "comparator-namespaces": { type: "string" },
       rounds: { type: "string" },
       "new-namespaces": { type: "string" },
       "idle-seconds": { type: "string" },
@@ -85,11 +107,17 @@ function parseOptions(argv: string[]): ParsedOptions {
     process.exit(0);
   }
   const quick = values.quick;
-  const namespaces = (values.namespaces ?? (quick ? "100" : "100,1000,5000"))
-    .split(",")
-    .map((n) => positive("namespaces", n.trim(), 0));
+  const namespaces = [
+    ...counts("namespaces", values.namespaces ?? (quick ? "100" : "100,1000,5000")),
+    ...(values["scale-20k"] ? [20_000] : []),
+  ];
   const options: BenchmarkOptions = {
     namespaces,
+    memoryNamespaces: counts("memory-namespaces", values["memory-namespaces"] ?? (quick ? "10" : "10,500")),
+    comparatorNamespaces: counts(
+      "comparator-namespaces",
+      values["comparator-namespaces"] ?? (quick ? "100" : "100,1000"),
+    ),
     rounds: positive("rounds", values.rounds, quick ? 1 : 3),
     newNamespaces: positive("new-namespaces", values["new-namespaces"], quick ? 20 : 200),
     idleSeconds: positive("idle-seconds", values["idle-seconds"], quick ? 15 : 180),
@@ -103,8 +131,9 @@ function parseOptions(argv: string[]): ParsedOptions {
     command: ["npm run bench", ...(argv.length > 0 ? ["--", ...argv.map(shellQuoted)] : [])].join(" "),
     note: values.note,
   };
-  if (values.only !== undefined && values.only !== "list-load") {
-    throw new Error(`--only takes list-load, got ${values.only}`);
+  const only = values.only;
+  if (only !== undefined && only !== "list-load" && only !== "memory") {
+    throw new Error(`--only takes list-load or memory, got ${only}`);
   }
   const listLoad: ListLoadOptions = {
     namespaces: positive("list-load-namespaces", values["list-load-namespaces"], quick ? 100 : 5000),
@@ -123,7 +152,7 @@ function parseOptions(argv: string[]): ParsedOptions {
     note: options.note,
   };
   const out = values.out ?? (quick ? undefined : join(repoRoot, "bench", "results"));
-  return { options, listLoad, only: values.only === undefined ? undefined : "list-load", out };
+  return { options, listLoad, only, out };
 }
 
 const startedAt = Date.now();
@@ -149,6 +178,11 @@ if (parsed.options.operatorEntry === "build") {
       stdio: "inherit",
     },
   );
+}
+if (parsed.only === "memory") {
+  const points = await runMemoryPoints(parsed.options, log);
+  console.log(JSON.stringify(points, null, 2));
+  process.exit(0);
 }
 const targets: TargetCheck[] = [];
 if (parsed.only === undefined) {

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
@@ -279,6 +279,10 @@ export interface OperatorConverge {
   controlPlaneCpuSeconds: number;
   /** The operator's writes while converging, by resource (audit log). */
   writes: Record<string, number>;
+  /** All of the operator's requests while converging, by verb and resource (audit log). */
+  requests: Record<string, number>;
+  /** VmHWM of the operator process once it has converged and settled, MiB. */
+  peakRssMb: number;
 }
 
 /** Creates the CR with the operator running and ready; the time runs until the watches see every namespace done. */
@@ -306,9 +310,14 @@ export async function convergeOperator(
     cpuSeconds: round2(cpuSeconds(operator.pid) - cpuBefore),
     controlPlaneCpuSeconds: round2(env.controlPlaneCpuSeconds() - controlPlaneBefore),
     writes: {} as Record<string, number>,
+    requests: {} as Record<string, number>,
+    peakRssMb: 0,
   };
   await waitForQuiet(env, operator, { quietMs: 2000, timeoutMs: 120_000, minReconciles: 1 });
-  result.writes = countByResource(await env.audit.entries(mark), operatorUser, auditWriteVerbs);
+  const entries = await env.audit.entries(mark);
+  result.writes = countByResource(entries, operatorUser, auditWriteVerbs);
+  result.requests = byVerbAndResource(entries, operatorUser);
+  result.peakRssMb = Math.round(operator.memory().hwmMb * 10) / 10;
   log(
     `operator converged ${names.length} namespaces in ${result.seconds} s using ${result.cpuSeconds} CPU s (API server and etcd ${result.controlPlaneCpuSeconds} CPU s); writes ${JSON.stringify(result.writes)}`,
   );
@@ -379,11 +388,12 @@ export interface RefreshRun {
   operator_requests: Record<string, number>;
 }
 
-function byVerbAndResource(entries: readonly AuditEntry[], user: string): Record<string, number> {
+/** `user`'s requests by "verb resource"; requests for no resource (discovery) by "verb path". */
+export function byVerbAndResource(entries: readonly AuditEntry[], user: string): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const entry of entries) {
     if (entry.user !== user) continue;
-    const key = `${entry.verb} ${entry.resource}`;
+    const key = `${entry.verb} ${entry.resource === "" ? entry.requestURI.split("?")[0] : entry.resource}`;
     counts[key] = (counts[key] ?? 0) + 1;
   }
   return counts;
@@ -492,6 +502,8 @@ export interface StartupRun {
   steady_rss_mb: number;
   /** VmHWM at the end of the settle window, MiB. */
   peak_rss_mb: number;
+  /** The machine's 1-minute load average at the end of the settle window: other work skews timings. */
+  load1: number;
 }
 
 /**
@@ -524,6 +536,7 @@ export async function measureStartup(
       writes_by_resource: writes,
       steady_rss_mb: round(sampler.medianSince(windowStart)),
       peak_rss_mb: round(operator.memory().hwmMb),
+      load1: round2(loadavg()[0] ?? Number.NaN),
     };
     log(
       `start-up: ready in ${run.ready_s} s, settled in ${run.settled_s} s, ${run.write_requests} writes ${JSON.stringify(writes)}; RSS ${run.steady_rss_mb} MiB, peak ${run.peak_rss_mb} MiB`,

@@ -21,6 +21,8 @@ describe("npm run bench --quick", { timeout: 240_000 }, () => {
     const results: BenchResults = await runBenchmark(
       {
         namespaces: [namespaces],
+        memoryNamespaces: [],
+        comparatorNamespaces: [],
         rounds: 1,
         newNamespaces: 10,
         idleSeconds: 10,
@@ -71,6 +73,13 @@ describe("npm run bench --quick", { timeout: 240_000 }, () => {
     assertNumber(results.memory.rss_mb, "memory.rss_mb");
     assertNumber(results.memory.rss_mb_with_unmanaged_secrets, "memory.rss_mb_with_unmanaged_secrets");
     assertNumber(results.startup.ready_s, "startup.ready_s");
+    assert.deepEqual(
+      results.memory_by_namespaces?.map((p) => p.namespaces),
+      [namespaces],
+      "memory at the one count",
+    );
+    const [point] = results.memory_by_namespaces ?? [];
+    assertNumber(point?.steady_rss_mb, "memory_by_namespaces[0].steady_rss_mb");
 
     assert.equal(results.refresh.namespaces, namespaces);
     assert.equal(results.refresh.secret_writes, namespaces, "a refresh writes every Secret once");
