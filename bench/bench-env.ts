@@ -26,7 +26,7 @@ export interface BenchEnvOptions {
   writeConcurrency: number;
   /** Driver requests in flight when creating namespaces and Secrets in bulk. */
   createConcurrency: number;
-  /** When set, the operator writes CPU profiles here and heap snapshots on SIGUSR2. */
+  /** When set, the operator writes CPU and sampled heap profiles here, and heap snapshots on SIGUSR2. */
   profileDir?: string;
   /** NODE_OPTIONS for the operator process. */
   operatorNodeOptions?: string;
@@ -130,7 +130,7 @@ export class BenchEnv {
       this.options.operatorNodeOptions ?? "",
       profileDir === undefined
         ? ""
-        : `--cpu-prof --cpu-prof-dir=${profileDir} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${profileDir}`,
+        : `--cpu-prof --cpu-prof-dir=${profileDir} --heap-prof --heap-prof-dir=${profileDir} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${profileDir}`,
     ]
       .join(" ")
       .trim();

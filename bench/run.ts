@@ -43,7 +43,8 @@ const usage = `usage: npm run bench -- [options]
                               memory alone at 10, the CronJob-style script at 100;
                               list load at 100 namespaces, 400 ServiceAccounts, 60 s
   --out <dir>                 where results go (default bench/results; none with --quick)
-  --profile <dir>             operator CPU profiles and heap snapshots into <dir>
+  --profile <dir>             operator CPU profiles, sampled heap profiles (--heap-prof) and heap snapshots
+                              into <dir>; bench/heap-snapshot.ts summarises a snapshot
   --operator-from-source      run src/main.ts instead of the compiled build the image ships
   --operator-node-options <s> NODE_OPTIONS for the operator process (e.g. --max-semi-space-size=16)
   --note <text>               a remark stored with the results (e.g. about machine load)`;
