@@ -485,8 +485,7 @@ are the operator user's create/update/patch/delete requests in the API server's 
 utime + stime from \`/proc/<pid>/stat\`; memory is \`VmRSS\` (median over a settle window after start-up) and
 \`VmHWM\` from \`/proc/<pid>/status\` of a freshly started operator.
 
-${[memorySection(results), largeSection(results), comparatorSection(results)].filter((x) => x !== "").join("\n")}
-## Targets
+${[memorySection(results), largeSection(results), comparatorSection(results)].map((x) => (x === "" ? "" : `${x}\n`)).join("")}## Targets
 
 ${targets}
 
