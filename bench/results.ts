@@ -323,11 +323,11 @@ function largeSection(results: BenchResults): string {
   const { refresh, memory } = large;
   return `## At ${large.namespaces} namespaces
 
-Behind \`--scale-20k\` (about twice a routine run's time): cold converge${
+Behind \`--scale-20k\` (about 3 minutes more per round): cold converge${
     converge === undefined
       ? ""
       : ` ${converge.operator_s.toFixed(2)} s against the baseline's ${converge.baseline_s.toFixed(2)} s (ratio ${converge.ratio.toFixed(2)})`
-  }; refresh ${refresh.seconds} s with ${refresh.secret_writes} Secret writes, ${refresh.serviceaccount_writes} ServiceAccount writes and ${refresh.token_calls} token calls; steady RSS ${memory.steady_rss_mb} MiB, peak of the process that did the cold converge and the refresh ${memory.converge_process_peak_rss_mb} MiB.
+  }; refresh ${refresh.seconds} s (Secret writes ${refresh.secret_writes}, ServiceAccount writes ${refresh.serviceaccount_writes}, token calls ${refresh.token_calls}); steady RSS ${memory.steady_rss_mb} MiB, peak of the process that did the cold converge and the refresh ${memory.converge_process_peak_rss_mb} MiB.
 `;
 }
 

@@ -21,7 +21,7 @@ const usage = `usage: npm run bench -- [options]
   --namespaces <list>         namespace counts for cold converge (default 100,1000,5000); the other
                               scenarios run at the largest up to 5000, refresh and memory at any larger
   --scale-20k                 add 20000 to --namespaces: cold converge, refresh and memory there
-                              (about twice a routine run's time)
+                              (about 3 minutes more per round)
   --memory-namespaces <list>  more counts at which memory alone is measured (default 10,500)
   --comparator-namespaces <list>
                               counts (of --namespaces) at which the CronJob-style script runs too
