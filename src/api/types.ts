@@ -30,6 +30,9 @@ export type ConditionStatus = Condition["status"];
 export type NamespaceFailure = FromSchema<typeof namespaceFailureSchema>;
 export type RegistryStatus = FromSchema<typeof registryStatusSchema>;
 
+/** Why a namespace was not synced, as status.failures and the metrics give it. */
+export type NamespaceFailureReason = "SecretConflict" | "Forbidden" | "WriteFailed";
+
 /**
  * client-node's ObjectMeta fields as a plain object type: V1ObjectMeta itself is a class, and object
  * literals (in tests, in desired state) must not pose as instances of it.

@@ -5,7 +5,14 @@
 // name is never touched. ServiceAccounts are changed by read-modify-write on resourceVersion,
 // keeping every entry the operator did not add.
 import type { V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
-import { GROUP, PLURAL, VERSION, type ECRPullSecret, type ECRPullSecretStatus } from "../api/types.ts";
+import {
+  GROUP,
+  PLURAL,
+  VERSION,
+  type ECRPullSecret,
+  type ECRPullSecretStatus,
+  type NamespaceFailureReason,
+} from "../api/types.ts";
 import { classifyKubeError, type KubeError } from "../kube/errors.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import { clusterPath, namespacedPath, type KubeClient } from "../kube/rest.ts";
@@ -19,7 +26,7 @@ import {
   OWNER_LABEL,
 } from "./plan/labels.ts";
 import { serviceAccountPatch } from "./plan/service-accounts.ts";
-import { statusPatch, type NamespaceFailureReason } from "./plan/status.ts";
+import { statusPatch } from "./plan/status.ts";
 import { RetryLater } from "./retry-later.ts";
 
 const FIELD_MANAGER = "ecr-creds-refresher";

@@ -1,9 +1,8 @@
 // What the operator tells about its work as it happens: each part reports an observation where the
 // thing happens, and only the metrics observer knows how it is counted. Tests can collect them.
-import type { ECRPullSecretStatus } from "../api/types.ts";
+import type { ECRPullSecretStatus, NamespaceFailureReason } from "../api/types.ts";
 import type { AwsErrorKind } from "../aws/errors.ts";
 import type { MintResult } from "../aws/token-cache.ts";
-import type { NamespaceFailureReason } from "../controller/plan/status.ts";
 import type { KubeErrorKind } from "../kube/errors.ts";
 import type { WatchRestartReason } from "../kube/informer/informer.ts";
 

@@ -16,9 +16,6 @@ export type ReadyReason =
   | "CredentialsInvalid"
   | "Suspended";
 
-/** Why a namespace was not synced, as status.failures and the metrics give it. */
-export type NamespaceFailureReason = "SecretConflict" | "Forbidden" | "WriteFailed";
-
 export interface TokenTimes {
   expiresAt: string;
   refreshedAt: string;
