@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { RequestOptions } from "node:https";
 import { ManualClock } from "../clock.ts";
 import { KubeError } from "./errors.ts";
-import { clusterPath, KubeClient, namespacedPath } from "./rest.ts";
+import { clusterPath, KubeClient, namespacedPath, readBody } from "./rest.ts";
 import { connection, FakeApiServer, type Reply } from "../../test/harness/fake-apiserver.ts";
 import { eventually } from "../../test/harness/wait.ts";
 
@@ -206,5 +206,33 @@ describe("KubeClient", { timeout: 20_000 }, () => {
     watch.resume();
     assert.equal(rejected.length, 2);
     assert.ok(rejected.every((options) => options.method === "GET"));
+  });
+
+  it("lets go of a response once its body is read, so a kept-alive socket does not keep the body", async () => {
+    api.reply = (_req, res) => res.end('{"items":[{"metadata":{"name":"a"}}]}');
+    const response = await client.open("/api/v1/secrets", {}, new AbortController().signal);
+    const events = ["data", "end", "close"] as const;
+    const before = events.map((event) => response.listenerCount(event));
+    assert.equal(await readBody(response), '{"items":[{"metadata":{"name":"a"}}]}');
+    assert.deepEqual(
+      events.map((event) => response.listenerCount(event)),
+      before,
+    );
+    response.emit("error", new Error("late"));
+  });
+
+  it("lets go of a response that closes before its body ends", async () => {
+    api.reply = (_req, res) => {
+      res.write('{"items":[');
+      setTimeout(() => res.destroy(), 20);
+    };
+    const response = await client.open("/api/v1/secrets", {}, new AbortController().signal);
+    const events = ["data", "end", "close"] as const;
+    const before = events.map((event) => response.listenerCount(event));
+    await assert.rejects(readBody(response), Error);
+    assert.deepEqual(
+      events.map((event) => response.listenerCount(event)),
+      before,
+    );
   });
 });

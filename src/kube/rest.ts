@@ -199,21 +199,44 @@ function send(url: URL, options: RequestOptions, onResponse: (res: IncomingMessa
     : httpsRequest(url, options, onResponse);
 }
 
-/** The whole response body; rejects when the connection closes before it ends. */
+const ignoreLateError = (): void => undefined;
+
+/**
+ * The whole response body; rejects when the connection closes before it ends. Once it has ended,
+ * its listeners are removed: a keep-alive TLS socket keeps its first request and response reachable
+ * for as long as it lives, and with them these closures, the chunks and the resolved body.
+ */
 export function readBody(response: IncomingMessage, onData?: () => void): Promise<string> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    response.on("data", (chunk: Buffer) => {
+    let chunks: Buffer[] = [];
+    const detach = (): void => {
+      response.off("data", data);
+      response.off("end", end);
+      response.off("error", fail);
+      response.off("close", close);
+      response.on("error", ignoreLateError);
+      chunks = [];
+    };
+    const data = (chunk: Buffer): void => {
       chunks.push(chunk);
       onData?.();
-    });
-    response.on("end", () => {
-      resolve(Buffer.concat(chunks).toString("utf8"));
-    });
-    response.on("error", reject);
-    response.on("close", () => {
-      if (!response.complete) reject(closedEarly("response"));
-    });
+    };
+    const end = (): void => {
+      const body = Buffer.concat(chunks).toString("utf8");
+      detach();
+      resolve(body);
+    };
+    const fail = (err: Error): void => {
+      detach();
+      reject(err);
+    };
+    const close = (): void => {
+      if (!response.complete) fail(closedEarly("response"));
+    };
+    response.on("data", data);
+    response.on("end", end);
+    response.on("error", fail);
+    response.on("close", close);
   });
 }
 
