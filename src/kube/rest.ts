@@ -202,29 +202,31 @@ function send(url: URL, options: RequestOptions, onResponse: (res: IncomingMessa
 const ignoreLateError = (): void => undefined;
 
 /**
- * The whole response body; rejects when the connection closes before it ends. Once it has ended,
- * its listeners are removed: a keep-alive TLS socket keeps its first request and response reachable
- * for as long as it lives, and with them these closures, the chunks and the resolved body.
+ * Hands each chunk of the response to `onChunk` until it ends; rejects when the connection closes
+ * before the end or `onChunk` throws (then the response is destroyed). Once it has ended, its
+ * listeners are removed: a keep-alive TLS socket keeps its first request and response reachable
+ * for as long as it lives, and with them these closures and whatever they hold.
  */
-export function readBody(response: IncomingMessage, onData?: () => void): Promise<string> {
+export function readChunks(response: IncomingMessage, onChunk: (chunk: Buffer) => void): Promise<void> {
   return new Promise((resolve, reject) => {
-    let chunks: Buffer[] = [];
     const detach = (): void => {
       response.off("data", data);
       response.off("end", end);
       response.off("error", fail);
       response.off("close", close);
       response.on("error", ignoreLateError);
-      chunks = [];
     };
     const data = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      onData?.();
+      try {
+        onChunk(chunk);
+      } catch (err) {
+        fail(err instanceof Error ? err : new Error(String(err)));
+        response.destroy();
+      }
     };
     const end = (): void => {
-      const body = Buffer.concat(chunks).toString("utf8");
       detach();
-      resolve(body);
+      resolve();
     };
     const fail = (err: Error): void => {
       detach();
@@ -238,6 +240,16 @@ export function readBody(response: IncomingMessage, onData?: () => void): Promis
     response.on("error", fail);
     response.on("close", close);
   });
+}
+
+/** The whole response body; rejects when the connection closes before it ends. */
+export async function readBody(response: IncomingMessage, onData?: () => void): Promise<string> {
+  const chunks: Buffer[] = [];
+  await readChunks(response, (chunk) => {
+    chunks.push(chunk);
+    onData?.();
+  });
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 export function closedEarly(what: string): KubeError {

@@ -204,6 +204,75 @@ describe("Informer", () => {
     },
   );
 
+  for (const { name, list, kind, apiVersion } of [
+    {
+      name: "a built-in kind, which the server writes kind first",
+      list: '{"kind":"SecretList","apiVersion":"v1","metadata":{"resourceVersion":"5"},"items":[{"metadata":{"name":"a","annotations":{"note":"é } ]"}}},{"metadata":{"name":"b"}}]}',
+      kind: "Secret",
+      apiVersion: "v1",
+    },
+    {
+      name: "a custom resource, which the server writes with sorted keys",
+      list: '{"apiVersion":"example.com/v1","items":[{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"a","annotations":{"note":"é } ]"}}},{"apiVersion":"example.com/v1","kind":"Thing","metadata":{"name":"b"}}],"kind":"ThingList","metadata":{"resourceVersion":"5"}}',
+      kind: "Thing",
+      apiVersion: "example.com/v1",
+    },
+  ]) {
+    it(
+      `caches a list read in small chunks with each item's kind first, for ${name}`,
+      { timeout: testTimeoutMs },
+      async () => {
+        const server = createHttpServer((req, res) => {
+          if (new URL(req.url ?? "", "http://x").searchParams.has("watch")) return;
+          res.writeHead(200, { "content-type": "application/json" });
+          const body = Buffer.from(list);
+          const write = (at: number): void => {
+            if (at >= body.length) {
+              res.end();
+              return;
+            }
+            res.write(body.subarray(at, at + 7), () => {
+              write(at + 7);
+            });
+          };
+          write(0);
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        const address = server.address();
+        if (address === null || typeof address === "string") throw new Error("no port bound");
+        const kubeConfig = new KubeConfig();
+        kubeConfig.loadFromOptions({
+          clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
+          users: [{ name: "nobody" }],
+          contexts: [{ name: "local", cluster: "local", user: "nobody" }],
+          currentContext: "local",
+        });
+        const informer = new Informer<KubernetesObject>({
+          name: "things",
+          kubeConfig,
+          path: "/x",
+          clock: new ManualClock(),
+        });
+        informer.start();
+        try {
+          await informer.waitForSync(AbortSignal.timeout(5_000));
+          const a = informer.get("a");
+          assert.deepEqual(a, { kind, apiVersion, metadata: { name: "a", annotations: { note: "é } ]" } } });
+          assert.deepEqual(Object.keys(a), ["kind", "apiVersion", "metadata"]);
+          assert.equal(informer.get("b")?.kind, kind);
+        } finally {
+          await informer.stop();
+          server.closeAllConnections();
+          await new Promise<void>((resolve) => {
+            server.close(() => {
+              resolve();
+            });
+          });
+        }
+      },
+    );
+  }
+
   it("refuses options that would make it spin or never page", { timeout: testTimeoutMs }, () => {
     const kubeConfig = kubeConfigFor(1);
     const base = { name: "secrets", kubeConfig, path: "/api/v1/secrets" };

@@ -14,13 +14,14 @@ import type { ClusterConnection } from "../kubeconfig/cluster-access.ts";
 import { KubeClient, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
+import { readListItems } from "./list-reader.ts";
 import { ObjectStore, resourceVersionOf } from "./object-store.ts";
 import type { StoreChange } from "./object-store.ts";
 import { StallWatchdog } from "./stall-watchdog.ts";
 import { WatchStream } from "./watch-stream.ts";
 import type { WatchChangeType, WatchEnd } from "./watch-stream.ts";
-import { httpError, parseListPage, withTypeMeta } from "./wire-format.ts";
-import type { ListPage } from "./wire-format.ts";
+import { httpError, listTypeMeta, parseListItem, parseListPage, withTypeMeta } from "./wire-format.ts";
+import type { ListPage, ListTypeMeta } from "./wire-format.ts";
 
 export type WatchRestartReason = "error" | "stalled" | "expired";
 
@@ -290,31 +291,30 @@ export class Informer<T extends KubernetesObject> {
     if (listFrom !== "") firstPage.set("resourceVersion", listFrom);
     if (paged) firstPage.set("limit", String(this.#pageSize));
     let objects: T[] = [];
+    const onItem = (item: KubernetesObject): void => {
+      objects.push(this.#transform(item));
+    };
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
       let page: ListPage;
       if (continueToken === undefined) {
-        page = parseListPage(await this.#listPage(firstPage), this.#name);
+        page = await this.#listPage(firstPage, onItem);
       } else {
         const next = this.#selectorQuery();
         next.set("limit", String(this.#pageSize));
         next.set("continue", continueToken);
         try {
-          page = parseListPage(await this.#listPage(next), this.#name);
+          page = await this.#listPage(next, onItem);
         } catch (err) {
           if (classifyKubeError(err).kind !== "Gone") throw err;
           // The continue token outlived its version (compaction): one full list instead, as
           // client-go's pager falls back, rather than starting over from page 1 and expiring again.
           const full = this.#selectorQuery();
           if (listFrom !== "") full.set("resourceVersion", listFrom);
-          page = parseListPage(await this.#listPage(full), this.#name);
           objects = [];
+          page = await this.#listPage(full, onItem);
         }
-      }
-      for (const item of page.items) {
-        // List items of built-in kinds come without kind and apiVersion; watch objects carry them.
-        objects.push(this.#transform(withTypeMeta(item, page)));
       }
       resourceVersion = page.resourceVersion;
       continueToken = page.continueToken;
@@ -332,8 +332,11 @@ export class Informer<T extends KubernetesObject> {
     }
   }
 
-  /** One list page as parsed JSON; throws a KubeError. */
-  async #listPage(query: URLSearchParams): Promise<unknown> {
+  /**
+   * One list page. Its items go to `onItem` one by one as they arrive, with the kind and apiVersion
+   * a watch object would carry, so the raw list is never in memory whole; throws a KubeError.
+   */
+  async #listPage(query: URLSearchParams, onItem: (item: KubernetesObject) => void): Promise<ListPage> {
     const controller = new AbortController();
     this.#listRequest = controller;
     const limitMs = this.#watchTimeoutSeconds * 1000 + this.#stallGraceMs;
@@ -348,9 +351,26 @@ export class Informer<T extends KubernetesObject> {
       if (this.#stopped) controller.abort();
       const response = await this.#client.open(this.#path, query, controller.signal);
       onData();
-      const body = await readBody(response, onData);
-      if (response.statusCode !== 200) throw httpError(response, body);
-      return parseJson(body, `list of ${this.#name}`);
+      if (response.statusCode !== 200) throw httpError(response, await readBody(response, onData));
+      const what = `list of ${this.#name}`;
+      let typeMeta: ListTypeMeta | undefined;
+      // Lists of custom resources come with sorted keys, kind after the items: their items wait
+      // for the end of the page to be given the list's kind.
+      const waiting: KubernetesObject[] = [];
+      const rest = await readListItems(response, onData, {
+        onHead: (head) => {
+          const meta = listTypeMeta(parseJson(head, what));
+          if (meta.apiVersion !== undefined && meta.itemKind !== undefined) typeMeta = meta;
+        },
+        onItem: (text) => {
+          const item = parseListItem(parseJson(text, what), this.#name);
+          if (typeMeta === undefined) waiting.push(item);
+          else onItem(withTypeMeta(item, typeMeta));
+        },
+      });
+      const page = parseListPage(parseJson(rest, what), this.#name);
+      for (const item of waiting) onItem(withTypeMeta(item, page));
+      return page;
     } catch (err) {
       if (watchdog.fired()) {
         throw new KubeError({

@@ -6,9 +6,13 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 
 import { classifyKubeError, KubeError } from "../errors.ts";
 
-export interface ListPage {
+/** The kind and apiVersion a list's items come without, and watch objects carry. */
+export interface ListTypeMeta {
   apiVersion: string | undefined;
   itemKind: string | undefined;
+}
+
+export interface ListPage extends ListTypeMeta {
   items: KubernetesObject[];
   resourceVersion: string;
   continueToken: string | undefined;
@@ -46,16 +50,30 @@ export function parseListPage(value: unknown, name: string): ListPage {
   const { resourceVersion, continue: continueToken } = value.metadata;
   if (typeof resourceVersion !== "string") throw malformed(`list of ${name}`);
   return {
-    apiVersion: typeof value.apiVersion === "string" ? value.apiVersion : undefined,
-    itemKind: typeof value.kind === "string" ? value.kind.replace(/List$/, "") : undefined,
+    ...listTypeMeta(value),
     items,
     resourceVersion,
     continueToken: typeof continueToken === "string" && continueToken !== "" ? continueToken : undefined,
   };
 }
 
+/** The kind and apiVersion of a list's items, from the list or its head. */
+export function listTypeMeta(value: unknown): ListTypeMeta {
+  if (!isRecord(value)) return { apiVersion: undefined, itemKind: undefined };
+  return {
+    apiVersion: typeof value.apiVersion === "string" ? value.apiVersion : undefined,
+    itemKind: typeof value.kind === "string" ? value.kind.replace(/List$/, "") : undefined,
+  };
+}
+
+/** One item of a list read item by item. */
+export function parseListItem(value: unknown, name: string): KubernetesObject {
+  if (!isRecord(value)) throw malformed(`list of ${name}`);
+  return value;
+}
+
 /** The item with the kind and apiVersion a watch event would carry, in the same key order. */
-export function withTypeMeta(item: KubernetesObject, page: ListPage): KubernetesObject {
+export function withTypeMeta(item: KubernetesObject, page: ListTypeMeta): KubernetesObject {
   const typeMeta: KubernetesObject = {};
   if (page.itemKind !== undefined) typeMeta.kind = page.itemKind;
   if (page.apiVersion !== undefined) typeMeta.apiVersion = page.apiVersion;

@@ -1,0 +1,128 @@
+// Reads a list response item by item as its bytes arrive, so a large list is never in memory whole:
+// read at once, its chunks, its body string and the parsed list would sit side by side.
+
+import type { IncomingMessage } from "node:http";
+
+import { readChunks } from "../rest.ts";
+
+export interface ListItemHandlers {
+  /**
+   * The list's JSON up to its items, closed with an empty "items": kind, apiVersion and metadata
+   * when the server writes them first, as it does for built-in kinds.
+   */
+  onHead(head: string): void;
+  /** One element of the list's "items", as JSON. */
+  onItem(item: string): void;
+}
+
+const [quote, backslash, comma] = [0x22, 0x5c, 0x2c];
+const [openBrace, closeBrace, openBracket, closeBracket] = [0x7b, 0x7d, 0x5b, 0x5d];
+const [space, tab, lineFeed, carriageReturn] = [0x20, 0x09, 0x0a, 0x0d];
+const itemsKey = /"items"\s*:\s*$/;
+
+function isSeparator(byte: number | undefined): boolean {
+  return byte === comma || byte === space || byte === tab || byte === lineFeed || byte === carriageReturn;
+}
+
+/**
+ * Splits a List's JSON, fed in chunks of any size, into its items and the rest. It only tracks
+ * strings and nesting; parsing is left to the caller, and JSON that is not a list comes out whole
+ * as the rest, where parsing it finds the fault. Multi-byte characters split across chunks are
+ * whole again when an item is decoded: every byte it looks at is ASCII, which never occurs inside
+ * one.
+ */
+export class ListItemSplitter {
+  readonly #handlers: ListItemHandlers;
+  #depth = 0;
+  #inString = false;
+  #escaped = false;
+  /** Inside the top-level "items" array. */
+  #inItems = false;
+  /** The chunks of the item being read, while one is. */
+  #item: Buffer[] | undefined;
+  /** Everything but the items and the commas between them. */
+  #rest: Buffer[] = [];
+
+  constructor(handlers: ListItemHandlers) {
+    this.#handlers = handlers;
+  }
+
+  write(chunk: Buffer): void {
+    let from = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const byte = chunk[i];
+      if (this.#inString) {
+        if (this.#escaped) this.#escaped = false;
+        else if (byte === backslash) this.#escaped = true;
+        else if (byte === quote) this.#inString = false;
+        continue;
+      }
+      if (byte === quote) {
+        this.#inString = true;
+      } else if (byte === openBrace || byte === openBracket) {
+        if (this.#inItems && this.#depth === 2) {
+          this.#keepUnlessSeparators(chunk.subarray(from, i));
+          from = i;
+          this.#item = [];
+        } else if (this.#depth === 1 && byte === openBracket && this.#startsItems(chunk.subarray(from, i))) {
+          this.#rest.push(chunk.subarray(from, i + 1));
+          from = i + 1;
+          this.#inItems = true;
+          this.#handlers.onHead(`${Buffer.concat(this.#rest).toString("utf8")}]}`);
+        }
+        this.#depth++;
+      } else if (byte === closeBrace || byte === closeBracket) {
+        this.#depth--;
+        if (this.#inItems && this.#depth === 2 && this.#item !== undefined) {
+          this.#item.push(chunk.subarray(from, i + 1));
+          from = i + 1;
+          const item = Buffer.concat(this.#item).toString("utf8");
+          this.#item = undefined;
+          this.#handlers.onItem(item);
+        } else if (this.#inItems && this.#depth === 1) {
+          this.#keepUnlessSeparators(chunk.subarray(from, i));
+          from = i;
+          this.#inItems = false;
+        }
+      }
+    }
+    const tail = chunk.subarray(from);
+    if (this.#item !== undefined) this.#item.push(tail);
+    else if (this.#inItems && this.#depth === 2) this.#keepUnlessSeparators(tail);
+    else this.#rest.push(tail);
+  }
+
+  /** The list's JSON without its items, once the last chunk is in. */
+  end(): string {
+    const rest = Buffer.concat(this.#rest).toString("utf8");
+    this.#rest = [];
+    return rest;
+  }
+
+  /** Whether the top-level array opening after `before` is the list's "items". */
+  #startsItems(before: Buffer): boolean {
+    return itemsKey.test(Buffer.concat([...this.#rest, before]).toString("utf8"));
+  }
+
+  /** Bytes between items are dropped when they are only commas and whitespace, as they should be. */
+  #keepUnlessSeparators(between: Buffer): void {
+    if (!between.every(isSeparator)) this.#rest.push(between);
+  }
+}
+
+/**
+ * Reads a list response through a ListItemSplitter, calling `onData` for each chunk; resolves with
+ * the list's JSON without its items. A handler that throws ends the response and rejects.
+ */
+export async function readListItems(
+  response: IncomingMessage,
+  onData: () => void,
+  handlers: ListItemHandlers,
+): Promise<string> {
+  const splitter = new ListItemSplitter(handlers);
+  await readChunks(response, (chunk) => {
+    onData();
+    splitter.write(chunk);
+  });
+  return splitter.end();
+}
