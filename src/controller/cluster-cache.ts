@@ -29,6 +29,13 @@ function versionOf(obj: KubernetesObject | undefined): number {
   return Number(obj?.metadata?.resourceVersion ?? Number.NaN);
 }
 
+/** Whether the informer's copy is the write an entry holds, or newer: a deletion needs it gone or recreated. */
+function caughtUp<T extends KubernetesObject>(entry: OverlayEntry<T>, cached: T | undefined): boolean {
+  return entry.object === undefined
+    ? cached === undefined || versionOf(cached) > entry.resourceVersion
+    : versionOf(cached) >= entry.resourceVersion;
+}
+
 /** Keeps objects we wrote until the informer shows the same or a newer version. */
 class WriteOverlay<T extends KubernetesObject> {
   private readonly entries = new Map<string, OverlayEntry<T>>();
@@ -55,17 +62,22 @@ class WriteOverlay<T extends KubernetesObject> {
     if (entry === undefined) {
       return cached;
     }
-    const cachedVersion = versionOf(cached);
-    const stale = this.clock.now() > entry.expiresAt;
-    const caughtUp =
-      entry.object === undefined
-        ? cached === undefined || cachedVersion > entry.resourceVersion
-        : cachedVersion >= entry.resourceVersion;
-    if (stale || caughtUp) {
+    if (this.clock.now() > entry.expiresAt || caughtUp(entry, cached)) {
       this.entries.delete(key);
       return cached;
     }
     return entry.object;
+  }
+
+  /** Drops the entry once the informer has caught up with it, so it does not wait for a read. */
+  settle(namespace: string, name: string, cached: T | undefined): void {
+    const key = `${namespace}/${name}`;
+    const entry = this.entries.get(key);
+    if (entry !== undefined && caughtUp(entry, cached)) this.entries.delete(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   namespacesWithEntries(): Set<string> {
@@ -157,6 +169,23 @@ export class ClusterCache {
   recordServiceAccount(sa: V1ServiceAccount): void {
     const { namespace = "", name = "" } = sa.metadata ?? {};
     this.serviceAccountOverlay.record(namespace, name, sa, versionOf(sa));
+  }
+
+  /** The watch changed this Secret: our written copy goes once the informer holds it. */
+  settleSecret(secret: V1Secret): void {
+    const { namespace = "", name = "" } = secret.metadata ?? {};
+    this.secretOverlay.settle(namespace, name, this.stores.secrets.get(name, namespace));
+  }
+
+  /** The watch changed this ServiceAccount: our written copy goes once the informer holds it. */
+  settleServiceAccount(sa: V1ServiceAccount): void {
+    const { namespace = "", name = "" } = sa.metadata ?? {};
+    this.serviceAccountOverlay.settle(namespace, name, this.stores.serviceAccounts.get(name, namespace));
+  }
+
+  /** Written objects the overlay still holds, because the watch has not shown them yet. */
+  pendingWrites(): number {
+    return this.secretOverlay.size + this.serviceAccountOverlay.size;
   }
 
   secret(namespace: string, name: string): V1Secret | undefined {

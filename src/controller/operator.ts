@@ -1,6 +1,7 @@
 // Wires the controller together: the informers (informers.ts) and what their changes enqueue
 // (watches.ts), the workqueue and its workers, the reconciler, the sweeper and the writer they
 // share, the token cache and the Pod webhook. `start` runs until `stop`.
+import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { defaultChainSource } from "../aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
 import { EcrClientPool } from "../aws/token.ts";
@@ -94,6 +95,24 @@ export class Operator {
     const secretData = new StringInterner(internedValues);
     this.informers = createInformers({ kubeConfig, clock, log, observer, secretData });
     const cache = new ClusterCache(this.informers, clock, secretData);
+    // Our written copies leave the overlay as soon as the watch shows them, not at the next read:
+    // after a converge, most would otherwise stay until the next refresh.
+    const settleSecret = (secret: V1Secret): void => {
+      cache.settleSecret(secret);
+    };
+    const settleServiceAccount = (sa: V1ServiceAccount): void => {
+      cache.settleServiceAccount(sa);
+    };
+    this.informers.secrets.addHandlers({
+      onAdd: settleSecret,
+      onUpdate: settleSecret,
+      onDelete: settleSecret,
+    });
+    this.informers.serviceAccounts.addHandlers({
+      onAdd: settleServiceAccount,
+      onUpdate: settleServiceAccount,
+      onDelete: settleServiceAccount,
+    });
     const specs = new SpecResolver({
       defaultRegion: config.region,
       trustedNamespaces: new Set(config.trustedCredentialsNamespaces),
