@@ -2,8 +2,9 @@
 // ~/.kube/config) and merges several files as kubectl does.
 
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { delimiter, join } from "node:path";
-import { parse as parseYaml, YAMLError } from "yaml";
+import type * as Yaml from "yaml";
 import { systemClock, type Clock } from "../../clock.ts";
 import { checkedServer, fromMerged, readSync, type MergedKubeConfig } from "./client-config.ts";
 import { ClusterAccess } from "./cluster-access.ts";
@@ -141,8 +142,19 @@ function fromKubeConfigFiles(
   return fromMerged(merged, files, env, clock);
 }
 
+/**
+ * The YAML parser, loaded only when a kubeconfig file is read: a Pod reads its ServiceAccount and
+ * never needs it. Loading is synchronous, as the rest of finding the configuration is.
+ */
+let yamlModule: typeof Yaml | undefined;
+function yaml(): typeof Yaml {
+  yamlModule ??= createRequire(import.meta.url)("yaml") as typeof Yaml;
+  return yamlModule;
+}
+
 function parseKubeConfigFile(file: string, where: string): { doc: YamlMap; typed: YamlMap | undefined } {
   const source = readSync(file, where).toString("utf8");
+  const { parse: parseYaml, YAMLError } = yaml();
   let doc: unknown;
   let typed: unknown;
   try {
