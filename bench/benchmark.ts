@@ -11,13 +11,13 @@ import { benchNamespaces } from "./load.ts";
 import { runCronJobScript } from "./cronjob.ts";
 import {
   checkTargets,
-  runInfo,
   type BenchResults,
   type ComparatorResult,
   type ConvergeResult,
   type LargeScaleResult,
   type MemoryPoint,
 } from "./results.ts";
+import { runInfo } from "./run-info.ts";
 import { percentile } from "./stats.ts";
 import {
   addUnmanagedSecrets,

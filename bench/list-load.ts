@@ -14,7 +14,7 @@ import type { AuditEntry } from "./audit-log.ts";
 import { BenchEnv, operatorUser, type RunningOperator } from "./bench-env.ts";
 import { benchNamespaces, createServiceAccounts } from "./load.ts";
 import { parseSamples, sumOf, type Sample } from "./prometheus.ts";
-import { readResultFile, runInfo, type RunInfo, type TargetCheck } from "./results.ts";
+import { readResultFile, runInfo, type RunInfo, type TargetCheck } from "./run-info.ts";
 import { createCr, prepareNamespaces, waitForQuiet, type Log } from "./scenarios.ts";
 
 export interface ListLoadOptions {

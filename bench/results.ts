@@ -1,11 +1,11 @@
 // The benchmark's results: their JSON shape (plus a few fields that explain the figures), the
 // targets checked against it, and the files written to bench/results/.
 import { existsSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { convergeChartSvg } from "./chart.ts";
 import { listLoadSection, readListLoadResult, type ListLoadResult } from "./list-load.ts";
+import { readResultFile, type RunInfo, type TargetCheck } from "./run-info.ts";
 import { raceSection, type RaceResults } from "./race-results.ts";
 
 export interface ConvergeResult {
@@ -115,48 +115,6 @@ export interface StartupResult {
   settled_s: number;
   write_requests: number;
   writes_by_resource: Record<string, number>;
-}
-
-export interface TargetCheck {
-  target: string;
-  value: string;
-  met: boolean;
-}
-
-/** Where and how a benchmark ran, recorded with its figures. */
-export interface RunInfo {
-  date: string;
-  kubernetes: string;
-  cpus: number;
-  node: string;
-  command: string;
-  /** "build": the compiled dist/main.js with the image's node flags; "source": src/main.ts. */
-  operator_entry?: "build" | "source";
-  operator_node_options?: string;
-  note?: string;
-}
-
-export function runInfo(
-  kubernetes: string,
-  options: {
-    command: string;
-    operatorEntry: "build" | "source";
-    operatorNodeOptions?: string;
-    note?: string;
-  },
-): RunInfo {
-  return {
-    date: new Date().toISOString(),
-    kubernetes,
-    cpus: availableParallelism(),
-    node: process.version,
-    command: options.command,
-    operator_entry: options.operatorEntry,
-    ...(options.operatorNodeOptions === undefined
-      ? {}
-      : { operator_node_options: options.operatorNodeOptions }),
-    ...(options.note === undefined ? {} : { note: options.note }),
-  };
 }
 
 export interface BenchResults extends RunInfo {
@@ -514,12 +472,6 @@ export async function writeResults(dir: string, results: BenchResults): Promise<
   ] as const;
   for (const [path, text] of files) await writeFile(path, text);
   return files.map(([path]) => path);
-}
-
-/** A results file in `dir`, if that part of the benchmark ran there. */
-export async function readResultFile<T>(dir: string, name: string): Promise<T | undefined> {
-  const path = join(dir, name);
-  return existsSync(path) ? (JSON.parse(await readFile(path, "utf8")) as T) : undefined;
 }
 
 /** race.json in `dir`, written by bench/race.ts, if there is one. */

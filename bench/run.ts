@@ -15,7 +15,8 @@ import {
   type BenchmarkOptions,
 } from "./benchmark.ts";
 import { runListLoad, writeListLoad, type ListLoadOptions } from "./list-load.ts";
-import { rewriteReadme, writeResults, type TargetCheck } from "./results.ts";
+import { rewriteReadme, writeResults } from "./results.ts";
+import type { TargetCheck } from "./run-info.ts";
 
 const usage = `usage: npm run bench -- [options]
   --namespaces <list>         namespace counts for cold converge (default 100,1000,5000); the other
