@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { Command, Option } from "commander";
 import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
-import { Operator } from "./controller/operator.ts";
+import { Operator } from "./operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
 import type { ClusterAccess } from "./kube/kubeconfig/cluster-access.ts";
 import { KubeConfigError } from "./kube/kubeconfig/kubeconfig-error.ts";

@@ -13,7 +13,7 @@ import {
   type ECRPullSecretSpec,
 } from "../../src/api/types.ts";
 import { loadConfig, type RawConfig } from "../../src/config.ts";
-import { Operator } from "../../src/controller/operator.ts";
+import { Operator } from "../../src/operator.ts";
 import type { Clock } from "../../src/clock.ts";
 import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
 import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";

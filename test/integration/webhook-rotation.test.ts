@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { AdmissionregistrationV1Api, type V1MutatingWebhookConfiguration } from "@kubernetes/client-node";
 import { loadConfig } from "../../src/config.ts";
-import { Operator } from "../../src/controller/operator.ts";
+import { Operator } from "../../src/operator.ts";
 import { loadKubeConfig } from "../../src/kube/kubeconfig/load.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { mapLimit } from "../../src/kube/concurrency.ts";

@@ -1,34 +1,34 @@
-// Wires the controller together: the informers (informers.ts) and what their changes enqueue
+// Wires the operator together: the informers (informers.ts) and what their changes enqueue
 // (watches.ts), the workqueue and its workers, the reconciler, the sweeper and the writer they
 // share, the token cache and the Pod webhook. `start` runs until `stop`.
 import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
-import { defaultChainSource } from "../aws/credentials.ts";
-import { createTokenCache, type TokenCache } from "../aws/token-cache.ts";
-import { EcrClientPool } from "../aws/token.ts";
-import type { Config } from "../config.ts";
-import { systemClock, type Clock } from "../clock.ts";
-import { createEventRecorder, type EventRecorder } from "../kube/events.ts";
-import { StringInterner } from "../kube/interner.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
-import { KubeClient } from "../kube/rest.ts";
-import { Workqueue, runWorkers, type WorkqueueHooks, type WorkResult } from "../kube/workqueue.ts";
-import type { Logger } from "../observability/logger.ts";
-import { unobserved, type Observer } from "../observability/observer.ts";
-import { ClusterCache, internedValues } from "./cluster-cache.ts";
-import { createTokenContentSource } from "./content.ts";
-import { CredentialStore } from "./credentials-store.ts";
-import { createInformers, informerList, type ControllerInformers } from "./informers.ts";
-import { Reconciler, type ReconcileReport } from "./reconciler.ts";
-import { RetryLater } from "./retry-later.ts";
-import { SpecResolver } from "./spec-resolver.ts";
-import { Sweeper } from "./sweeper.ts";
-import { watch } from "./watches.ts";
-import { createWriter, type PlannedChange } from "./writer.ts";
-import { rotationPolicy } from "../webhook/certificates.ts";
-import { FileTls } from "../webhook/file-tls.ts";
-import { PodWebhook } from "../webhook/pod-webhook.ts";
-import { SelfManagedTls } from "../webhook/self-managed-tls.ts";
-import type { TlsSource } from "../webhook/server.ts";
+import { defaultChainSource } from "./aws/credentials.ts";
+import { createTokenCache, type TokenCache } from "./aws/token-cache.ts";
+import { EcrClientPool } from "./aws/token.ts";
+import type { Config } from "./config.ts";
+import { systemClock, type Clock } from "./clock.ts";
+import { createEventRecorder, type EventRecorder } from "./kube/events.ts";
+import { StringInterner } from "./kube/interner.ts";
+import type { ClusterConnection } from "./kube/kubeconfig/cluster-access.ts";
+import { KubeClient } from "./kube/rest.ts";
+import { Workqueue, runWorkers, type WorkqueueHooks, type WorkResult } from "./kube/workqueue.ts";
+import type { Logger } from "./observability/logger.ts";
+import { unobserved, type Observer } from "./observability/observer.ts";
+import { ClusterCache, internedValues } from "./controller/cluster-cache.ts";
+import { createTokenContentSource } from "./controller/content.ts";
+import { CredentialStore } from "./controller/credentials-store.ts";
+import { createInformers, informerList, type ControllerInformers } from "./controller/informers.ts";
+import { Reconciler, type ReconcileReport } from "./controller/reconciler.ts";
+import { RetryLater } from "./controller/retry-later.ts";
+import { SpecResolver } from "./controller/spec-resolver.ts";
+import { Sweeper } from "./controller/sweeper.ts";
+import { watch } from "./controller/watches.ts";
+import { createWriter, type PlannedChange } from "./controller/writer.ts";
+import { rotationPolicy } from "./webhook/certificates.ts";
+import { FileTls } from "./webhook/file-tls.ts";
+import { PodWebhook } from "./webhook/pod-webhook.ts";
+import { SelfManagedTls } from "./webhook/self-managed-tls.ts";
+import type { TlsSource } from "./webhook/server.ts";
 
 export interface OperatorOptions {
   config: Config;
