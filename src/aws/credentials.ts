@@ -4,7 +4,7 @@
 
 import { createHash } from "node:crypto";
 
-import { fromNodeProviderChain, fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+import type * as CredentialProviders from "@aws-sdk/credential-providers";
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from "@smithy/types";
 
 import { invalidInput } from "../api/invalid-input.ts";
@@ -44,15 +44,27 @@ const defaultStsRegion = "us-east-1";
 const defaultRequestTimeoutMs = 10_000;
 
 /**
+ * The SDK's credential providers (and the STS client they bring), loaded when credentials are first
+ * asked of the default chain or an assumed role: static keys never need them.
+ */
+function credentialProviders(): Promise<typeof CredentialProviders> {
+  return import("@aws-sdk/credential-providers");
+}
+
+/**
  * The SDK's own chain: environment, IRSA web identity, EKS Pod Identity, instance metadata. It
  * memoizes. `stsEndpoint` is where web identity tokens are exchanged, as for assumed roles.
  */
 export function defaultChainSource(stsEndpoint?: string): CredentialSource {
   const description = "the AWS default credential chain";
-  const chain = fromNodeProviderChain(
-    stsEndpoint === undefined ? {} : { clientConfig: { endpoint: stsEndpoint } },
-  );
-  return { key: "chain", description, provider: reportingSource(description, () => chain()) };
+  let chain: AwsCredentialIdentityProvider | undefined;
+  const fetch = async (): Promise<AwsCredentialIdentity> => {
+    chain ??= (await credentialProviders()).fromNodeProviderChain(
+      stsEndpoint === undefined ? {} : { clientConfig: { endpoint: stsEndpoint } },
+    );
+    return chain();
+  };
+  return { key: "chain", description, provider: reportingSource(description, fetch) };
 }
 
 export function staticSource(credentials: StaticCredentials): CredentialSource {
@@ -79,7 +91,7 @@ export function assumeRoleSource(
   options: StsClientOptions,
 ): CredentialSource {
   const timeout = options.requestTimeoutMs ?? defaultRequestTimeoutMs;
-  const assume = fromTemporaryCredentials({
+  const assumeOptions = {
     masterCredentials: base.provider,
     params: {
       RoleArn: role.roleArn,
@@ -93,7 +105,12 @@ export function assumeRoleSource(
       maxAttempts: 2,
       requestHandler: { requestTimeout: timeout, connectionTimeout: timeout, throwOnRequestTimeout: true },
     },
-  });
+  };
+  let provider: AwsCredentialIdentityProvider | undefined;
+  const assume = async (): Promise<AwsCredentialIdentity> => {
+    provider ??= (await credentialProviders()).fromTemporaryCredentials(assumeOptions);
+    return provider();
+  };
   const description = `role ${role.roleArn} assumed with ${base.description}`;
   const externalId = role.externalId === undefined ? "-" : shortHash(role.externalId);
   return {

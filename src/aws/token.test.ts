@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
 
 import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 
@@ -157,5 +159,56 @@ describe("mintPrivateToken", () => {
     } finally {
       pool.destroy();
     }
+  });
+});
+
+describe("loading the AWS SDK", () => {
+  it("loads ECR Public and the credential providers only once a mint needs them", async () => {
+    // A fresh process, where nothing else has loaded them: which of them have been resolved after each step.
+    const script = `
+      import { registerHooks } from "node:module";
+      const resolved = new Set();
+      registerHooks({
+        resolve: (specifier, context, next) => {
+          resolved.add(specifier);
+          return next(specifier, context);
+        },
+      });
+      const lazy = ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"];
+      const loaded = () => lazy.filter((name) => resolved.has(name));
+      const [, tokenUrl, credentialsUrl] = process.argv;
+      const { EcrClientPool } = await import(tokenUrl);
+      const { assumeRoleSource, defaultChainSource, staticSource } = await import(credentialsUrl);
+      const pool = new EcrClientPool();
+      const keys = staticSource({ accessKeyId: "AKIAEXAMPLE", secretAccessKey: "secret" });
+      const role = assumeRoleSource(keys, { roleArn: "arn:aws:iam::123456789012:role/pull" }, {
+        endpoint: "http://127.0.0.1:1",
+        requestTimeoutMs: 1000,
+      });
+      defaultChainSource();
+      pool.privateClient(keys, "eu-west-1", { endpoint: undefined, requestTimeoutMs: 1000 });
+      const atStart = loaded();
+      await pool.publicClient(role, { endpoint: undefined, requestTimeoutMs: 1000 });
+      const withPublic = loaded();
+      await role.provider().catch(() => undefined);
+      pool.destroy();
+      process.stdout.write(JSON.stringify({ atStart, withPublic, withRole: loaded() }));
+    `;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        "--input-type=module",
+        "--eval",
+        script,
+        new URL("./token.ts", import.meta.url).href,
+        new URL("./credentials.ts", import.meta.url).href,
+      ],
+      { env: { PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: "true" } },
+    );
+    assert.deepEqual(JSON.parse(stdout), {
+      atStart: [],
+      withPublic: ["@aws-sdk/client-ecr-public"],
+      withRole: ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"],
+    });
   });
 });

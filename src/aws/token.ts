@@ -5,11 +5,11 @@ import { inspect } from "node:util";
 
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 import type { AuthorizationData } from "@aws-sdk/client-ecr";
-import {
+import type * as EcrPublic from "@aws-sdk/client-ecr-public";
+import type {
+  AuthorizationData as PublicAuthorizationData,
   ECRPUBLICClient,
-  GetAuthorizationTokenCommand as GetPublicAuthorizationTokenCommand,
 } from "@aws-sdk/client-ecr-public";
-import type { AuthorizationData as PublicAuthorizationData } from "@aws-sdk/client-ecr-public";
 
 import { patterns } from "../api/crd.ts";
 import type { Clock } from "../clock.ts";
@@ -97,7 +97,8 @@ export async function mintPrivateToken(
 /** A token for public.ecr.aws; needs ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken. */
 export async function mintPublicToken(source: CredentialSource, options: MintOptions): Promise<EcrToken> {
   const context = `ECR Public GetAuthorizationToken with ${source.description}`;
-  const client = options.clients.publicClient(source, settingsOf(options));
+  const client = await options.clients.publicClient(source, settingsOf(options));
+  const { GetAuthorizationTokenCommand: GetPublicAuthorizationTokenCommand } = await ecrPublicSdk();
   const mintedAt = options.clock.now();
   let data: PublicAuthorizationData | undefined;
   try {
@@ -186,10 +187,14 @@ function settingsOf(options: MintOptions): ClientSettings {
   };
 }
 
-interface PooledClient {
-  readonly sourceKey: string;
-  readonly client: ECRClient | ECRPUBLICClient;
+/** The ECR Public SDK, loaded on first use: most installations never mint a public token. */
+function ecrPublicSdk(): Promise<typeof EcrPublic> {
+  return import("@aws-sdk/client-ecr-public");
 }
+
+type PooledClient =
+  | { readonly sourceKey: string; readonly kind: "private"; readonly client: ECRClient }
+  | { readonly sourceKey: string; readonly kind: "public"; readonly client: ECRPUBLICClient };
 
 /**
  * SDK clients per (source, region, endpoint, timeout), so connections and the SDK's credential
@@ -207,19 +212,21 @@ export class EcrClientPool {
       settings.requestTimeoutMs,
       settings.fips === true,
     ]);
-    const existing = this.#clients.get(key)?.client;
-    if (existing instanceof ECRClient) return existing;
+    const existing = this.#clients.get(key);
+    if (existing?.kind === "private") return existing.client;
     const client = new ECRClient(clientConfig(source, region, settings));
-    this.#clients.set(key, { sourceKey: source.key, client });
+    this.#clients.set(key, { sourceKey: source.key, kind: "private", client });
     return client;
   }
 
-  publicClient(source: CredentialSource, settings: ClientSettings): ECRPUBLICClient {
+  async publicClient(source: CredentialSource, settings: ClientSettings): Promise<ECRPUBLICClient> {
+    // Loaded before the pool is looked at, so that concurrent first mints share one client.
+    const { ECRPUBLICClient } = await ecrPublicSdk();
     const key = JSON.stringify(["public", source.key, settings.endpoint ?? "", settings.requestTimeoutMs]);
-    const existing = this.#clients.get(key)?.client;
-    if (existing instanceof ECRPUBLICClient) return existing;
+    const existing = this.#clients.get(key);
+    if (existing?.kind === "public") return existing.client;
     const client = new ECRPUBLICClient(clientConfig(source, ecrPublicRegion, settings));
-    this.#clients.set(key, { sourceKey: source.key, client });
+    this.#clients.set(key, { sourceKey: source.key, kind: "public", client });
     return client;
   }
 
