@@ -79,10 +79,6 @@ class WriteOverlay<T extends KubernetesObject> {
   get size(): number {
     return this.entries.size;
   }
-
-  namespacesWithEntries(): Set<string> {
-    return new Set([...this.entries.keys()].map((key) => key.slice(0, key.indexOf("/"))));
-  }
 }
 
 export interface ClusterStores {
