@@ -17,7 +17,7 @@ function assertNumber(value: unknown, what: string): void {
 }
 
 describe("npm run bench --quick", { timeout: 240_000 }, () => {
-  it("produces results in the issue's shape with the exact write and token counts", async (t) => {
+  it("produces every result the README reports, with the exact write and token counts", async (t) => {
     const results: BenchResults = await runBenchmark(
       {
         namespaces: [namespaces],
