@@ -10,11 +10,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
-import { motoDefaultCredentials } from "../test/harness/moto.ts";
 import { binDir, repoRoot } from "../test/harness/paths.ts";
+import { motoDefaultCredentials } from "../test/harness/moto.ts";
 import type { BenchEnv } from "./bench-env.ts";
-import { byVerbAndResource, type Log } from "./scenarios.ts";
+import { byVerbAndResource, standInAuthorization, type Log } from "./scenarios.ts";
 
 /** The AWS CLI from PyPI, in a virtualenv of its own: its botocore pin must not move moto's. */
 const awsCliVersion = "1.46.2";
@@ -56,17 +55,7 @@ export interface CronJobRun {
 
 /** The registry host of the stand-in's account, asked directly (not through the counting proxy). */
 async function registryHost(env: BenchEnv): Promise<string> {
-  const ecr = new ECRClient({
-    endpoint: env.moto.endpoint,
-    region: "eu-west-1",
-    credentials: motoDefaultCredentials,
-  });
-  try {
-    const result = await ecr.send(new GetAuthorizationTokenCommand({}));
-    return (result.authorizationData?.[0]?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
-  } finally {
-    ecr.destroy();
-  }
+  return ((await standInAuthorization(env))?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
 }
 
 /** `times` prints the shell's own CPU time, then its children's: "0m1.234s 0m0.567s". */

@@ -460,15 +460,7 @@ export async function writeResults(dir: string, results: BenchResults): Promise<
     [join(dir, "latest.json"), json],
     [join(dir, `${day}.json`), json],
     [join(dir, "converge.svg"), convergeChartSvg(results.converge)],
-    [
-      join(dir, "README.md"),
-      renderReadme(
-        results,
-        await readRaceResults(dir),
-        await readListLoadResult(dir),
-        await readAttribution(dir),
-      ),
-    ],
+    [join(dir, "README.md"), await readmeWithSavedParts(dir, results)],
   ] as const;
   for (const [path, text] of files) await writeFile(path, text);
   return files.map(([path]) => path);
@@ -494,13 +486,15 @@ export async function readAttribution(dir: string): Promise<string | undefined> 
  */
 export async function rewriteReadme(dir: string): Promise<void> {
   const results = JSON.parse(await readFile(join(dir, "latest.json"), "utf8")) as BenchResults;
-  await writeFile(
-    join(dir, "README.md"),
-    renderReadme(
-      results,
-      await readRaceResults(dir),
-      await readListLoadResult(dir),
-      await readAttribution(dir),
-    ),
+  await writeFile(join(dir, "README.md"), await readmeWithSavedParts(dir, results));
+}
+
+/** README.md for `results`, with the race, list-load and memory-attribution parts saved in `dir`. */
+async function readmeWithSavedParts(dir: string, results: BenchResults): Promise<string> {
+  return renderReadme(
+    results,
+    await readRaceResults(dir),
+    await readListLoadResult(dir),
+    await readAttribution(dir),
   );
 }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { setTimeout as delay } from "node:timers/promises";
-import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
+import { ECRClient, GetAuthorizationTokenCommand, type AuthorizationData } from "@aws-sdk/client-ecr";
 import { API_VERSION, GROUP, KIND, PLURAL, VERSION } from "../src/api/types.ts";
 import { buildDockerConfigJson } from "../src/controller/plan/dockerconfig.ts";
 import { EXPIRES_AT_ANNOTATION, REFRESHED_AT_ANNOTATION } from "../src/controller/plan/labels.ts";
@@ -75,8 +75,8 @@ export async function prepareNamespaces(env: BenchEnv, names: readonly string[],
   );
 }
 
-/** The content the operator will write, minted straight from moto (not through the counting proxy). */
-async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConfig["secret"]> {
+/** The stand-in's registry token, asked straight from moto (not through the counting proxy). */
+export async function standInAuthorization(env: BenchEnv): Promise<AuthorizationData | undefined> {
   const ecr = new ECRClient({
     endpoint: env.moto.endpoint,
     region: "eu-west-1",
@@ -84,36 +84,41 @@ async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConf
   });
   try {
     const result = await ecr.send(new GetAuthorizationTokenCommand({}));
-    const data = result.authorizationData?.[0];
-    const decoded = Buffer.from(data?.authorizationToken ?? "", "base64").toString();
-    const colon = decoded.indexOf(":");
-    const host = (data?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
-    const now = Date.now();
-    return {
-      metadata: {
-        name,
-        // As many labels and annotations, of about the same size, as the operator's Secrets carry.
-        labels: {
-          "app.kubernetes.io/managed-by": "bench-baseline",
-          "bench.ecr-creds-refresher.io/owner": "baseline",
-        },
-        annotations: {
-          [EXPIRES_AT_ANNOTATION]: isoSeconds(now + 12 * 3_600_000),
-          [REFRESHED_AT_ANNOTATION]: isoSeconds(now),
-        },
-      },
-      type: "kubernetes.io/dockerconfigjson",
-      data: {
-        ".dockerconfigjson": Buffer.from(
-          buildDockerConfigJson([
-            { host, username: decoded.slice(0, colon), password: decoded.slice(colon + 1) },
-          ]),
-        ).toString("base64"),
-      },
-    };
+    return result.authorizationData?.[0];
   } finally {
     ecr.destroy();
   }
+}
+
+/** The content the operator will write, minted straight from moto (not through the counting proxy). */
+async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConfig["secret"]> {
+  const data = await standInAuthorization(env);
+  const decoded = Buffer.from(data?.authorizationToken ?? "", "base64").toString();
+  const colon = decoded.indexOf(":");
+  const host = (data?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
+  const now = Date.now();
+  return {
+    metadata: {
+      name,
+      // As many labels and annotations, of about the same size, as the operator's Secrets carry.
+      labels: {
+        "app.kubernetes.io/managed-by": "bench-baseline",
+        "bench.ecr-creds-refresher.io/owner": "baseline",
+      },
+      annotations: {
+        [EXPIRES_AT_ANNOTATION]: isoSeconds(now + 12 * 3_600_000),
+        [REFRESHED_AT_ANNOTATION]: isoSeconds(now),
+      },
+    },
+    type: "kubernetes.io/dockerconfigjson",
+    data: {
+      ".dockerconfigjson": Buffer.from(
+        buildDockerConfigJson([
+          { host, username: decoded.slice(0, colon), password: decoded.slice(colon + 1) },
+        ]),
+      ).toString("base64"),
+    },
+  };
 }
 
 export interface BaselineRun {
