@@ -4,6 +4,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { convergeChartSvg } from "./chart.ts";
+import type { CronJobRun } from "./cronjob.ts";
 import { listLoadSection, readListLoadResult, type ListLoadResult } from "./list-load.ts";
 import { readResultFile, type RunInfo, type TargetCheck } from "./run-info.ts";
 import { raceSection, type RaceResults } from "./race-results.ts";
@@ -55,13 +56,7 @@ export interface LargeScaleResult {
 }
 
 /** The CronJob-style script at one count, beside the operator's cold converge there. */
-export interface ComparatorResult {
-  namespaces: number;
-  seconds: number;
-  cpu_seconds: number;
-  api_requests: number;
-  requests: Record<string, number>;
-  token_calls: number;
+export interface ComparatorResult extends CronJobRun {
   operator_s: number;
   operator_api_requests: number;
   operator_cpu_s: number;
