@@ -1,19 +1,50 @@
 // Free loopback ports for the processes the harness starts.
+//
+// A port is picked below the kernel's ephemeral range. A port from that range (what listen(0) hands
+// out) can be taken by any outgoing connection between the moment it is picked and the moment the
+// process that was given it binds it; a port below the range can only be taken by an explicit bind.
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
+const lowestPort = 10_000;
+const attempts = 200;
+const handedOut = new Set<number>();
+
 export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
+  const below = ephemeralRangeStart();
+  for (let attempt = 0; attempt < attempts; attempt += 1) {
+    const port = lowestPort + Math.floor(Math.random() * (below - lowestPort));
+    if (handedOut.has(port)) {
+      continue;
+    }
+    if (await canBind(host, port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port on ${host} between ${lowestPort} and ${below} after ${attempts} attempts`);
+}
+
+function ephemeralRangeStart(): number {
+  try {
+    const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/);
+    const port = Number(low);
+    return Number.isInteger(port) && port > lowestPort + 1_000 ? port : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+async function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.on("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      if (address === null || typeof address === "string") {
-        reject(new Error("could not read the bound port"));
-        return;
-      }
+    server.once("error", () => {
+      resolve(false);
+    });
+    server.listen({ port, host, exclusive: true }, () => {
       server.close(() => {
-        resolve(address.port);
+        resolve(true);
       });
     });
   });
