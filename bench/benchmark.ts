@@ -362,6 +362,19 @@ export async function runMemoryPoints(options: BenchmarkOptions, log: Log): Prom
   return points;
 }
 
+/** The cold-converge rounds alone (`--only converge`), with the comparator where asked for. */
+export async function runConvergePoints(
+  options: BenchmarkOptions,
+  log: Log,
+): Promise<{ converge: ConvergeResult; comparator?: ComparatorResult }[]> {
+  const points: { converge: ConvergeResult; comparator?: ComparatorResult }[] = [];
+  for (const n of [...new Set(options.namespaces)].sort((a, b) => a - b)) {
+    const { converge, comparator } = await runGroup(n, "converge", options, log);
+    points.push(comparator === undefined ? { converge } : { converge, comparator });
+  }
+  return points;
+}
+
 /** The count the idle, new-namespace and start-up scenarios run at. */
 export function scalePoint(sizes: readonly number[]): number | undefined {
   const routine = sizes.filter((n) => n <= routineScaleLimit);

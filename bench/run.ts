@@ -2,7 +2,8 @@
 // against a local control plane and moto. Writes bench/results/ (latest.json, a dated copy,
 // README.md, converge.svg, list-load.json, list-load.md); --quick runs N=100 with short waits and
 // prints the results without writing them unless --out is given; --only list-load runs that
-// scenario alone and writes only its files; --only memory measures memory alone and prints it.
+// scenario alone and writes only its files; --only memory measures memory alone and prints it;
+// --only converge runs the cold-converge rounds alone and prints them.
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -11,6 +12,7 @@ import { repoRoot } from "../test/harness/paths.ts";
 import {
   harnessKubernetesVersion,
   runBenchmark,
+  runConvergePoints,
   runMemoryPoints,
   type BenchmarkOptions,
 } from "./benchmark.ts";
@@ -35,7 +37,8 @@ const usage = `usage: npm run bench -- [options]
   --write-concurrency <n>     operator --write-concurrency and baseline concurrency (default 32)
   --create-concurrency <n>    driver requests in flight for bulk set-up (default 48)
   --only <scenario>           run one part alone: list-load (writes list-load.json and list-load.md only),
-                              or memory (at --memory-namespaces; prints, writes nothing)
+                              memory (at --memory-namespaces; prints, writes nothing), or converge (the
+                              cold-converge rounds at --namespaces; prints, writes nothing)
   --list-load-namespaces <n>  namespaces of the list-load scenario (default 5000)
   --list-load-service-accounts <n>
                               ServiceAccounts in all, spread over those namespaces (default 20000)
@@ -71,7 +74,7 @@ function shellQuoted(arg: string): string {
 interface ParsedOptions {
   options: BenchmarkOptions;
   listLoad: ListLoadOptions;
-  only: "list-load" | "memory" | undefined;
+  only: "list-load" | "memory" | "converge" | undefined;
   out: string | undefined;
 }
 
@@ -134,8 +137,8 @@ function parseOptions(argv: string[]): ParsedOptions {
     note: values.note,
   };
   const only = values.only;
-  if (only !== undefined && only !== "list-load" && only !== "memory") {
-    throw new Error(`--only takes list-load or memory, got ${only}`);
+  if (only !== undefined && only !== "list-load" && only !== "memory" && only !== "converge") {
+    throw new Error(`--only takes list-load, memory or converge, got ${only}`);
   }
   const listLoad: ListLoadOptions = {
     namespaces: positive("list-load-namespaces", values["list-load-namespaces"], quick ? 100 : 5000),
@@ -183,6 +186,11 @@ if (parsed.options.operatorEntry === "build") {
 }
 if (parsed.only === "memory") {
   const points = await runMemoryPoints(parsed.options, log);
+  console.log(JSON.stringify(points, null, 2));
+  process.exit(0);
+}
+if (parsed.only === "converge") {
+  const points = await runConvergePoints(parsed.options, log);
   console.log(JSON.stringify(points, null, 2));
   process.exit(0);
 }
