@@ -39,6 +39,7 @@ const usage = `usage: npm run bench -- [options]
   --only <scenario>           run one part alone: list-load (writes list-load.json and list-load.md only),
                               memory (at --memory-namespaces; prints, writes nothing), or converge (the
                               cold-converge rounds at --namespaces; prints, writes nothing)
+  --skip-list-load            leave the list-load scenario out; its saved results stay in the README
   --list-load-namespaces <n>  namespaces of the list-load scenario (default 5000)
   --list-load-service-accounts <n>
                               ServiceAccounts in all, spread over those namespaces (default 20000)
@@ -75,6 +76,7 @@ interface ParsedOptions {
   options: BenchmarkOptions;
   listLoad: ListLoadOptions;
   only: "list-load" | "memory" | "converge" | undefined;
+  skipListLoad: boolean;
   out: string | undefined;
 }
 
@@ -94,6 +96,7 @@ function parseOptions(argv: string[]): ParsedOptions {
       "write-concurrency": { type: "string" },
       "create-concurrency": { type: "string" },
       only: { type: "string" },
+      "skip-list-load": { type: "boolean", default: false },
       "list-load-namespaces": { type: "string" },
       "list-load-service-accounts": { type: "string" },
       "list-load-seconds": { type: "string" },
@@ -157,7 +160,10 @@ function parseOptions(argv: string[]): ParsedOptions {
     note: options.note,
   };
   const out = values.out ?? (quick ? undefined : join(repoRoot, "bench", "results"));
-  return { options, listLoad, only, out };
+  if (values["skip-list-load"] && only === "list-load") {
+    throw new Error("--skip-list-load and --only list-load exclude each other");
+  }
+  return { options, listLoad, only, skipListLoad: values["skip-list-load"], out };
 }
 
 const startedAt = Date.now();
@@ -204,17 +210,19 @@ if (parsed.only === undefined) {
   }
   targets.push(...results.targets);
 }
-const listLoad = await runListLoad(parsed.listLoad, log);
-console.log(JSON.stringify(listLoad, null, 2));
-if (parsed.out !== undefined) {
-  const files = await writeListLoad(parsed.out, listLoad);
-  if (existsSync(join(parsed.out, "latest.json"))) {
-    await rewriteReadme(parsed.out);
-    files.push(join(parsed.out, "README.md"));
+if (!parsed.skipListLoad) {
+  const listLoad = await runListLoad(parsed.listLoad, log);
+  console.log(JSON.stringify(listLoad, null, 2));
+  if (parsed.out !== undefined) {
+    const files = await writeListLoad(parsed.out, listLoad);
+    if (existsSync(join(parsed.out, "latest.json"))) {
+      await rewriteReadme(parsed.out);
+      files.push(join(parsed.out, "README.md"));
+    }
+    log(`wrote ${files.join(", ")}`);
   }
-  log(`wrote ${files.join(", ")}`);
+  targets.push(...listLoad.targets);
 }
-targets.push(...listLoad.targets);
 const missed = targets.filter((t) => !t.met);
 log(
   missed.length === 0
