@@ -26,7 +26,9 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS production-dependencies
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# --omit=optional too: npm installs an optional peer that is also a devDependency (typescript, for
+# valibot) even under --omit=dev, and no production dependency needs an optional package.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force
 # The SBOM of exactly this tree (CycloneDX, with versions, licences and hashes), by npm itself. It
 # reads the installed tree; without the dev dependencies declared, none count as missing.
 RUN npm pkg delete devDependencies \

@@ -36,8 +36,8 @@ const awsClient = (pkg: string, client: string, command: string): string => `
 export const moduleParts: readonly ModulePart[] = [
   { name: "commander", code: `keep.push(new (await import("commander")).Command());` },
   {
-    name: "zod",
-    code: `const { z } = await import("zod"); keep.push(z.object({ a: z.string() }).parse({ a: "x" }));`,
+    name: "valibot",
+    code: `const v = await import("valibot"); keep.push(v.parse(v.object({ a: v.string() }), { a: "x" }));`,
   },
   {
     name: "@aws-sdk/credential-providers",

@@ -40,14 +40,15 @@ if [ ! -x "$repo/node_modules/.bin/node" ] || [ "$repo/package-lock.json" -nt "$
   (cd "$repo" && npm ci --no-audit --no-fund)
 fi
 
-# The production-bundle test installs production dependencies with `npm ci --omit=dev --offline`
-# (tests use no network beyond loopback); fill the npm cache for that install once per lockfile.
+# The production-bundle test installs production dependencies with
+# `npm ci --omit=dev --omit=optional --offline` (tests use no network beyond loopback); fill the npm
+# cache for that install once per lockfile.
 prod_marker="$cache_root/npm-production/$(sha256sum "$repo/package-lock.json" | cut -c1-12)"
 if [ ! -f "$prod_marker" ]; then
   echo "setup: caching the production dependencies for the bundle test"
   prod_dir=$(mktemp -d)
   cp "$repo/package.json" "$repo/package-lock.json" "$prod_dir/"
-  (cd "$prod_dir" && PATH="$repo/node_modules/.bin:$PATH" npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd "$prod_dir" && PATH="$repo/node_modules/.bin:$PATH" npm ci --omit=dev --omit=optional --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
   rm -rf "$prod_dir"
   mkdir -p "$(dirname "$prod_marker")" && touch "$prod_marker"
 fi

@@ -1,7 +1,7 @@
 // The operator's configuration: every flag, its environment variable and default in one table,
 // validated once at start. Nothing else in src/ reads process.env.
 import { isIP } from "node:net";
-import { z } from "zod";
+import * as v from "valibot";
 import { patterns } from "./api/crd.ts";
 import { parseDuration } from "./api/duration.ts";
 import { isInvalidInput } from "./api/invalid-input.ts";
@@ -178,76 +178,110 @@ export const flags = {
 export type FlagName = keyof typeof flags;
 
 const dns1123Label = new RegExp(patterns.dns1123Label);
-const namespaceName = z
-  .string()
-  .regex(dns1123Label, "must be a namespace name (lowercase letters, digits and '-', at most 63 characters)")
-  .max(63);
+const namespaceName = v.pipe(
+  v.string("must be set"),
+  v.regex(
+    dns1123Label,
+    "must be a namespace name (lowercase letters, digits and '-', at most 63 characters)",
+  ),
+  v.maxLength(63, "must be a namespace name of at most 63 characters"),
+);
 
-const secretRef = z
-  .string()
-  .regex(/^[^/]+\/[^/]+$/, "must be <namespace>/<name>")
-  .transform((value) => {
+const secretRef = v.pipe(
+  v.string(),
+  v.regex(/^[^/]+\/[^/]+$/, "must be <namespace>/<name>"),
+  v.transform((value) => {
     const [namespace = "", name = ""] = value.split("/");
     return { namespace, name };
-  })
-  .pipe(z.object({ namespace: namespaceName, name: z.string().min(1).max(253) }));
+  }),
+  v.object({
+    namespace: namespaceName,
+    name: v.pipe(v.string(), v.maxLength(253, "the Secret name must be at most 253 characters")),
+  }),
+);
 
 const positiveInt = (max: number) =>
-  z.coerce
-    .number()
-    .int("must be a whole number")
-    .min(1, "must be at least 1")
-    .max(max, `must be at most ${max}`);
+  v.pipe(
+    v.string(),
+    v.toNumber("must be a whole number"),
+    v.integer("must be a whole number"),
+    // A nested schema runs only on a whole number: a fraction is not also reported as out of range.
+    v.pipe(v.number(), v.minValue(1, "must be at least 1"), v.maxValue(max, `must be at most ${max}`)),
+  );
 
-const booleanFlag = z
-  .enum(["true", "false", "1", "0", "yes", "no"], "must be true or false")
-  .transform((v) => ["true", "1", "yes"].includes(v));
+const booleanFlag = v.pipe(
+  v.picklist(["true", "false", "1", "0", "yes", "no"], "must be true or false"),
+  v.transform((value) => ["true", "1", "yes"].includes(value)),
+);
 
-const address = z
-  .string()
-  .regex(
+const oneOf = <const TOptions extends readonly string[]>(options: TOptions) =>
+  v.picklist(options, `must be one of ${options.join(", ")}`);
+
+const address = v.pipe(
+  v.string(),
+  v.regex(
     /^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$|^0$/,
     'must be host:port (e.g. 0.0.0.0:8080, 127.0.0.1:0) or "0" for off',
-  )
-  .transform((v) => (v === "0" ? undefined : v));
+  ),
+  v.transform((value) => (value === "0" ? undefined : value)),
+);
 
 const dns1123Subdomain = new RegExp(patterns.dns1123Subdomain);
 
+/** A Kubernetes object name: a DNS-1123 subdomain; `message` says which kind of name. */
+const objectName = (message: string) =>
+  v.pipe(v.string(), v.regex(dns1123Subdomain, message), v.maxLength(253, "must be at most 253 characters"));
+
 /** A Go-style duration in milliseconds, at least `minMs`. */
 const durationAtLeast = (minMs: number, message: string) =>
-  z.string().transform((value, ctx) => {
-    const ms = parseDuration(value);
-    if (isInvalidInput(ms) || ms < minMs) {
-      ctx.addIssue({ code: "custom", message });
-      return z.NEVER;
-    }
-    return ms;
-  });
-
-const hostList = z
-  .string()
-  .optional()
-  .transform((value) =>
-    value
-      ?.split(",")
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
-  )
-  .pipe(
-    z
-      .array(
-        z
-          .string()
-          .refine(
-            (host) => isIP(host) !== 0 || (host.length <= 253 && dns1123Subdomain.test(host)),
-            "must be DNS names or IP addresses",
-          ),
-      )
-      .min(1, "must name at least one DNS name or IP address")
-      .optional(),
+  v.pipe(
+    v.string(),
+    v.rawTransform(({ dataset, addIssue, NEVER }) => {
+      const ms = parseDuration(dataset.value);
+      if (isInvalidInput(ms) || ms < minMs) {
+        addIssue({ message });
+        return NEVER;
+      }
+      return ms;
+    }),
   );
 
-const endpointUrl = z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional();
+const nonEmptyPath = v.optional(v.pipe(v.string(), v.nonEmpty("must not be empty")));
+
+/** The items of a comma-separated list, trimmed, without empty ones. */
+const commaSeparated = v.transform((value: string) =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0),
+);
+
+const hostList = v.optional(
+  v.pipe(
+    v.string(),
+    commaSeparated,
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check(
+          (host) => isIP(host) !== 0 || (host.length <= 253 && dns1123Subdomain.test(host)),
+          "must be DNS names or IP addresses",
+        ),
+      ),
+    ),
+    v.minLength(1, "must name at least one DNS name or IP address"),
+  ),
+);
+
+const endpointUrl = v.optional(
+  v.pipe(
+    v.string(),
+    v.trim(),
+    v.check((url) => /^https?:\/\//i.test(url) && URL.canParse(url), "must be an http(s) URL"),
+    // The URL parser skips tabs and line breaks inside a URL: drop them, so the endpoint used is the one checked.
+    v.transform((url) => url.replace(/[\t\n\r]/g, "")),
+  ),
+);
 
 /** The endpoint of each AWS API the operator calls; undefined: the SDK's default for the region. */
 export interface AwsEndpoints {
@@ -261,50 +295,41 @@ export function webhookServiceHosts(service: string, namespace: string): string[
   return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
 }
 
-export const configSchema = z.object({
-  kubeconfig: z.string().min(1).optional(),
+const configSchema = v.object({
+  kubeconfig: nonEmptyPath,
   operatorNamespace: namespaceName,
-  credentialsSecret: secretRef.optional(),
-  trustedCredentialsNamespaces: z
-    .string()
-    .optional()
-    .transform((value) =>
-      value === undefined
-        ? undefined
-        : value
-            .split(",")
-            .map((s) => s.trim())
-            .filter((s) => s.length > 0),
-    )
-    .pipe(z.array(namespaceName).optional()),
-  region: z.string().regex(new RegExp(patterns.region), "must be an AWS region such as eu-west-1").optional(),
+  credentialsSecret: v.optional(secretRef),
+  trustedCredentialsNamespaces: v.optional(v.pipe(v.string(), commaSeparated, v.array(namespaceName))),
+  region: v.optional(
+    v.pipe(v.string(), v.regex(new RegExp(patterns.region), "must be an AWS region such as eu-west-1")),
+  ),
   awsEndpointUrl: endpointUrl,
   awsEndpointUrlEcr: endpointUrl,
   awsEndpointUrlEcrPublic: endpointUrl,
   awsEndpointUrlSts: endpointUrl,
-  logLevel: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
-  logFormat: z.enum(["json", "pretty", "auto"]),
+  logLevel: oneOf(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+  logFormat: oneOf(["json", "pretty", "auto"]),
   workers: positiveInt(64),
   writeConcurrency: positiveInt(256),
   leaderElect: booleanFlag,
-  leaseName: z.string().regex(dns1123Subdomain, "must be a DNS-1123 name").max(253),
+  leaseName: objectName("must be a DNS-1123 name"),
   metricsAddr: address,
   healthAddr: address,
   watchStuckAfter: durationAtLeast(1000, "must be a duration of at least 1s, e.g. 3m"),
   webhookAddr: address,
-  webhookCertDir: z.string().min(1).optional(),
-  webhookSecret: z.string().regex(dns1123Subdomain, "must be a Secret name").max(253),
-  webhookConfiguration: z.string().regex(dns1123Subdomain, "must be a DNS-1123 name").max(253),
+  webhookCertDir: nonEmptyPath,
+  webhookSecret: objectName("must be a Secret name"),
+  webhookConfiguration: objectName("must be a DNS-1123 name"),
   webhookCertHosts: hostList,
   webhookCertValidity: durationAtLeast(5000, "must be a duration of at least 5s, e.g. 2160h"),
   dryRun: booleanFlag,
-  output: z.enum(["table", "json"]),
+  output: oneOf(["table", "json"]),
 });
 
 export type RawConfig = Partial<Record<FlagName, string>>;
 
 export type Config = Omit<
-  z.output<typeof configSchema>,
+  v.InferOutput<typeof configSchema>,
   "trustedCredentialsNamespaces" | "webhookCertHosts"
 > & {
   trustedCredentialsNamespaces: string[];
@@ -331,17 +356,18 @@ export function loadConfig(
     const fromEnv = env[spec.env];
     raw[key] = cliValues[key] ?? (fromEnv === "" ? undefined : fromEnv) ?? fallbacks[key] ?? spec.default;
   }
-  const parsed = configSchema.safeParse(raw);
+  const parsed = v.safeParse(configSchema, raw);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => {
-      const key = String(issue.path[0] ?? "") as FlagName;
+    const lines = parsed.issues.map((issue) => {
+      const flagKey = issue.path?.[0]?.key;
+      const key = (typeof flagKey === "string" ? flagKey : "") as FlagName;
       const spec = flags[key] as FlagSpec | undefined;
       const name = spec === undefined ? key : `${spec.flag.split(" ")[0] ?? key} (${spec.env})`;
       return `${name}: ${issue.message}`;
     });
     throw new ConfigError(lines.join("\n"));
   }
-  const config = parsed.data;
+  const config = parsed.output;
   return {
     ...config,
     trustedCredentialsNamespaces: config.trustedCredentialsNamespaces ?? [config.operatorNamespace],
