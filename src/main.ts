@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // ecr-creds-refresher command line: `run` (the controller), `once` (one pass, then exit),
-// `version`. Configuration errors exit with code 2.
+// `version`. Usage and configuration errors exit with code 2.
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { Command, Option } from "commander";
-import { ConfigError, flags, loadConfig, type Config, type FlagName, type RawConfig } from "./config.ts";
+import { parseCommandLine } from "./command-line.ts";
+import { ConfigError, loadConfig, type Config, type RawConfig } from "./config.ts";
 import { Operator } from "./operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
 import type { ClusterAccess } from "./kube/kubeconfig/cluster-access.ts";
@@ -29,24 +29,7 @@ function version(): string {
   return pkg.version;
 }
 
-/** The flags alone: loadConfig merges the environment and the defaults, which the help names. */
-function addConfigOptions(command: Command): Command {
-  for (const spec of Object.values(flags)) {
-    const defaultText = "default" in spec ? `default: ${JSON.stringify(spec.default)}, ` : "";
-    command.addOption(new Option(spec.flag, `${spec.description} (${defaultText}env: ${spec.env})`));
-  }
-  return command;
-}
-
-function configFrom(command: Command): Config {
-  const values = command.opts<Record<string, unknown>>();
-  const cli: RawConfig = {};
-  for (const key of Object.keys(flags) as FlagName[]) {
-    const value = values[key];
-    // A bare switch (--dry-run) is true.
-    if (typeof value === "string") cli[key] = value;
-    if (value === true) cli[key] = "true";
-  }
+function configFrom(cli: RawConfig): Config {
   const inCluster = existsSync(serviceAccountNamespaceFile)
     ? readFileSync(serviceAccountNamespaceFile, "utf8").trim()
     : undefined;
@@ -201,40 +184,28 @@ async function once(config: Config): Promise<number> {
   }
 }
 
-export function buildProgram(): Command {
-  const program = new Command("ecr-creds-refresher")
-    .description("Keeps AWS ECR image pull secrets fresh across a Kubernetes cluster.")
-    .version(version(), "--version", "print the version")
-    .exitOverride();
-  addConfigOptions(program.command("run").description("run the controller until SIGTERM or SIGINT")).action(
-    async (_options: unknown, command: Command) => {
-      await run(configFrom(command));
-    },
-  );
-  addConfigOptions(
-    program
-      .command("once")
-      .description(
-        "reconcile every ECRPullSecret once, print a summary and exit: 0 when all are Ready, 1 otherwise",
-      ),
-  ).action(async (_options: unknown, command: Command) => {
-    const code = await once(configFrom(command));
-    // Idle keep-alive sockets of the API and AWS clients would hold the process open.
-    process.exit(code);
-  });
-  program
-    .command("version")
-    .description("print the version")
-    .action(() => {
-      console.log(version());
-    });
-  return program;
-}
-
-async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+async function main(args: string[]): Promise<void> {
+  const commandLine = parseCommandLine(args);
+  if (commandLine.kind === "help") {
+    process.stdout.write(commandLine.text);
+    return;
+  }
+  if (commandLine.kind === "usage-error") {
+    process.stderr.write(commandLine.text);
+    process.exit(2);
+  }
+  if (commandLine.kind === "version") {
+    console.log(version());
+    return;
+  }
   try {
-    await program.parseAsync(argv);
+    const config = configFrom(commandLine.flags);
+    if (commandLine.kind === "run") {
+      await run(config);
+      return;
+    }
+    // Idle keep-alive sockets of the API and AWS clients would hold the process open.
+    process.exit(await once(config));
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(`ecr-creds-refresher: invalid configuration:\n${err.message}`);
@@ -244,13 +215,9 @@ async function main(argv: string[]): Promise<void> {
       console.error(`ecr-creds-refresher: invalid kubeconfig: ${err.message}`);
       process.exit(2);
     }
-    const code = (err as { exitCode?: unknown }).exitCode;
-    if (typeof code === "number") {
-      process.exit(code === 1 ? 2 : code);
-    }
     console.error(`ecr-creds-refresher: ${errorText(err)}`);
     process.exit(1);
   }
 }
 
-await main(process.argv);
+await main(process.argv.slice(2));
