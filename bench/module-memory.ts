@@ -29,12 +29,11 @@ const awsClient = (pkg: string, client: string, command: string): string => `
   keep.push(c);`;
 
 /**
- * In the order the operator loads them (main.js, then config, the controller with the AWS side, the
+ * In the order the operator loads them (main.js and its command line, then config, the controller with the AWS side, the
  * logger, metrics, kubeconfig); STS when a CR assumes a role, node-forge when the webhook makes its
  * own certificate.
  */
 export const moduleParts: readonly ModulePart[] = [
-  { name: "commander", code: `keep.push(new (await import("commander")).Command());` },
   {
     name: "valibot",
     code: `const v = await import("valibot"); keep.push(v.parse(v.object({ a: v.string() }), { a: "x" }));`,
