@@ -9,6 +9,7 @@ import type { Observer } from "../observability/observer.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
 import type { Plan } from "./plan/desired.ts";
 import { WriteFailure, type Writer } from "./writer.ts";
+import { compareStrings } from "../order.ts";
 
 /** A namespace that did not sync, and whether trying again may help. */
 export type FailedNamespace = NamespaceFailure & { retryable: boolean };
@@ -67,5 +68,5 @@ export async function applyPlan(plan: Plan, context: ApplyContext): Promise<Fail
   for (const r of deleteResults) {
     if (r.status === "rejected") fail(r.item.namespace, r.reason);
   }
-  return [...failures.values()].sort((a, b) => a.namespace.localeCompare(b.namespace));
+  return [...failures.values()].sort((a, b) => compareStrings(a.namespace, b.namespace));
 }

@@ -4,6 +4,7 @@
 import type { ECRPullSecret } from "../api/types.ts";
 import { selectsServiceAccount, type NamespaceView } from "../controller/plan/desired.ts";
 import type { ResolvedSpec } from "../controller/plan/spec.ts";
+import { compareStrings } from "../order.ts";
 
 /** On a Pod or a namespace: "disabled" turns the webhook off for it. */
 export const WEBHOOK_OPT_OUT_LABEL = "ecr-creds-refresher.io/webhook";
@@ -64,7 +65,7 @@ function wantedNames(input: PodAdmissionInput, serviceAccount: string): Map<stri
   const namespace = input.namespace ?? { name: input.pod.namespace, labels: undefined, terminating: false };
   const wanted = new Map<string, string[]>();
   const claims = [...input.claims].sort((a, b) =>
-    (a.cr.metadata.name ?? "").localeCompare(b.cr.metadata.name ?? ""),
+    compareStrings(a.cr.metadata.name ?? "", b.cr.metadata.name ?? ""),
   );
   for (const { cr, spec } of claims) {
     if (spec === undefined || spec.suspend || cr.metadata.deletionTimestamp !== undefined) continue;

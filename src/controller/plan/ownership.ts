@@ -3,6 +3,7 @@
 // others report a SecretConflict there and leave the Secret alone.
 import type { ECRPullSecret } from "../../api/types.ts";
 import type { ResolvedSpec } from "./spec.ts";
+import { compareStrings } from "../../order.ts";
 
 /** A CR as the rule compares it. */
 export interface Claimant {
@@ -53,5 +54,7 @@ export function claimedByOther(
 }
 
 function olderFirst(a: Claimant, b: Claimant): number {
-  return a.createdAt === b.createdAt ? a.name.localeCompare(b.name) : a.createdAt.localeCompare(b.createdAt);
+  return a.createdAt === b.createdAt
+    ? compareStrings(a.name, b.name)
+    : compareStrings(a.createdAt, b.createdAt);
 }

@@ -2,6 +2,7 @@
 // same observations always give the same status and an unchanged status is never written.
 import { limits } from "../../api/crd.ts";
 import type { Condition, ECRPullSecretStatus, NamespaceFailure, RegistryStatus } from "../../api/types.ts";
+import { compareStrings } from "../../order.ts";
 
 export type ReadyReason =
   | "Synced"
@@ -214,7 +215,7 @@ function normalise(value: unknown): unknown {
     return Object.fromEntries(
       Object.entries(value)
         .filter(([, v]) => v !== undefined)
-        .sort(([a], [b]) => a.localeCompare(b))
+        .sort(([a], [b]) => compareStrings(a, b))
         .map(([k, v]) => [k, normalise(v)]),
     );
   }
