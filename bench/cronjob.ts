@@ -26,8 +26,13 @@ export function awsCliBin(log: Log): string {
   const bin = join(awsCliVenv, "bin");
   const installed = (): boolean => {
     if (!existsSync(join(bin, "aws"))) return false;
-    const version = execFileSync(join(bin, "aws"), ["--version"], { encoding: "utf8" });
-    return version.startsWith(`aws-cli/${awsCliVersion} `);
+    try {
+      const version = execFileSync(join(bin, "aws"), ["--version"], { encoding: "utf8" });
+      return version.startsWith(`aws-cli/${awsCliVersion} `);
+    } catch {
+      // A virtualenv moved from where it was made, or a broken install: made again below.
+      return false;
+    }
   };
   if (installed()) return bin;
   log(`installing the AWS CLI ${awsCliVersion} into ${awsCliVenv} (first use only)`);
