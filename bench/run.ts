@@ -5,7 +5,7 @@
 // scenario alone and writes only its files; --only memory measures memory alone and prints it;
 // --only converge runs the cold-converge rounds alone and prints them.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { repoRoot } from "../test/harness/paths.ts";
@@ -181,6 +181,8 @@ try {
 }
 if (parsed.options.operatorEntry === "build") {
   log("compiling the operator (npm run build)");
+  // From an empty dist/: a module left from an earlier layout would be measured as the operator's.
+  rmSync(join(repoRoot, "dist"), { recursive: true, force: true });
   execFileSync(
     process.execPath,
     [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", "tsconfig.build.json"],
