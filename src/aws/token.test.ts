@@ -1,7 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
 
 import { GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
 
@@ -9,6 +7,7 @@ import { staticSource } from "./credentials.ts";
 import { AwsError } from "./errors.ts";
 import { ManualClock } from "../clock.ts";
 import { answerAuthorizationToken } from "../../test/harness/ecr-client-stub.ts";
+import { runRecordingResolves } from "../../test/harness/module-resolution.ts";
 import {
   decodeAuthorizationToken,
   EcrClientPool,
@@ -166,14 +165,6 @@ describe("loading the AWS SDK", () => {
   it("loads ECR Public and the credential providers only once a mint needs them", async () => {
     // A fresh process, where nothing else has loaded them: which of them have been resolved after each step.
     const script = `
-      import { registerHooks } from "node:module";
-      const resolved = new Set();
-      registerHooks({
-        resolve: (specifier, context, next) => {
-          resolved.add(specifier);
-          return next(specifier, context);
-        },
-      });
       const lazy = ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"];
       const loaded = () => lazy.filter((name) => resolved.has(name));
       const [, tokenUrl, credentialsUrl] = process.argv;
@@ -194,18 +185,12 @@ describe("loading the AWS SDK", () => {
       pool.destroy();
       process.stdout.write(JSON.stringify({ atStart, withPublic, withRole: loaded() }));
     `;
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        "--input-type=module",
-        "--eval",
-        script,
-        new URL("./token.ts", import.meta.url).href,
-        new URL("./credentials.ts", import.meta.url).href,
-      ],
-      { env: { PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: "true" } },
+    const printed = await runRecordingResolves(
+      script,
+      [new URL("./token.ts", import.meta.url).href, new URL("./credentials.ts", import.meta.url).href],
+      { PATH: process.env.PATH, AWS_EC2_METADATA_DISABLED: "true" },
     );
-    assert.deepEqual(JSON.parse(stdout), {
+    assert.deepEqual(printed, {
       atStart: [],
       withPublic: ["@aws-sdk/client-ecr-public"],
       withRole: ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"],

@@ -47,11 +47,9 @@ async function tcpServer(onConnection: (socket: Socket) => void): Promise<{
     socket.resume();
     onConnection(socket);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  if (address === null || typeof address === "string") throw new Error("no port bound");
+  const port = await listenOnLoopback(server);
   return {
-    port: address.port,
+    port,
     connections: () => connections,
     openSockets: () => sockets.size,
     close: async () => {
@@ -65,10 +63,18 @@ async function tcpServer(onConnection: (socket: Socket) => void): Promise<{
   };
 }
 
-function kubeConfigFor(port: number): KubeConfig {
+/** Listens on a free loopback port; resolves with it. */
+async function listenOnLoopback(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  if (address === null || typeof address === "string") throw new Error("no port bound");
+  return address.port;
+}
+
+function kubeConfigFor(port: number, scheme: "https" | "http" = "https"): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: "local", server: `https://127.0.0.1:${port}`, skipTLSVerify: false }],
+    clusters: [{ name: "local", server: `${scheme}://127.0.0.1:${port}`, skipTLSVerify: scheme === "http" }],
     users: [{ name: "nobody" }],
     contexts: [{ name: "local", cluster: "local", user: "nobody" }],
     currentContext: "local",
@@ -237,16 +243,7 @@ describe("Informer", () => {
           };
           write(0);
         });
-        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-        const address = server.address();
-        if (address === null || typeof address === "string") throw new Error("no port bound");
-        const kubeConfig = new KubeConfig();
-        kubeConfig.loadFromOptions({
-          clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
-          users: [{ name: "nobody" }],
-          contexts: [{ name: "local", cluster: "local", user: "nobody" }],
-          currentContext: "local",
-        });
+        const kubeConfig = kubeConfigFor(await listenOnLoopback(server), "http");
         const informer = new Informer<KubernetesObject>({
           name: "things",
           kubeConfig,
@@ -295,16 +292,7 @@ describe("Informer", () => {
         requests.push(new URL(req.url ?? "", "http://x").searchParams.has("watch") ? "watch" : "list");
         answer(req, res);
       });
-      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-      const address = server.address();
-      if (address === null || typeof address === "string") throw new Error("no port bound");
-      const kubeConfig = new KubeConfig();
-      kubeConfig.loadFromOptions({
-        clusters: [{ name: "local", server: `http://127.0.0.1:${address.port}`, skipTLSVerify: true }],
-        users: [{ name: "nobody" }],
-        contexts: [{ name: "local", cluster: "local", user: "nobody" }],
-        currentContext: "local",
-      });
+      const kubeConfig = kubeConfigFor(await listenOnLoopback(server), "http");
       const clock = new ManualClock();
       const errors: KubeError[] = [];
       const informer = new Informer<KubernetesObject>({

@@ -1,17 +1,16 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent as HttpAgent, type OutgoingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, createServer, request, type RequestOptions } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { promisify } from "node:util";
 import type { TLSSocket } from "node:tls";
 import { after, afterEach, before, describe, it } from "node:test";
 import { stringify } from "yaml";
 
 import { createCertificateAuthority, issueCertificate, type KeyPair } from "../../../test/harness/certs.ts";
+import { runRecordingResolves } from "../../../test/harness/module-resolution.ts";
 import { ManualClock } from "../../clock.ts";
 import { IDLE_SOCKET_TIMEOUT_MS, type ClusterAccess } from "./cluster-access.ts";
 import { KubeConfigError } from "./kubeconfig-error.ts";
@@ -594,14 +593,6 @@ describe("loadKubeConfig resolution order", () => {
     const file = await writeKubeConfig(dir, "config", kubeConfig({ server }, {}));
     // A fresh process, where nothing else has loaded it: whether "yaml" is resolved after each load.
     const script = `
-      import { registerHooks } from "node:module";
-      const resolved = new Set();
-      registerHooks({
-        resolve: (specifier, context, next) => {
-          resolved.add(specifier);
-          return next(specifier, context);
-        },
-      });
       const [, loadUrl, dir, file] = process.argv;
       const { loadKubeConfig } = await import(loadUrl);
       const env = { KUBERNETES_SERVICE_HOST: "10.0.0.1", KUBERNETES_SERVICE_PORT: "443" };
@@ -611,15 +602,8 @@ describe("loadKubeConfig resolution order", () => {
       process.stdout.write(JSON.stringify({ inCluster, file: resolved.has("yaml") }));
     `;
     const loadUrl = new URL("./load.ts", import.meta.url).href;
-    const { stdout } = await promisify(execFile)(process.execPath, [
-      "--input-type=module",
-      "--eval",
-      script,
-      loadUrl,
-      dir,
-      file,
-    ]);
-    assert.deepEqual(JSON.parse(stdout), { inCluster: false, file: true });
+    const printed = await runRecordingResolves(script, [loadUrl, dir, file]);
+    assert.deepEqual(printed, { inCluster: false, file: true });
   });
 
   it("falls back to $HOME/.kube/config", async () => {
