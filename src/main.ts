@@ -4,8 +4,10 @@
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { systemClock } from "./clock.ts";
 import { parseCommandLine } from "./command-line.ts";
 import { ConfigError, loadConfig, type Config, type RawConfig } from "./config.ts";
+import { HeapRelease } from "./heap-release.ts";
 import { Operator } from "./operator.ts";
 import type { PlannedChange } from "./controller/writer.ts";
 import type { ClusterAccess } from "./kube/kubeconfig/cluster-access.ts";
@@ -94,11 +96,14 @@ async function run(config: Config): Promise<void> {
     ready: [() => operator.readiness()],
   });
 
+  const heapRelease = new HeapRelease({ clock: systemClock, log });
+
   let stopping = false;
   const shutdown = (reason: string, code: number): void => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, "shutting down");
+    heapRelease.stop();
     const forced = setTimeout(() => {
       log.error("shutdown took too long; exiting");
       process.exit(1);
@@ -147,6 +152,7 @@ async function run(config: Config): Promise<void> {
   );
   await operator.startCaches();
   operator.startWebhook();
+  heapRelease.start();
   if (elector === undefined) {
     operator.startWorkers();
     return;

@@ -1,0 +1,139 @@
+// Gives memory back to the system once a burst of work is over. V8 keeps the heap it grew to
+// during start-up, a cold converge or a refresh, and its young generation at full size, long after
+// the garbage is gone: without this, the steady resident set is the high-water mark of the last
+// burst. One compacting collection while the process is idle returns it (bench/results).
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+import type { Clock, TimerHandle } from "./clock.ts";
+import type { Logger } from "./observability/logger.ts";
+
+export interface HeapReleasePolicy {
+  /** Event-loop utilization (0–1) over one interval at or below which the process counts as idle. */
+  readonly idleUtilization: number;
+  /** How far the resident set must have grown over its lowest since the last release to release again. */
+  readonly minGrowthBytes: number;
+}
+
+export const defaultHeapReleasePolicy: HeapReleasePolicy = {
+  idleUtilization: 0.05,
+  minGrowthBytes: 8 * 1024 * 1024,
+};
+
+export interface IntervalSample {
+  /** Event-loop utilization since the previous sample. */
+  readonly utilization: number;
+  readonly rssBytes: number;
+}
+
+/**
+ * Release when the last interval was idle and the resident set has grown by the policy's margin
+ * over its lowest level since the last release (or there has been no release yet: start-up is
+ * always a burst).
+ */
+export function shouldReleaseHeap(
+  sample: IntervalSample,
+  lowestRssBytes: number | undefined,
+  policy: HeapReleasePolicy,
+): boolean {
+  if (sample.utilization > policy.idleUtilization) return false;
+  return lowestRssBytes === undefined || sample.rssBytes - lowestRssBytes >= policy.minGrowthBytes;
+}
+
+interface GcOptions {
+  type: "major";
+  execution: "sync";
+  flavor: "last-resort";
+}
+
+/**
+ * V8's last-resort collection: full collections until nothing more is freed, compacting, then the
+ * young generation shrunk and the freed pages unmapped (what V8 does under memory pressure). The
+ * collector is taken from a fresh context so that no global `gc` is left behind.
+ */
+export function releaseHeap(): void {
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc") as (options: GcOptions) => void;
+  setFlagsFromString("--no-expose-gc");
+  gc({ type: "major", execution: "sync", flavor: "last-resort" });
+}
+
+function sampleProcess(): () => IntervalSample {
+  let previous: EventLoopUtilization = performance.eventLoopUtilization();
+  return () => {
+    const current = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(current, previous);
+    previous = current;
+    return { utilization, rssBytes: process.memoryUsage.rss() };
+  };
+}
+
+export interface HeapReleaseOptions {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly intervalMs?: number;
+  readonly policy?: HeapReleasePolicy;
+  /** Samples the process; the default reads event-loop utilization and RSS. */
+  readonly sample?: () => IntervalSample;
+  /** Releases memory; the default is releaseHeap. */
+  readonly release?: () => void;
+}
+
+const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
+
+/** Samples the process every interval and releases the heap once after each burst of work. */
+export class HeapRelease {
+  readonly #clock: Clock;
+  readonly #log: Logger;
+  readonly #intervalMs: number;
+  readonly #policy: HeapReleasePolicy;
+  readonly #sample: () => IntervalSample;
+  readonly #release: () => void;
+  #lowestRssBytes: number | undefined;
+  #timer: TimerHandle | undefined;
+
+  constructor(options: HeapReleaseOptions) {
+    this.#clock = options.clock;
+    this.#log = options.log;
+    this.#intervalMs = options.intervalMs ?? 5_000;
+    this.#policy = options.policy ?? defaultHeapReleasePolicy;
+    this.#sample = options.sample ?? sampleProcess();
+    this.#release = options.release ?? releaseHeap;
+  }
+
+  start(): void {
+    this.#schedule();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimer(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(): void {
+    this.#timer = this.#clock.setTimer(() => {
+      this.#check();
+      this.#schedule();
+    }, this.#intervalMs);
+  }
+
+  #check(): void {
+    const sample = this.#sample();
+    if (!shouldReleaseHeap(sample, this.#lowestRssBytes, this.#policy)) {
+      // Before the first release the lowest level is unknown: start-up is released whatever it grew.
+      if (this.#lowestRssBytes !== undefined) {
+        this.#lowestRssBytes = Math.min(this.#lowestRssBytes, sample.rssBytes);
+      }
+      return;
+    }
+    const startedAt = this.#clock.now();
+    this.#release();
+    const after = this.#sample().rssBytes;
+    this.#lowestRssBytes = after;
+    this.#log.debug(
+      { rssBeforeMiB: mib(sample.rssBytes), rssAfterMiB: mib(after), ms: this.#clock.now() - startedAt },
+      "released the heap after a burst of work",
+    );
+  }
+}
