@@ -4,11 +4,12 @@
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
-import { dropManagedFields, Informer } from "../kube/informer/informer.ts";
-import type { StringInterner } from "../kube/interner.ts";
+import { Informer } from "../kube/informer/informer.ts";
+import { StringInterner } from "../kube/interner.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Observer } from "../observability/observer.ts";
+import { namespaceRecord, objectRecord, sharedMetadataValues } from "./cache-records.ts";
 import { internSecretData } from "./cluster-cache.ts";
 import { MANAGED_SECRETS_SELECTOR } from "./plan/labels.ts";
 
@@ -28,19 +29,14 @@ export interface ControllerInformerOptions {
   secretData: StringInterner;
 }
 
-/** Strips what the operator never reads, to keep the caches small. */
-function slim(obj: KubernetesObject): KubernetesObject {
-  delete obj.metadata?.annotations?.["kubectl.kubernetes.io/last-applied-configuration"];
-  return dropManagedFields(obj);
-}
-
 export function createInformers(options: ControllerInformerOptions): ControllerInformers {
   const { kubeConfig, clock, log, observer, secretData } = options;
+  const shared = new StringInterner(sharedMetadataValues);
   const informer = <T extends KubernetesObject>(
     name: string,
     path: string,
     labelSelector?: string,
-    transform: (raw: KubernetesObject) => KubernetesObject = slim,
+    transform: (raw: KubernetesObject) => KubernetesObject = (raw) => objectRecord(raw, shared),
   ): Informer<T> =>
     new Informer<T>({
       name,
@@ -62,10 +58,12 @@ export function createInformers(options: ControllerInformerOptions): ControllerI
     });
   return {
     ecrPullSecrets: informer<ECRPullSecret>("ecrpullsecrets", `/apis/${GROUP}/${VERSION}/${PLURAL}`),
-    namespaces: informer<V1Namespace>("namespaces", "/api/v1/namespaces"),
+    namespaces: informer<V1Namespace>("namespaces", "/api/v1/namespaces", undefined, (raw) =>
+      namespaceRecord(raw, shared),
+    ),
     serviceAccounts: informer<V1ServiceAccount>("serviceaccounts", "/api/v1/serviceaccounts"),
     secrets: informer<V1Secret>("secrets", "/api/v1/secrets", MANAGED_SECRETS_SELECTOR, (raw) =>
-      internSecretData(slim(raw), secretData),
+      internSecretData(objectRecord(raw, shared), secretData),
     ),
   };
 }
