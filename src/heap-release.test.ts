@@ -5,85 +5,77 @@ import { getHeapSpaceStatistics } from "node:v8";
 import { ManualClock } from "./clock.ts";
 import {
   HeapRelease,
-  defaultHeapReleasePolicy,
   releaseHeap,
   shouldReleaseHeap,
   type IntervalSample,
+  type ReleaseState,
 } from "./heap-release.ts";
 import { createLogger } from "./observability/logger.ts";
 
 const MiB = 1024 * 1024;
-const policy = { idleUtilization: 0.05, minGrowthBytes: 8 * MiB };
+const policy = { idleUtilization: 0.05, idleIntervals: 3, minGrowthBytes: 8 * MiB };
 
 describe("shouldReleaseHeap", () => {
-  const cases: { name: string; sample: IntervalSample; lowest: number | undefined; expected: boolean }[] = [
+  const cases: { name: string; state: ReleaseState; expected: boolean }[] = [
     {
-      name: "idle, never released",
-      sample: { utilization: 0.01, rssBytes: 90 * MiB },
-      lowest: undefined,
+      name: "burst over, never released",
+      state: { idleIntervals: 3, rssBytes: 90 * MiB, lowestRssBytes: undefined },
       expected: true,
     },
     {
-      name: "busy, never released",
-      sample: { utilization: 0.6, rssBytes: 90 * MiB },
-      lowest: undefined,
+      name: "idle too briefly, never released",
+      state: { idleIntervals: 2, rssBytes: 90 * MiB, lowestRssBytes: undefined },
       expected: false,
     },
     {
-      name: "idle, grown by the margin",
-      sample: { utilization: 0.05, rssBytes: 88 * MiB },
-      lowest: 80 * MiB,
+      name: "burst over, grown by the margin",
+      state: { idleIntervals: 5, rssBytes: 88 * MiB, lowestRssBytes: 80 * MiB },
       expected: true,
     },
     {
-      name: "idle, grown by less",
-      sample: { utilization: 0, rssBytes: 87.9 * MiB },
-      lowest: 80 * MiB,
+      name: "burst over, grown by less",
+      state: { idleIntervals: 5, rssBytes: 87.9 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
     {
       name: "busy, grown a lot",
-      sample: { utilization: 0.051, rssBytes: 200 * MiB },
-      lowest: 80 * MiB,
+      state: { idleIntervals: 0, rssBytes: 200 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
     {
-      name: "idle, shrunk",
-      sample: { utilization: 0, rssBytes: 70 * MiB },
-      lowest: 80 * MiB,
+      name: "burst over, shrunk",
+      state: { idleIntervals: 9, rssBytes: 70 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
   ];
   for (const c of cases) {
     it(`${c.expected ? "releases" : "waits"}: ${c.name}`, () => {
-      assert.equal(shouldReleaseHeap(c.sample, c.lowest, policy), c.expected);
+      assert.equal(shouldReleaseHeap(c.state, policy), c.expected);
     });
   }
-
-  it("counts a few percent of event-loop use as idle by default", () => {
-    assert.ok(
-      defaultHeapReleasePolicy.idleUtilization > 0 && defaultHeapReleasePolicy.idleUtilization <= 0.1,
-    );
-  });
 });
 
-/** A process whose samples come from a script; release() drops RSS to `releasedTo`. */
+/** A process whose samples come from a script, one per interval; release() drops RSS to `releasedTo`. */
 function scriptedProcess(samples: { utilization: number; rssMiB: number }[], releasedTo: number) {
   const releases: number[] = [];
   let rss = 0;
   let next = 0;
+  let releasing = false;
   const sample = (): IntervalSample => {
+    // The sample taken right after a release reads the released level and is no interval of its own.
+    if (releasing) {
+      releasing = false;
+      return { utilization: 0, rssBytes: rss };
+    }
     const step = samples[next];
-    if (step === undefined) return { utilization: 0, rssBytes: rss };
     next += 1;
-    rss = step.rssMiB * MiB;
-    return { utilization: step.utilization, rssBytes: rss };
+    if (step !== undefined) rss = step.rssMiB * MiB;
+    return { utilization: step?.utilization ?? 0, rssBytes: rss };
   };
   const release = (): void => {
     releases.push(rss / MiB);
     rss = releasedTo * MiB;
-    // The sample taken right after a release reads the released level, not the next scripted step.
-    samples.splice(next, 0, { utilization: 0, rssMiB: releasedTo });
+    releasing = true;
   };
   return { sample, release, releases };
 }
@@ -92,29 +84,28 @@ function heapReleaseWith(clock: ManualClock, scripted: ReturnType<typeof scripte
   return new HeapRelease({
     clock,
     log: createLogger({ level: "silent", pretty: false }),
-    intervalMs: 5_000,
+    intervalMs: 1_000,
     policy,
     sample: scripted.sample,
     release: scripted.release,
   });
 }
 
+const idle = (rssMiB: number) => ({ utilization: 0.01, rssMiB });
+const busy = (rssMiB: number) => ({ utilization: 0.5, rssMiB });
+
 describe("HeapRelease", () => {
-  it("releases once start-up is over, however little it grew, and not while it is busy", () => {
+  it("releases once three idle seconds follow start-up, however little it grew", () => {
     const clock = new ManualClock();
     const scripted = scriptedProcess(
-      [
-        { utilization: 0.9, rssMiB: 95 },
-        { utilization: 0.3, rssMiB: 96 },
-        { utilization: 0.01, rssMiB: 96 },
-      ],
+      [busy(95), busy(96), idle(96), idle(96), busy(96), idle(96), idle(96), idle(96)],
       80,
     );
     const release = heapReleaseWith(clock, scripted);
     release.start();
-    clock.advance(10_000);
+    clock.advance(7_000);
     assert.deepEqual(scripted.releases, []);
-    clock.advance(5_000);
+    clock.advance(1_000);
     assert.deepEqual(scripted.releases, [96]);
     release.stop();
   });
@@ -123,47 +114,48 @@ describe("HeapRelease", () => {
     const clock = new ManualClock();
     const scripted = scriptedProcess(
       [
-        { utilization: 0, rssMiB: 90 },
+        ...[idle(90), idle(90), idle(90)],
         // Idle growth below the margin: the young generation filling up again.
-        { utilization: 0.01, rssMiB: 85 },
-        { utilization: 0.02, rssMiB: 87 },
+        ...[idle(85), idle(86), idle(87), idle(87)],
         // A converge, then idle again.
-        { utilization: 0.8, rssMiB: 140 },
-        { utilization: 0.7, rssMiB: 150 },
-        { utilization: 0.01, rssMiB: 150 },
-        { utilization: 0.01, rssMiB: 86 },
+        ...[busy(140), busy(150), idle(150), idle(150), idle(150)],
+        ...[idle(86), idle(86), idle(86)],
       ],
       80,
     );
     const release = heapReleaseWith(clock, scripted);
     release.start();
-    clock.advance(40_000);
+    clock.advance(20_000);
     assert.deepEqual(scripted.releases, [90, 150]);
     release.stop();
   });
 
   it("measures growth from the lowest level seen since the last release", () => {
     const clock = new ManualClock();
-    const scripted = scriptedProcess(
-      [
-        { utilization: 0, rssMiB: 90 },
-        { utilization: 0, rssMiB: 74 },
-        { utilization: 0, rssMiB: 81 },
-        { utilization: 0, rssMiB: 82 },
-      ],
-      80,
-    );
+    const scripted = scriptedProcess([idle(90), idle(90), idle(90), idle(74), idle(81), idle(82)], 80);
     const release = heapReleaseWith(clock, scripted);
     release.start();
-    clock.advance(25_000);
+    clock.advance(6_000);
     // 82 is 8 MiB over the 74 seen after the release at 90, though only 2 over the released 80.
     assert.deepEqual(scripted.releases, [90, 82]);
     release.stop();
   });
 
+  it("releases at once when told a burst has ended, and counts growth from there", () => {
+    const clock = new ManualClock();
+    const scripted = scriptedProcess([idle(120), idle(85), idle(86), idle(87)], 80);
+    const release = heapReleaseWith(clock, scripted);
+    release.releaseNow("the caches are filled");
+    assert.deepEqual(scripted.releases, [120]);
+    release.start();
+    clock.advance(10_000);
+    assert.deepEqual(scripted.releases, [120]);
+    release.stop();
+  });
+
   it("stops sampling when stopped", () => {
     const clock = new ManualClock();
-    const scripted = scriptedProcess([{ utilization: 0, rssMiB: 90 }], 80);
+    const scripted = scriptedProcess([idle(90)], 80);
     const release = heapReleaseWith(clock, scripted);
     release.start();
     assert.equal(clock.pendingTimers(), 1);

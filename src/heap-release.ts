@@ -10,14 +10,17 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import type { Logger } from "./observability/logger.ts";
 
 export interface HeapReleasePolicy {
-  /** Event-loop utilization (0–1) over one interval at or below which the process counts as idle. */
+  /** Event-loop utilization (0–1) over one interval at or below which the interval counts as idle. */
   readonly idleUtilization: number;
+  /** Consecutive idle intervals that end a burst of work. */
+  readonly idleIntervals: number;
   /** How far the resident set must have grown over its lowest since the last release to release again. */
   readonly minGrowthBytes: number;
 }
 
 export const defaultHeapReleasePolicy: HeapReleasePolicy = {
   idleUtilization: 0.05,
+  idleIntervals: 3,
   minGrowthBytes: 8 * 1024 * 1024,
 };
 
@@ -27,18 +30,21 @@ export interface IntervalSample {
   readonly rssBytes: number;
 }
 
+export interface ReleaseState {
+  /** Idle intervals in a row, the last sample's included. */
+  readonly idleIntervals: number;
+  readonly rssBytes: number;
+  /** The lowest resident set seen since the last release; undefined before the first. */
+  readonly lowestRssBytes: number | undefined;
+}
+
 /**
- * Release when the last interval was idle and the resident set has grown by the policy's margin
- * over its lowest level since the last release (or there has been no release yet: start-up is
- * always a burst).
+ * Release once a burst of work is over (the policy's idle intervals in a row) if the resident set
+ * has grown by the policy's margin over its lowest since the last release, or there has been none.
  */
-export function shouldReleaseHeap(
-  sample: IntervalSample,
-  lowestRssBytes: number | undefined,
-  policy: HeapReleasePolicy,
-): boolean {
-  if (sample.utilization > policy.idleUtilization) return false;
-  return lowestRssBytes === undefined || sample.rssBytes - lowestRssBytes >= policy.minGrowthBytes;
+export function shouldReleaseHeap(state: ReleaseState, policy: HeapReleasePolicy): boolean {
+  if (state.idleIntervals < policy.idleIntervals) return false;
+  return state.lowestRssBytes === undefined || state.rssBytes - state.lowestRssBytes >= policy.minGrowthBytes;
 }
 
 interface GcOptions {
@@ -82,7 +88,10 @@ export interface HeapReleaseOptions {
 
 const mib = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
 
-/** Samples the process every interval and releases the heap once after each burst of work. */
+/**
+ * Samples the process every interval and releases the heap once after each burst of work;
+ * `releaseNow` releases at a moment the caller knows a burst has just ended.
+ */
 export class HeapRelease {
   readonly #clock: Clock;
   readonly #log: Logger;
@@ -90,13 +99,14 @@ export class HeapRelease {
   readonly #policy: HeapReleasePolicy;
   readonly #sample: () => IntervalSample;
   readonly #release: () => void;
+  #idleIntervals = 0;
   #lowestRssBytes: number | undefined;
   #timer: TimerHandle | undefined;
 
   constructor(options: HeapReleaseOptions) {
     this.#clock = options.clock;
     this.#log = options.log;
-    this.#intervalMs = options.intervalMs ?? 5_000;
+    this.#intervalMs = options.intervalMs ?? 1_000;
     this.#policy = options.policy ?? defaultHeapReleasePolicy;
     this.#sample = options.sample ?? sampleProcess();
     this.#release = options.release ?? releaseHeap;
@@ -111,6 +121,23 @@ export class HeapRelease {
     this.#timer = undefined;
   }
 
+  releaseNow(reason: string): void {
+    this.#releaseFrom(this.#sample().rssBytes, reason);
+  }
+
+  #releaseFrom(before: number, reason: string): void {
+    const startedAt = this.#clock.now();
+    this.#release();
+    // Sampled again so that the release's own time does not count against the next interval.
+    const after = this.#sample().rssBytes;
+    this.#lowestRssBytes = after;
+    this.#idleIntervals = 0;
+    this.#log.debug(
+      { reason, rssBeforeMiB: mib(before), rssAfterMiB: mib(after), ms: this.#clock.now() - startedAt },
+      "released the heap",
+    );
+  }
+
   #schedule(): void {
     this.#timer = this.#clock.setTimer(() => {
       this.#check();
@@ -120,20 +147,19 @@ export class HeapRelease {
 
   #check(): void {
     const sample = this.#sample();
-    if (!shouldReleaseHeap(sample, this.#lowestRssBytes, this.#policy)) {
-      // Before the first release the lowest level is unknown: start-up is released whatever it grew.
-      if (this.#lowestRssBytes !== undefined) {
-        this.#lowestRssBytes = Math.min(this.#lowestRssBytes, sample.rssBytes);
-      }
+    this.#idleIntervals = sample.utilization <= this.#policy.idleUtilization ? this.#idleIntervals + 1 : 0;
+    const state = {
+      idleIntervals: this.#idleIntervals,
+      rssBytes: sample.rssBytes,
+      lowestRssBytes: this.#lowestRssBytes,
+    };
+    if (shouldReleaseHeap(state, this.#policy)) {
+      this.#releaseFrom(sample.rssBytes, "a burst of work ended");
       return;
     }
-    const startedAt = this.#clock.now();
-    this.#release();
-    const after = this.#sample().rssBytes;
-    this.#lowestRssBytes = after;
-    this.#log.debug(
-      { rssBeforeMiB: mib(sample.rssBytes), rssAfterMiB: mib(after), ms: this.#clock.now() - startedAt },
-      "released the heap after a burst of work",
-    );
+    // Before the first release the lowest level is unknown: the first burst is released whatever it grew.
+    if (this.#lowestRssBytes !== undefined) {
+      this.#lowestRssBytes = Math.min(this.#lowestRssBytes, sample.rssBytes);
+    }
   }
 }

@@ -151,8 +151,11 @@ async function run(config: Config): Promise<void> {
     "starting",
   );
   await operator.startCaches();
-  operator.startWebhook();
+  // The initial lists are the largest burst of the process's life: their garbage goes before the
+  // first reconcile adds its own.
+  heapRelease.releaseNow("the caches are filled");
   heapRelease.start();
+  operator.startWebhook();
   if (elector === undefined) {
     operator.startWorkers();
     return;
