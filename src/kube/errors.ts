@@ -3,8 +3,8 @@
 // code: client-node's ApiException message embeds the whole response body and headers, so it is
 // never copied.
 
-import { STATUS_CODES } from "node:http";
 import { causeChain } from "../cause-chain.ts";
+import { http } from "../node-http.ts";
 import { unreachableCodes } from "../network-errors.ts";
 
 export type KubeErrorKind =
@@ -97,7 +97,8 @@ function fromHttpError(value: object): KubeError | undefined {
   const init: KubeErrorInit = {
     kind: kindForStatus(status, fields?.reason),
     status,
-    message: fields?.message ?? `Kubernetes API answered ${status} ${STATUS_CODES[status] ?? ""}`.trimEnd(),
+    message:
+      fields?.message ?? `Kubernetes API answered ${status} ${http.STATUS_CODES[status] ?? ""}`.trimEnd(),
   };
   if (fields?.reason !== undefined) init.reason = fields.reason;
   if (retryAfterSeconds !== undefined) init.retryAfterSeconds = retryAfterSeconds;

@@ -2,9 +2,10 @@
 // handful of request shapes (create, merge patch, replace, get, list, delete, watch); this client
 // does them without client-node's generated layer, whose models alone cost about 77 MB of memory
 // and a sixth of the CPU of a converge.
-import { request as httpRequest, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { systemClock, type Clock } from "../clock.ts";
+import { http } from "../node-http.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
 import type { ClusterConnection } from "./kubeconfig/cluster-access.ts";
 
@@ -195,7 +196,7 @@ export class KubeClient {
 
 function send(url: URL, options: RequestOptions, onResponse: (res: IncomingMessage) => void) {
   return url.protocol === "http:"
-    ? httpRequest(url, options, onResponse)
+    ? http.request(url, options, onResponse)
     : httpsRequest(url, options, onResponse);
 }
 

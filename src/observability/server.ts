@@ -1,8 +1,10 @@
 // HTTP endpoints for Prometheus and the kubelet: /metrics, /healthz (alive: the event loop
 // turns and no watch is stuck) and /readyz (caches synced, for leader and standby alike).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { Registry } from "prom-client";
+
+import { http } from "../node-http.ts";
 
 export interface HealthCheck {
   /** undefined when healthy, else why not. */
@@ -91,7 +93,7 @@ export async function startObservabilityServer(
   const addresses: { metrics?: string; health?: string } = {};
   async function listen(addr: string, serveMetrics: boolean, serveHealth: boolean): Promise<string> {
     const { host, port } = splitHostPort(addr);
-    const server = createServer((req, res) => {
+    const server = http.createServer((req, res) => {
       handle(req, res, serveMetrics, serveHealth);
     });
     servers.push(server);

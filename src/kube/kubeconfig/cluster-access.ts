@@ -2,8 +2,9 @@
 // keep-alive pool and the credential each request carries. Replaces client-node's KubeConfig, whose
 // import alone costs ~77 MB RSS (its config.js loads every generated model).
 
-import { Agent as HttpAgent } from "node:http";
+import type { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent, type RequestOptions } from "node:https";
+import { http as nodeHttp } from "../../node-http.ts";
 import type { Credential, RequestCredential } from "./credential.ts";
 
 /**
@@ -64,7 +65,7 @@ export class ClusterAccess implements ClusterConnection {
     // Only the fields that are set: an agent's options override each request's, and a client
     // certificate from an exec plugin comes with the request.
     const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
-    this.#agent = http ? new HttpAgent(pool) : new HttpsAgent({ ...pool, ...tls });
+    this.#agent = http ? new nodeHttp.Agent(pool) : new HttpsAgent({ ...pool, ...tls });
   }
 
   /** The proxy in use, or undefined for direct connections. */
