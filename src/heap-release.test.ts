@@ -13,38 +13,43 @@ import {
 import { createLogger } from "./observability/logger.ts";
 
 const MiB = 1024 * 1024;
-const policy = { idleUtilization: 0.05, idleIntervals: 3, minGrowthBytes: 8 * MiB };
+const policy = { busyUtilization: 0.5, idleUtilization: 0.05, idleIntervals: 3, minGrowthBytes: 8 * MiB };
 
 describe("shouldReleaseHeap", () => {
   const cases: { name: string; state: ReleaseState; expected: boolean }[] = [
     {
       name: "burst over, never released",
-      state: { idleIntervals: 3, rssBytes: 90 * MiB, lowestRssBytes: undefined },
+      state: { burst: true, idleIntervals: 3, rssBytes: 90 * MiB, lowestRssBytes: undefined },
       expected: true,
     },
     {
       name: "idle too briefly, never released",
-      state: { idleIntervals: 2, rssBytes: 90 * MiB, lowestRssBytes: undefined },
+      state: { burst: true, idleIntervals: 2, rssBytes: 90 * MiB, lowestRssBytes: undefined },
       expected: false,
     },
     {
       name: "burst over, grown by the margin",
-      state: { idleIntervals: 5, rssBytes: 88 * MiB, lowestRssBytes: 80 * MiB },
+      state: { burst: true, idleIntervals: 5, rssBytes: 88 * MiB, lowestRssBytes: 80 * MiB },
       expected: true,
     },
     {
       name: "burst over, grown by less",
-      state: { idleIntervals: 5, rssBytes: 87.9 * MiB, lowestRssBytes: 80 * MiB },
+      state: { burst: true, idleIntervals: 5, rssBytes: 87.9 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
     {
       name: "busy, grown a lot",
-      state: { idleIntervals: 0, rssBytes: 200 * MiB, lowestRssBytes: 80 * MiB },
+      state: { burst: true, idleIntervals: 0, rssBytes: 200 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
     {
       name: "burst over, shrunk",
-      state: { idleIntervals: 9, rssBytes: 70 * MiB, lowestRssBytes: 80 * MiB },
+      state: { burst: true, idleIntervals: 9, rssBytes: 70 * MiB, lowestRssBytes: 80 * MiB },
+      expected: false,
+    },
+    {
+      name: "grown by light work, no burst",
+      state: { burst: false, idleIntervals: 9, rssBytes: 120 * MiB, lowestRssBytes: 80 * MiB },
       expected: false,
     },
   ];
@@ -92,10 +97,11 @@ function heapReleaseWith(clock: ManualClock, scripted: ReturnType<typeof scripte
 }
 
 const idle = (rssMiB: number) => ({ utilization: 0.01, rssMiB });
+const light = (rssMiB: number) => ({ utilization: 0.2, rssMiB });
 const busy = (rssMiB: number) => ({ utilization: 0.5, rssMiB });
 
 describe("HeapRelease", () => {
-  it("releases once three idle seconds follow start-up, however little it grew", () => {
+  it("releases once three idle seconds follow a busy start-up, however little it grew", () => {
     const clock = new ManualClock();
     const scripted = scriptedProcess(
       [busy(95), busy(96), idle(96), idle(96), busy(96), idle(96), idle(96), idle(96)],
@@ -114,7 +120,7 @@ describe("HeapRelease", () => {
     const clock = new ManualClock();
     const scripted = scriptedProcess(
       [
-        ...[idle(90), idle(90), idle(90)],
+        ...[busy(90), idle(90), idle(90), idle(90)],
         // Idle growth below the margin: the young generation filling up again.
         ...[idle(85), idle(86), idle(87), idle(87)],
         // A converge, then idle again.
@@ -125,19 +131,60 @@ describe("HeapRelease", () => {
     );
     const release = heapReleaseWith(clock, scripted);
     release.start();
-    clock.advance(20_000);
+    clock.advance(21_000);
     assert.deepEqual(scripted.releases, [90, 150]);
     release.stop();
   });
 
   it("measures growth from the lowest level seen since the last release", () => {
     const clock = new ManualClock();
-    const scripted = scriptedProcess([idle(90), idle(90), idle(90), idle(74), idle(81), idle(82)], 80);
+    const scripted = scriptedProcess(
+      [busy(90), idle(90), idle(90), idle(90), idle(74), busy(81), idle(81), idle(81), idle(82)],
+      80,
+    );
     const release = heapReleaseWith(clock, scripted);
     release.start();
-    clock.advance(6_000);
+    clock.advance(9_000);
     // 82 is 8 MiB over the 74 seen after the release at 90, though only 2 over the released 80.
     assert.deepEqual(scripted.releases, [90, 82]);
+    release.stop();
+  });
+
+  it("never releases while the work is light, however much the resident set grows", () => {
+    const clock = new ManualClock();
+    const scripted = scriptedProcess(
+      [
+        light(90),
+        idle(92),
+        idle(94),
+        idle(96),
+        light(100),
+        light(104),
+        idle(108),
+        idle(112),
+        idle(116),
+        idle(120),
+      ],
+      80,
+    );
+    const release = heapReleaseWith(clock, scripted);
+    release.releaseNow("the caches are filled");
+    release.start();
+    clock.advance(12_000);
+    assert.deepEqual(scripted.releases, [90]);
+    release.stop();
+  });
+
+  it("releases after work it was told is a burst, though the event loop was never busy", () => {
+    const clock = new ManualClock();
+    const scripted = scriptedProcess([light(110), idle(112), idle(112), idle(112)], 95);
+    const release = heapReleaseWith(clock, scripted);
+    release.releaseNow("the caches are filled");
+    release.markBurst();
+    release.start();
+    clock.advance(10_000);
+    // 110 was the release's own sample; the burst grew 112 from the released 95.
+    assert.deepEqual(scripted.releases, [110, 112]);
     release.stop();
   });
 

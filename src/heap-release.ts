@@ -10,6 +10,8 @@ import type { Clock, TimerHandle } from "./clock.ts";
 import type { Logger } from "./observability/logger.ts";
 
 export interface HeapReleasePolicy {
+  /** Event-loop utilization (0–1) over one interval at or above which the interval counts as busy. */
+  readonly busyUtilization: number;
   /** Event-loop utilization (0–1) over one interval at or below which the interval counts as idle. */
   readonly idleUtilization: number;
   /** Consecutive idle intervals that end a burst of work. */
@@ -19,6 +21,7 @@ export interface HeapReleasePolicy {
 }
 
 export const defaultHeapReleasePolicy: HeapReleasePolicy = {
+  busyUtilization: 0.5,
   idleUtilization: 0.05,
   idleIntervals: 3,
   minGrowthBytes: 8 * 1024 * 1024,
@@ -31,6 +34,8 @@ export interface IntervalSample {
 }
 
 export interface ReleaseState {
+  /** Whether a busy interval came since the last release. */
+  readonly burst: boolean;
   /** Idle intervals in a row, the last sample's included. */
   readonly idleIntervals: number;
   readonly rssBytes: number;
@@ -39,11 +44,13 @@ export interface ReleaseState {
 }
 
 /**
- * Release once a burst of work is over (the policy's idle intervals in a row) if the resident set
- * has grown by the policy's margin over its lowest since the last release, or there has been none.
+ * Release once a burst of work is over (a busy interval, then the policy's idle intervals in a row)
+ * if the resident set has grown by the policy's margin over its lowest since the last release, or
+ * there has been none. Light, steady work (a namespace now and then) is never a burst: a release
+ * costs a full collection, and the code V8 compiles again afterwards.
  */
 export function shouldReleaseHeap(state: ReleaseState, policy: HeapReleasePolicy): boolean {
-  if (state.idleIntervals < policy.idleIntervals) return false;
+  if (!state.burst || state.idleIntervals < policy.idleIntervals) return false;
   return state.lowestRssBytes === undefined || state.rssBytes - state.lowestRssBytes >= policy.minGrowthBytes;
 }
 
@@ -99,6 +106,7 @@ export class HeapRelease {
   readonly #policy: HeapReleasePolicy;
   readonly #sample: () => IntervalSample;
   readonly #release: () => void;
+  #burst = false;
   #idleIntervals = 0;
   #lowestRssBytes: number | undefined;
   #timer: TimerHandle | undefined;
@@ -121,6 +129,14 @@ export class HeapRelease {
     this.#timer = undefined;
   }
 
+  /**
+   * Counts the work about to start as a burst, whatever the event loop's utilization shows: the
+   * first reconcile of every CR after start-up is one, however quickly it runs.
+   */
+  markBurst(): void {
+    this.#burst = true;
+  }
+
   releaseNow(reason: string): void {
     this.#releaseFrom(this.#sample().rssBytes, reason);
   }
@@ -131,6 +147,7 @@ export class HeapRelease {
     // Sampled again so that the release's own time does not count against the next interval.
     const after = this.#sample().rssBytes;
     this.#lowestRssBytes = after;
+    this.#burst = false;
     this.#idleIntervals = 0;
     this.#log.debug(
       { reason, rssBeforeMiB: mib(before), rssAfterMiB: mib(after), ms: this.#clock.now() - startedAt },
@@ -147,8 +164,10 @@ export class HeapRelease {
 
   #check(): void {
     const sample = this.#sample();
+    if (sample.utilization >= this.#policy.busyUtilization) this.#burst = true;
     this.#idleIntervals = sample.utilization <= this.#policy.idleUtilization ? this.#idleIntervals + 1 : 0;
     const state = {
+      burst: this.#burst,
       idleIntervals: this.#idleIntervals,
       rssBytes: sample.rssBytes,
       lowestRssBytes: this.#lowestRssBytes,

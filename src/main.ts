@@ -154,6 +154,7 @@ async function run(config: Config): Promise<void> {
   // The initial lists are the largest burst of the process's life: their garbage goes before the
   // first reconcile adds its own.
   heapRelease.releaseNow("the caches are filled");
+  heapRelease.markBurst();
   heapRelease.start();
   operator.startWebhook();
   if (elector === undefined) {
