@@ -18,6 +18,8 @@ import { KubeClient } from "./kube/rest.ts";
 import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { MetricsObserver } from "./observability/metrics-observer.ts";
+import { allOf } from "./observability/observer.ts";
+import { TurbofanOnDemand } from "./optimizing-compiler.ts";
 import { startObservabilityServer, type ObservabilityServer } from "./observability/server.ts";
 import { formatChanges, formatSummary } from "./report.ts";
 
@@ -56,7 +58,7 @@ async function run(config: Config): Promise<void> {
   const log = loggerFor(config);
   const kubeConfig = kubeConfigFor(config);
   const metrics = new Metrics();
-  const observer = new MetricsObserver(metrics);
+  const observer = allOf(new MetricsObserver(metrics), new TurbofanOnDemand({ log }));
   const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
   const elector = config.leaderElect
     ? new LeaderElector({
@@ -175,6 +177,7 @@ async function once(config: Config): Promise<number> {
     config,
     kubeConfig: kubeConfigFor(config),
     log,
+    observer: new TurbofanOnDemand({ log }),
     onPlannedChange: (change) => changes.push(change),
   });
   try {

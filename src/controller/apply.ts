@@ -25,6 +25,8 @@ export interface ApplyContext {
 /** Writes what `plan` says; its conflicts are failures from the start. */
 export async function applyPlan(plan: Plan, context: ApplyContext): Promise<FailedNamespace[]> {
   const { cache, writer, writeConcurrency, observer } = context;
+  const writes = plan.secretWrites.length + plan.serviceAccountEdits.length + plan.secretDeletes.length;
+  if (writes > 0) observer.observe({ type: "WritesPlanned", writes });
   const failures = new Map<string, FailedNamespace>();
   const fail = (namespace: string, err: unknown): void => {
     if (failures.has(namespace)) {

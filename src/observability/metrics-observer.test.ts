@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { ECRPullSecretStatus } from "../api/types.ts";
 import { Metrics } from "./metrics.ts";
 import { MetricsObserver } from "./metrics-observer.ts";
-import type { Observation } from "./observer.ts";
+import { allOf, type Observation } from "./observer.ts";
 
 const euWest = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
 const usEast = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
@@ -116,5 +116,20 @@ describe("MetricsObserver", () => {
     assert.deepEqual(await samples(metrics.leader), [" 1"]);
     observer.observe({ type: "Leading", leading: false });
     assert.deepEqual(await samples(metrics.leader), [" 0"]);
+  });
+});
+
+describe("allOf", () => {
+  it("hands every observation to each observer, in order", () => {
+    const seen: string[] = [];
+    const recorder = (name: string) => ({
+      observe(observation: Observation) {
+        seen.push(`${name}:${observation.type}`);
+      },
+    });
+    const observer = allOf(recorder("a"), recorder("b"));
+    observer.observe({ type: "WritesPlanned", writes: 3 });
+    observer.observe({ type: "QueueAdded" });
+    assert.deepEqual(seen, ["a:WritesPlanned", "b:WritesPlanned", "a:QueueAdded", "b:QueueAdded"]);
   });
 });

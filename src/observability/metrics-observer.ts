@@ -69,6 +69,8 @@ export class MetricsObserver implements Observer {
       case "WebhookCertificateServed":
         metrics.webhookCertificateExpiry.set(observation.notAfter / 1000);
         return;
+      case "WritesPlanned":
+        return;
     }
   }
 

@@ -30,6 +30,8 @@ export type Observation =
   | { type: "CrReported"; name: string; status: ECRPullSecretStatus; serviceAccountsSynced: number }
   /** A CR the operator reported on no longer exists. */
   | { type: "CrGone"; name: string }
+  /** A reconcile is about to write this many Secrets, ServiceAccounts and deletions. */
+  | { type: "WritesPlanned"; writes: number }
   /** Writing a managed Secret or ServiceAccount in a namespace failed. */
   | { type: "WriteFailed"; reason: NamespaceFailureReason }
   /** This replica started or stopped being the one that reconciles and writes. */
@@ -42,6 +44,15 @@ export type Observation =
 
 export interface Observer {
   observe(observation: Observation): void;
+}
+
+/** An observer that hands every observation to each of `observers`, in order. */
+export function allOf(...observers: Observer[]): Observer {
+  return {
+    observe(observation) {
+      for (const observer of observers) observer.observe(observation);
+    },
+  };
 }
 
 /** An observer that drops every observation: for runs without metrics. */

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+
+import { createLogger } from "./observability/logger.ts";
+import type { Observation } from "./observability/observer.ts";
+import { TurbofanOnDemand, turbofanOffAtStart } from "./optimizing-compiler.ts";
+
+describe("turbofanOffAtStart", () => {
+  const cases: { execArgv: string[]; off: boolean }[] = [
+    { execArgv: [], off: false },
+    { execArgv: ["--max-semi-space-size=4"], off: false },
+    { execArgv: ["--no-maglev", "--no-turbofan"], off: true },
+    { execArgv: ["--no-opt"], off: true },
+    { execArgv: ["--no_turbofan"], off: true },
+    { execArgv: ["--no-turbofan", "--turbofan"], off: false },
+    { execArgv: ["--opt", "--no-opt"], off: true },
+    { execArgv: ["--no-maglev"], off: false },
+  ];
+  for (const { execArgv, off } of cases) {
+    it(`${JSON.stringify(execArgv)} → ${off ? "off" : "on"}`, () => {
+      assert.equal(turbofanOffAtStart(execArgv), off);
+    });
+  }
+});
+
+describe("TurbofanOnDemand", () => {
+  const log = createLogger({ level: "silent", pretty: false });
+  const planned = (writes: number): Observation => ({ type: "WritesPlanned", writes });
+
+  function subject(off: boolean): { onDemand: TurbofanOnDemand; enabled: () => number } {
+    let calls = 0;
+    const onDemand = new TurbofanOnDemand({ log, off, threshold: 100, enable: () => (calls += 1) });
+    return { onDemand, enabled: () => calls };
+  }
+
+  it("stays off through small batches and other observations", () => {
+    const { onDemand, enabled } = subject(true);
+    onDemand.observe(planned(1));
+    onDemand.observe(planned(99));
+    onDemand.observe({ type: "QueueDepth", depth: 5000 });
+    assert.equal(enabled(), 0);
+    assert.equal(onDemand.off, true);
+  });
+
+  it("turns Turbofan on once, at the first batch of the threshold or more", () => {
+    const { onDemand, enabled } = subject(true);
+    onDemand.observe(planned(100));
+    onDemand.observe(planned(5000));
+    assert.equal(enabled(), 1);
+    assert.equal(onDemand.off, false);
+  });
+
+  it("does nothing when Turbofan was on from the start", () => {
+    const { onDemand, enabled } = subject(false);
+    onDemand.observe(planned(5000));
+    assert.equal(enabled(), 0);
+  });
+
+  // In a process started as the image starts it: a hot function stays in the baseline tiers until a
+  // large batch is observed, and Turbofan compiles it afterwards.
+  it("lets V8 optimize hot code after a large batch, in a process started with it off", async () => {
+    const script = `
+      const { TurbofanOnDemand } = await import(process.argv[1]);
+      const { createLogger } = await import(process.argv[2]);
+      const status = new Function("f", "return %GetOptimizationStatus(f)");
+      const optimized = (f) => (status(f) & 16) !== 0;
+      function hot(n) { let s = 0; for (let i = 0; i < n; i++) s += (i % 7) * 3; return s; }
+      const onDemand = new TurbofanOnDemand({ log: createLogger({ level: "silent", pretty: false }) });
+      const offAtStart = onDemand.off;
+      for (let k = 0; k < 5000; k++) hot(1000);
+      const before = optimized(hot);
+      onDemand.observe({ type: "WritesPlanned", writes: 5000 });
+      const deadline = Date.now() + 20000;
+      while (!optimized(hot) && Date.now() < deadline) for (let k = 0; k < 1000; k++) hot(1000);
+      process.stdout.write(JSON.stringify({ offAtStart, before, after: optimized(hot) }));
+    `;
+    const modules = ["./optimizing-compiler.ts", "./observability/logger.ts"].map(
+      (path) => new URL(path, import.meta.url).href,
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      "--allow-natives-syntax",
+      "--no-maglev",
+      "--no-turbofan",
+      "--input-type=module",
+      "--eval",
+      script,
+      ...modules,
+    ]);
+    assert.deepEqual(JSON.parse(stdout), { offAtStart: true, before: false, after: true });
+  });
+});
