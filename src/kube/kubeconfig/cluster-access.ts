@@ -3,9 +3,10 @@
 // import alone costs ~77 MB RSS (its config.js loads every generated model).
 
 import type { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent, type RequestOptions } from "node:https";
+import type { RequestOptions } from "node:https";
 import { http as nodeHttp } from "../../node-http.ts";
 import type { Credential, RequestCredential } from "./credential.ts";
+import { TlsPool } from "./tls-pool.ts";
 
 /**
  * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
@@ -65,7 +66,7 @@ export class ClusterAccess implements ClusterConnection {
     // Only the fields that are set: an agent's options override each request's, and a client
     // certificate from an exec plugin comes with the request.
     const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
-    this.#agent = http ? new nodeHttp.Agent(pool) : new HttpsAgent({ ...pool, ...tls });
+    this.#agent = http ? new nodeHttp.Agent(pool) : new TlsPool({ ...pool, ...tls });
   }
 
   /** The proxy in use, or undefined for direct connections. */
