@@ -39,7 +39,13 @@ const secretList = {
   metadata: { resourceVersion: "42" },
   items: [
     {
-      metadata: { name: "a", annotations: { note: 'quote " brace } bracket ] backslash \\' } },
+      metadata: {
+        name: "a",
+        annotations: {
+          note: 'quote " brace } bracket ] backslash \\',
+          runs: '\\\\" }\\" ]\\\\\\" {\\\\',
+        },
+      },
       data: { ".dockerconfigjson": "e30=" },
     },
     { metadata: { name: "b", labels: {} }, type: "kubernetes.io/dockerconfigjson", list: [[], [{}], "]"] },

@@ -50,13 +50,14 @@ export class ListItemSplitter {
   write(chunk: Buffer): void {
     let from = 0;
     for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i];
       if (this.#inString) {
-        if (this.#escaped) this.#escaped = false;
-        else if (byte === backslash) this.#escaped = true;
-        else if (byte === quote) this.#inString = false;
+        const closing = this.#closingQuote(chunk, i);
+        if (closing === -1) break;
+        this.#inString = false;
+        i = closing;
         continue;
       }
+      const byte = chunk[i];
       if (byte === quote) {
         this.#inString = true;
       } else if (byte === openBrace || byte === openBracket) {
@@ -90,6 +91,35 @@ export class ListItemSplitter {
     if (this.#item !== undefined) this.#item.push(tail);
     else if (this.#inItems && this.#depth === 2) this.#keepUnlessSeparators(tail);
     else this.#rest.push(tail);
+  }
+
+  /**
+   * Inside a string from `from`: the index of the quote that closes it, or -1 when it goes on past
+   * the chunk (then whether the chunk ends in an escaping backslash is kept for the next one). The
+   * search is Buffer.indexOf's, not a loop over every byte: most of a Kubernetes object's bytes are
+   * in strings, and V8 runs this loop unoptimized for most of the operator's life (see
+   * optimizing-compiler.ts).
+   */
+  #closingQuote(chunk: Buffer, from: number): number {
+    let start = from;
+    if (this.#escaped) {
+      if (start >= chunk.length) return -1;
+      this.#escaped = false;
+      start += 1;
+    }
+    for (;;) {
+      const found = chunk.indexOf(quote, start);
+      const end = found === -1 ? chunk.length : found;
+      // Backslashes right before it, none earlier than `start`: an odd number escapes it.
+      let run = 0;
+      while (end - run - 1 >= start && chunk[end - run - 1] === backslash) run++;
+      if (found === -1) {
+        this.#escaped = run % 2 === 1;
+        return -1;
+      }
+      if (run % 2 === 0) return found;
+      start = found + 1;
+    }
   }
 
   /** The list's JSON without its items, once the last chunk is in. */
