@@ -12,8 +12,12 @@ import { setFlagsFromString } from "node:v8";
 import type { Logger } from "./observability/logger.ts";
 import type { Observation, Observer } from "./observability/observer.ts";
 
-/** Writes in one reconcile from which Turbofan pays for itself. */
-export const largeBatchWrites = 100;
+/**
+ * Writes in one reconcile from which Turbofan is turned on: a cold converge over 1,000 namespaces or
+ * more (a Secret and a ServiceAccount each), a refresh over 2,000. Smaller batches took no
+ * measurably longer without it; a converge at 5,000 namespaces used 12 % less CPU with it.
+ */
+export const largeBatchWrites = 2000;
 
 /** Whether node's flags leave Turbofan off (`--no-turbofan` or its alias `--no-opt`); the last one wins. */
 export function turbofanOffAtStart(execArgv: readonly string[]): boolean {
