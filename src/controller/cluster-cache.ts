@@ -57,6 +57,10 @@ class WriteOverlay<T extends KubernetesObject> {
   }
 
   resolve(namespace: string, name: string, cached: T | undefined): T | undefined {
+    // Reconciles look up every object; most of the time nothing is pending.
+    if (this.entries.size === 0) {
+      return cached;
+    }
     const key = `${namespace}/${name}`;
     const entry = this.entries.get(key);
     if (entry === undefined) {
@@ -114,8 +118,25 @@ function managedSecretView(secret: V1Secret): ManagedSecretView {
     labels: secret.metadata?.labels ?? {},
     annotations: secret.metadata?.annotations ?? {},
     ownerUids: (secret.metadata?.ownerReferences ?? []).map((ref) => ref.uid),
-    dockerConfigJson: encoded === undefined ? undefined : Buffer.from(encoded, "base64").toString(),
+    dockerConfigJson: encoded === undefined ? undefined : decodedContent(encoded),
   };
+}
+
+/** Decoded Secret data by its base64, for as many distinct values as the data interner keeps. */
+const decoded = new Map<string, string>();
+
+/**
+ * The text of a Secret's base64 data. Every reconcile looks at every managed Secret of its CR, and
+ * those of one CR all hold the same content, decoded here once per content instead of once per
+ * Secret and reconcile.
+ */
+function decodedContent(encoded: string): string {
+  const known = decoded.get(encoded);
+  if (known !== undefined) return known;
+  if (decoded.size >= internedValues) decoded.clear();
+  const text = Buffer.from(encoded, "base64").toString();
+  decoded.set(encoded, text);
+  return text;
 }
 
 /** Distinct Secret data values shared between cached Secrets: one per token content in use. */
@@ -197,15 +218,17 @@ export class ClusterCache {
   }
 
   serviceAccountsIn(namespace: string): V1ServiceAccount[] {
-    return this.stores.serviceAccounts
-      .list(namespace)
+    const cached = this.stores.serviceAccounts.list(namespace);
+    if (this.serviceAccountOverlay.size === 0) return cached;
+    return cached
       .map((sa) => this.serviceAccount(namespace, sa.metadata?.name ?? ""))
       .filter((sa): sa is V1ServiceAccount => sa !== undefined);
   }
 
   allServiceAccounts(): V1ServiceAccount[] {
-    return this.stores.serviceAccounts
-      .list()
+    const cached = this.stores.serviceAccounts.list();
+    if (this.serviceAccountOverlay.size === 0) return cached;
+    return cached
       .map((sa) => this.serviceAccount(sa.metadata?.namespace ?? "", sa.metadata?.name ?? ""))
       .filter((sa): sa is V1ServiceAccount => sa !== undefined);
   }
@@ -216,9 +239,9 @@ export class ClusterCache {
   }
 
   managedSecrets(): V1Secret[] {
-    const seen = this.stores.secrets
-      .list()
-      .map((s) => this.secret(s.metadata?.namespace ?? "", s.metadata?.name ?? ""));
+    const cached = this.stores.secrets.list();
+    if (this.secretOverlay.size === 0) return cached;
+    const seen = cached.map((s) => this.secret(s.metadata?.namespace ?? "", s.metadata?.name ?? ""));
     return seen.filter((s): s is V1Secret => s !== undefined);
   }
 

@@ -30,7 +30,7 @@ export type Observation =
   | { type: "CrReported"; name: string; status: ECRPullSecretStatus; serviceAccountsSynced: number }
   /** A CR the operator reported on no longer exists. */
   | { type: "CrGone"; name: string }
-  /** A reconcile is about to write this many Secrets, ServiceAccounts and deletions. */
+  /** A reconcile or a sweep is about to make this many writes: Secrets, ServiceAccounts, deletions. */
   | { type: "WritesPlanned"; writes: number }
   /** Writing a managed Secret or ServiceAccount in a namespace failed. */
   | { type: "WriteFailed"; reason: NamespaceFailureReason }
