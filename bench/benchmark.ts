@@ -135,6 +135,7 @@ async function runScaleScenarios(
   try {
     fresh = await measureNewNamespaces(
       env,
+      second.operator,
       benchNamespaces(options.newNamespaces, "bench-new-"),
       secretName,
       log,

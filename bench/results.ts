@@ -70,6 +70,9 @@ export interface NewNamespaceResult {
   max_ms: number;
   secret_p50_ms: number;
   secret_p99_ms: number;
+  /** Absent from results before these were measured. */
+  reconciles_per_namespace?: number;
+  cpu_ms_per_namespace?: number;
 }
 
 export interface RefreshResult {
@@ -357,7 +360,7 @@ export function renderReadme(
       [
         "new namespace (create → Secret and ServiceAccount)",
         String(fresh.namespaces),
-        `p50 ${fresh.p50_ms} ms, p99 ${fresh.p99_ms} ms, max ${fresh.max_ms} ms over ${fresh.samples} (Secret alone: p50 ${fresh.secret_p50_ms} ms, p99 ${fresh.secret_p99_ms} ms)`,
+        `p50 ${fresh.p50_ms} ms, p99 ${fresh.p99_ms} ms, max ${fresh.max_ms} ms over ${fresh.samples} (Secret alone: p50 ${fresh.secret_p50_ms} ms, p99 ${fresh.secret_p99_ms} ms)${fresh.reconciles_per_namespace === undefined ? "" : `; per namespace ${fresh.reconciles_per_namespace} reconciles, ${fresh.cpu_ms_per_namespace} operator CPU ms`}`,
       ],
       [
         "refresh (credentials rotated → every Secret rewritten)",

@@ -253,6 +253,8 @@ export class ClusterCache {
     const claimant = claimantOf(self);
     const rivals = rivalsOf(self, this.stores.ecrPullSecrets.list(), specOf);
     const namespaces = this.stores.namespaces;
+    // A reconcile asks for its own Secrets twice (the content to adopt, then what to delete).
+    const owned = new Map<string, ManagedSecretView[]>();
 
     return {
       namespaces: namespaces.list().map(namespaceView),
@@ -261,10 +263,16 @@ export class ClusterCache {
         const secret = this.secret(namespace, name);
         return secret === undefined ? undefined : managedSecretView(secret);
       },
-      ownedSecrets: (owner) =>
-        this.managedSecrets()
-          .filter((s) => s.metadata?.labels?.[OWNER_LABEL] === owner)
-          .map(managedSecretView),
+      ownedSecrets: (owner) => {
+        let secrets = owned.get(owner);
+        if (secrets === undefined) {
+          secrets = this.managedSecrets()
+            .filter((s) => s.metadata?.labels?.[OWNER_LABEL] === owner)
+            .map(managedSecretView);
+          owned.set(owner, secrets);
+        }
+        return secrets;
+      },
       claimedByOther: (namespace, secretName) => {
         if (rivals.length === 0) {
           return undefined;

@@ -68,6 +68,11 @@ describe("npm run bench --quick", { timeout: 240_000 }, () => {
     for (const key of ["p50_ms", "p99_ms", "max_ms"] as const) {
       assertNumber(results.new_namespace[key], `new_namespace.${key}`);
     }
+    // Each new namespace takes at least the reconcile that writes its Secret.
+    const { reconciles_per_namespace: reconciles = 0, cpu_ms_per_namespace: cpuMs = 0 } =
+      results.new_namespace;
+    assert.ok(reconciles >= 1, `new_namespace.reconciles_per_namespace: ${reconciles}`);
+    assert.ok(cpuMs > 0, `new_namespace.cpu_ms_per_namespace: ${cpuMs}`);
     assertNumber(results.refresh.seconds, "refresh.seconds");
     assertNumber(results.idle.cpu_seconds, "idle.cpu_seconds");
     assertNumber(results.memory.rss_mb, "memory.rss_mb");

@@ -223,7 +223,8 @@ export function planPullSecrets(
     let secretPresent = existing !== undefined;
     let secretCurrent =
       existing !== undefined && content !== undefined && secretMatches(existing, owner, content);
-    if (content !== undefined && !secretCurrent) {
+    const secretWritten = content !== undefined && !secretCurrent;
+    if (secretWritten) {
       plan.secretWrites.push({
         action: existing === undefined ? "create" : "update",
         namespace: ns,
@@ -246,8 +247,7 @@ export function planPullSecrets(
         serviceAccountsCurrent = false;
       }
     }
-    const unchanged = !plan.secretWrites.some((w) => w.namespace === ns);
-    if (secretCurrent && unchanged && serviceAccountsCurrent && content !== undefined) {
+    if (secretCurrent && !secretWritten && serviceAccountsCurrent && content !== undefined) {
       plan.inSync.push(ns);
     }
   }

@@ -39,13 +39,14 @@ export function planSweep(input: SweepInput): SweepPlan {
     }
     return resolved.some((spec) => spec.secretName === secretName && spec.matchesNamespace(ns));
   };
+  // Looked up per ServiceAccount entry: a set, not a scan of every managed Secret each time.
+  const heldByUnresolved = new Set(
+    input.managedSecrets
+      .filter((s) => unresolvedNames.has(s.metadata?.labels?.[OWNER_LABEL] ?? ""))
+      .map((s) => `${s.metadata?.namespace ?? ""}/${s.metadata?.name ?? ""}`),
+  );
   const protectedByUnresolved = (namespace: string, secretName: string): boolean =>
-    input.managedSecrets.some(
-      (s) =>
-        s.metadata?.namespace === namespace &&
-        s.metadata.name === secretName &&
-        unresolvedNames.has(s.metadata.labels?.[OWNER_LABEL] ?? ""),
-    );
+    heldByUnresolved.has(`${namespace}/${secretName}`);
 
   const serviceAccountEdits: ServiceAccountEdit[] = [];
   for (const sa of input.serviceAccounts) {
