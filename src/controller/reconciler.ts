@@ -20,11 +20,13 @@ import { RetryLater } from "./retry-later.ts";
 import type { SpecResolver } from "./spec-resolver.ts";
 import type { Writer } from "./writer.ts";
 
-/** What one reconcile of a CR found and did, for `once` summaries and dry runs. */
+/**
+ * What one reconcile of a CR found and did, for `once` summaries and dry runs. It is kept until the
+ * CR's next reconcile, so it holds no plan: after a converge that would be a Secret body per namespace.
+ */
 export interface ReconcileReport {
   name: string;
   status: ECRPullSecretStatus;
-  plan: Plan | undefined;
   /** ServiceAccounts in target namespaces that list the Secret. */
   serviceAccountsSynced: number;
 }
@@ -108,7 +110,6 @@ export class Reconciler {
     const failures = await applyPlan(plan, this.deps);
 
     await this.updateStatus(cr, reconciledOutcome(plan, failures, result), {
-      plan,
       serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName),
     });
     this.tell(cr, plan, failures, result);
@@ -168,7 +169,7 @@ export class Reconciler {
   private async updateStatus(
     cr: ECRPullSecret,
     outcome: Outcome,
-    details: Omit<ReconcileReport, "name" | "status"> = { plan: undefined, serviceAccountsSynced: 0 },
+    details: Omit<ReconcileReport, "name" | "status"> = { serviceAccountsSynced: 0 },
   ): Promise<void> {
     const status = buildStatus(
       cr.status,

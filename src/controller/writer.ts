@@ -326,7 +326,12 @@ function plannedWrites(record: (change: PlannedChange) => void): Writes {
       const { name, namespace } = write.body.metadata;
       const expires = write.body.metadata.annotations[EXPIRES_AT_ANNOTATION] ?? "";
       record({ action: write.action, kind: "Secret", namespace, name, detail: `token expires ${expires}` });
-      return Promise.resolve({ ...write.body, metadata: { ...write.body.metadata } });
+      // A copy: the cache interns the data of what it records, and bodies share theirs.
+      return Promise.resolve({
+        ...write.body,
+        metadata: { ...write.body.metadata },
+        data: { ...write.body.data },
+      });
     },
     deleteSecret({ namespace, name }) {
       record({ action: "delete", kind: "Secret", namespace, name, detail: "no longer targeted" });

@@ -584,6 +584,23 @@ describe("planPullSecrets", () => {
     ]);
   });
 
+  it("shares one copy of the labels, annotations, owner and data between the bodies of a plan", () => {
+    const plan = planPullSecrets(
+      owner,
+      resolved(original),
+      clusterView({ namespaces: [ns("default"), ns("team-a")] }),
+      content,
+    );
+    const [first, second] = plan.secretWrites.map((w) => w.body);
+    assert.ok(first !== undefined && second !== undefined);
+    assert.notEqual(first.metadata, second.metadata);
+    assert.deepEqual([first.metadata.namespace, second.metadata.namespace], ["default", "team-a"]);
+    assert.equal(first.data, second.data);
+    assert.equal(first.metadata.labels, second.metadata.labels);
+    assert.equal(first.metadata.annotations, second.metadata.annotations);
+    assert.equal(first.metadata.ownerReferences, second.metadata.ownerReferences);
+  });
+
   it("adds only our entry, with nothing to remove, to a ServiceAccount with other entries", () => {
     const plan = planPullSecrets(
       owner,

@@ -128,6 +128,16 @@ export function emptyPlan(): Plan {
   };
 }
 
+/**
+ * The Secret body for each namespace, built once: every body of one plan shares its labels,
+ * annotations, owner reference and data (a cold converge at 20,000 namespaces holds 20,000 bodies
+ * until its last write). The shared parts are never changed in place.
+ */
+function secretBodies(owner: Owner, name: string, content: SecretContent): (namespace: string) => SecretBody {
+  const shared = desiredSecretBody(owner, "", name, content);
+  return (namespace) => ({ ...shared, metadata: { ...shared.metadata, namespace } });
+}
+
 export function desiredSecretBody(
   owner: Owner,
   namespace: string,
@@ -197,6 +207,7 @@ export function planPullSecrets(
   const plan = emptyPlan();
   const name = spec.secretName;
   const targeted = new Set<string>();
+  let bodyFor: ((namespace: string) => SecretBody) | undefined;
 
   for (const namespace of view.namespaces) {
     if (!spec.matchesNamespace(namespace)) {
@@ -225,10 +236,11 @@ export function planPullSecrets(
       existing !== undefined && content !== undefined && secretMatches(existing, owner, content);
     const secretWritten = content !== undefined && !secretCurrent;
     if (secretWritten) {
+      bodyFor ??= secretBodies(owner, name, content);
       plan.secretWrites.push({
         action: existing === undefined ? "create" : "update",
         namespace: ns,
-        body: desiredSecretBody(owner, ns, name, content),
+        body: bodyFor(ns),
       });
       secretPresent = true;
       secretCurrent = true;
