@@ -73,6 +73,14 @@ class WriteOverlay<T extends KubernetesObject> {
     return entry.object;
   }
 
+  /** The informer's objects as the reconciler sees them: our written copies instead, our deletions left out. */
+  resolveAll(cached: T[]): T[] {
+    if (this.entries.size === 0) return cached;
+    return cached
+      .map((obj) => this.resolve(obj.metadata?.namespace ?? "", obj.metadata?.name ?? "", obj))
+      .filter((obj): obj is T => obj !== undefined);
+  }
+
   /** Drops the entry once the informer has caught up with it, so it does not wait for a read. */
   settle(namespace: string, name: string, cached: T | undefined): void {
     const key = `${namespace}/${name}`;
@@ -218,19 +226,11 @@ export class ClusterCache {
   }
 
   serviceAccountsIn(namespace: string): V1ServiceAccount[] {
-    const cached = this.stores.serviceAccounts.list(namespace);
-    if (this.serviceAccountOverlay.size === 0) return cached;
-    return cached
-      .map((sa) => this.serviceAccount(namespace, sa.metadata?.name ?? ""))
-      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+    return this.serviceAccountOverlay.resolveAll(this.stores.serviceAccounts.list(namespace));
   }
 
   allServiceAccounts(): V1ServiceAccount[] {
-    const cached = this.stores.serviceAccounts.list();
-    if (this.serviceAccountOverlay.size === 0) return cached;
-    return cached
-      .map((sa) => this.serviceAccount(sa.metadata?.namespace ?? "", sa.metadata?.name ?? ""))
-      .filter((sa): sa is V1ServiceAccount => sa !== undefined);
+    return this.serviceAccountOverlay.resolveAll(this.stores.serviceAccounts.list());
   }
 
   namespace(name: string): NamespaceView | undefined {
@@ -239,10 +239,7 @@ export class ClusterCache {
   }
 
   managedSecrets(): V1Secret[] {
-    const cached = this.stores.secrets.list();
-    if (this.secretOverlay.size === 0) return cached;
-    const seen = cached.map((s) => this.secret(s.metadata?.namespace ?? "", s.metadata?.name ?? ""));
-    return seen.filter((s): s is V1Secret => s !== undefined);
+    return this.secretOverlay.resolveAll(this.stores.secrets.list());
   }
 
   /**
