@@ -77,4 +77,22 @@ describe("ClusterCache", () => {
     assert.equal(cache.pendingWrites(), 0);
     assert.deepEqual(cache.serviceAccount("team-a", "default")?.imagePullSecrets, [{ name: "pull" }]);
   });
+
+  it("keeps written objects without their managedFields, as the informer keeps them", () => {
+    const { cache } = setup();
+    const managedFields = [{ manager: "ecr-creds-refresher", operation: "Update", fieldsType: "FieldsV1" }];
+    cache.recordSecret({
+      metadata: { namespace: "team-a", name: "pull", resourceVersion: "5", managedFields },
+      data: { token: "new" },
+    });
+    cache.recordServiceAccount({
+      metadata: { namespace: "team-a", name: "default", resourceVersion: "8", managedFields },
+      imagePullSecrets: [{ name: "pull" }],
+    });
+    assert.equal(cache.secret("team-a", "pull")?.data?.token, "new");
+    assert.equal(cache.secret("team-a", "pull")?.metadata?.managedFields, undefined);
+    const sa = cache.serviceAccount("team-a", "default");
+    assert.deepEqual(sa?.imagePullSecrets, [{ name: "pull" }]);
+    assert.equal(sa.metadata?.managedFields, undefined);
+  });
 });

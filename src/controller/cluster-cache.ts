@@ -4,6 +4,7 @@
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
+import { dropManagedFields } from "../kube/informer/informer.ts";
 import type { StringInterner } from "../kube/interner.ts";
 import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./plan/desired.ts";
 import { OWNER_LABEL } from "./plan/labels.ts";
@@ -180,7 +181,11 @@ export class ClusterCache {
     return this.stores.ecrPullSecrets;
   }
 
+  // A written object is kept without its managedFields, as the informer keeps it: during a cold
+  // converge the watch runs up to a few thousand writes behind, and their managedFields were about
+  // a third of what the overlay held.
   recordSecret(secret: V1Secret): void {
+    dropManagedFields(secret);
     const { namespace = "", name = "" } = secret.metadata ?? {};
     const kept = this.secretData === undefined ? secret : internSecretData(secret, this.secretData);
     this.secretOverlay.record(namespace, name, kept, versionOf(secret));
@@ -192,6 +197,7 @@ export class ClusterCache {
   }
 
   recordServiceAccount(sa: V1ServiceAccount): void {
+    dropManagedFields(sa);
     const { namespace = "", name = "" } = sa.metadata ?? {};
     this.serviceAccountOverlay.record(namespace, name, sa, versionOf(sa));
   }
