@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 
+import { imageNodeArgs } from "../test/harness/image.ts";
 import { createLogger } from "./observability/logger.ts";
 import type { Observation } from "./observability/observer.ts";
 import { TurbofanOnDemand, turbofanOffAtStart } from "./optimizing-compiler.ts";
@@ -58,8 +59,8 @@ describe("TurbofanOnDemand", () => {
     assert.equal(enabled(), 0);
   });
 
-  // In a process started as the image starts it: a hot function stays in the baseline tiers until a
-  // large batch is observed, and Turbofan compiles it afterwards.
+  // In a process started with the image's node flags: a hot function stays in the baseline tiers
+  // until a large batch is observed, and Turbofan compiles it afterwards.
   it("lets V8 optimize hot code after a large batch, in a process started with it off", async () => {
     const script = `
       const { TurbofanOnDemand } = await import(process.argv[1]);
@@ -80,9 +81,8 @@ describe("TurbofanOnDemand", () => {
       (path) => new URL(path, import.meta.url).href,
     );
     const { stdout } = await promisify(execFile)(process.execPath, [
+      ...imageNodeArgs(),
       "--allow-natives-syntax",
-      "--no-maglev",
-      "--no-turbofan",
       "--input-type=module",
       "--eval",
       script,
