@@ -113,7 +113,7 @@ function probe(parts: readonly ModulePart[], extraFlags: readonly string[]): Mem
     // Not a part's cost: the module loaders themselves (the first ES module and the first CommonJS
     // module from node_modules), and the young generation grown to its limit, as any running
     // process has it.
-    `keep.push(await import("yocto-queue"), await import("quick-format-unescaped"));`,
+    `keep.push(await import("colorette"), await import("quick-format-unescaped"));`,
     "{ let garbage = []; for (let i = 0; i < 300000; i++) { garbage.push({ i }); if (garbage.length > 1000) garbage = []; } }",
     "figures.push(await measure());",
     ...parts.map((part) => `{ ${part.code} }\nfigures.push(await measure());`),
