@@ -1,7 +1,7 @@
 // Bounded fan-out for writes across namespaces: at most `limit` calls in flight, and one failure
-// does not stop or hide the others. p-map takes the next item only when a call finishes. p-limit,
-// used before, queued a call for every item up front: at 5,000 items that held about 5 MiB of
-// pending promises and closures until the batch ended, at the peak of a cold converge.
+// does not stop or hide the others. p-map takes the next item only when a call finishes; p-limit
+// queues a call for every item up front, which at 5,000 items holds about 5 MiB of pending promises
+// and closures until the batch ends, at the peak of a cold converge.
 
 import pMap from "p-map";
 
