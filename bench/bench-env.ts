@@ -1,6 +1,7 @@
 // One benchmark environment: a fresh control plane (audit log on, so the operator's requests can
 // be told apart by user), moto behind the counting AWS proxy, the driver's watches, and the
 // operator as a separate process started and stopped by the scenarios.
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { mkdir } from "node:fs/promises";
 import { setTimeout as delay } from "node:timers/promises";
@@ -17,6 +18,7 @@ import { AuditLog } from "./audit-log.ts";
 import { ClusterWatch } from "./cluster-watch.ts";
 import { parseSamples, sumOf, type Sample } from "./prometheus.ts";
 import { cpuSeconds, memoryOf, type MemoryReading } from "./process-stats.ts";
+import { ecrPasswordLength } from "./run-info.ts";
 
 export const operatorUser = "ecr-operator";
 export const operatorNamespace = "ecr-system";
@@ -64,12 +66,21 @@ export class BenchEnv {
   readonly watch: ClusterWatch;
   readonly audit: AuditLog;
   readonly options: BenchEnvOptions;
+  /** The password in every ECR token the proxy hands out (ecrPasswordLength characters). */
+  readonly ecrPassword: string;
   /** The operator user's kubeconfig (client certificate), straight to the API server. */
   readonly operatorKubeConfig: KubeConfig;
   readonly #operatorKubeconfigPath: string;
 
   private constructor(
-    parts: { plane: ControlPlane; moto: Moto; aws: AwsProxy; api: ApiClient; watch: ClusterWatch },
+    parts: {
+      plane: ControlPlane;
+      moto: Moto;
+      aws: AwsProxy;
+      api: ApiClient;
+      watch: ClusterWatch;
+      ecrPassword: string;
+    },
     operator: UserCredentials,
     options: BenchEnvOptions,
   ) {
@@ -82,6 +93,7 @@ export class BenchEnv {
     this.operatorKubeConfig = operator.kubeConfig;
     this.#operatorKubeconfigPath = operator.kubeconfigPath;
     this.options = options;
+    this.ecrPassword = parts.ecrPassword;
   }
 
   static async start(options: BenchEnvOptions): Promise<BenchEnv> {
@@ -99,6 +111,9 @@ export class BenchEnv {
     try {
       moto = await startMoto();
       aws = await startAwsProxy(moto.endpoint);
+      // Base64, as ECR's are: 3 bytes make 4 characters.
+      const ecrPassword = randomBytes((ecrPasswordLength / 4) * 3).toString("base64");
+      aws.setEcrTokenPassword(ecrPassword);
       api = await ApiClient.fromKubeConfig(plane.kubeConfig, Math.max(options.createConcurrency, 8));
       const operator = await plane.userKubeConfig(operatorUser, ["system:masters"]);
       await api.json("POST", "/api/v1/namespaces", { metadata: { name: operatorNamespace } });
@@ -112,7 +127,7 @@ export class BenchEnv {
       watch = new ClusterWatch(plane.kubeConfig);
       await watch.start();
       if (options.profileDir !== undefined) await mkdir(options.profileDir, { recursive: true });
-      return new BenchEnv({ plane, moto, aws, api, watch }, operator, options);
+      return new BenchEnv({ plane, moto, aws, api, watch, ecrPassword }, operator, options);
     } catch (err) {
       await watch?.stop();
       api?.close();

@@ -396,7 +396,11 @@ own process, with its own client certificate user: ${
     results.operator_entry === "source"
       ? "`node src/main.ts run`"
       : "the compiled `dist/main.js run` with the Dockerfile's node flags, as the image runs it"
-  }. The AWS side is moto behind the counting proxy. Raw figures: [latest.json](latest.json).${
+  }. The AWS side is moto behind the counting proxy${
+    results.ecr_password_chars === undefined
+      ? ", with moto's own ECR tokens (a password of 23 characters)"
+      : `, which puts a password of ${results.ecr_password_chars.toLocaleString("en-US")} characters in every ECR token it hands out, as long as ECR's own (moto's are 23): each pull Secret is the size it is in a real cluster`
+  }. Raw figures: [latest.json](latest.json).${
     results.operator_node_options === undefined
       ? ""
       : ` The operator ran with \`NODE_OPTIONS=${results.operator_node_options}\`.`

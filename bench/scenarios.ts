@@ -90,11 +90,14 @@ export async function standInAuthorization(env: BenchEnv): Promise<Authorization
   }
 }
 
-/** The content the operator will write, minted straight from moto (not through the counting proxy). */
+/**
+ * The content the operator will write: the registry and user of a token minted straight from moto
+ * (not through the counting proxy), with the password the proxy puts in every token it hands out.
+ */
 async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConfig["secret"]> {
   const data = await standInAuthorization(env);
   const decoded = Buffer.from(data?.authorizationToken ?? "", "base64").toString();
-  const colon = decoded.indexOf(":");
+  const username = decoded.slice(0, decoded.indexOf(":"));
   const host = (data?.proxyEndpoint ?? "").replace(/^https?:\/\//, "");
   const now = Date.now();
   return {
@@ -113,9 +116,7 @@ async function baselineSecret(env: BenchEnv, name: string): Promise<BaselineConf
     type: "kubernetes.io/dockerconfigjson",
     data: {
       ".dockerconfigjson": Buffer.from(
-        buildDockerConfigJson([
-          { host, username: decoded.slice(0, colon), password: decoded.slice(colon + 1) },
-        ]),
+        buildDockerConfigJson([{ host, username, password: env.ecrPassword }]),
       ).toString("base64"),
     },
   };
