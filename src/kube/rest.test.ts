@@ -7,6 +7,13 @@ import { clusterPath, KubeClient, namespacedPath, readBody } from "./rest.ts";
 import { connection, FakeApiServer, type Reply } from "../../test/harness/fake-apiserver.ts";
 import { eventually } from "../../test/harness/wait.ts";
 
+/** The server `client`'s connection points at. */
+function serverOf(client: KubeClient): string {
+  const cluster = client.connection.getCurrentCluster();
+  if (cluster === null) throw new Error("no current cluster");
+  return cluster.server;
+}
+
 function status(code: number, reason: string, message: string): string {
   return JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", code, reason, message });
 }
@@ -49,6 +56,35 @@ describe("KubeClient", { timeout: 20_000 }, () => {
       api.seen.at(-1)?.url,
       "/apis/g/v1/things/a%2Fb/status?labelSelector=app.kubernetes.io%2Fmanaged-by%3Dx%2Cowner+in+%28a+b%29&limit=5",
     );
+  });
+
+  it("sends requests under the server URL's path, and resolves dot segments as a URL does", async () => {
+    api.reply = (_req, res) => res.end('{"items":[]}');
+    const under = new KubeClient(connection(`${serverOf(client)}/prefix/`), { timeoutMs: 500 });
+    await under.get("/api/v1/namespaces", { limit: 1 });
+    assert.equal(api.seen.at(-1)?.url, "/prefix/api/v1/namespaces?limit=1");
+    await under.get("/api/v1/things/../namespaces");
+    assert.equal(api.seen.at(-1)?.url, "/prefix/api/v1/namespaces");
+  });
+
+  it("follows the connection to another server", async () => {
+    const other = new FakeApiServer();
+    try {
+      let server = serverOf(client);
+      const moving = new KubeClient(
+        { ...connection(server), getCurrentCluster: () => ({ server }) },
+        { timeoutMs: 500 },
+      );
+      api.reply = (_req, res) => res.end("{}");
+      other.reply = (_req, res) => res.end("{}");
+      await moving.get("/api/v1/namespaces/a");
+      server = await other.listen();
+      await moving.get("/api/v1/namespaces/b");
+      assert.equal(api.seen.at(-1)?.url, "/api/v1/namespaces/a");
+      assert.equal(other.seen.at(-1)?.url, "/api/v1/namespaces/b");
+    } finally {
+      await other.close();
+    }
   });
 
   it("turns a Status answer into a KubeError of its kind with the server's message", async () => {
