@@ -63,7 +63,7 @@ describe("TurbofanOnDemand", () => {
   // until a large batch is observed, and Turbofan compiles it afterwards.
   it("lets V8 optimize hot code after a large batch, in a process started with it off", async () => {
     const script = `
-      const { TurbofanOnDemand } = await import(process.argv[1]);
+      const { TurbofanOnDemand, largeBatchWrites } = await import(process.argv[1]);
       const { createLogger } = await import(process.argv[2]);
       const status = new Function("f", "return %GetOptimizationStatus(f)");
       const optimized = (f) => (status(f) & 16) !== 0;
@@ -72,7 +72,7 @@ describe("TurbofanOnDemand", () => {
       const offAtStart = onDemand.off;
       for (let k = 0; k < 5000; k++) hot(1000);
       const before = optimized(hot);
-      onDemand.observe({ type: "WritesPlanned", writes: 5000 });
+      onDemand.observe({ type: "WritesPlanned", writes: largeBatchWrites });
       const deadline = Date.now() + 20000;
       while (!optimized(hot) && Date.now() < deadline) for (let k = 0; k < 1000; k++) hot(1000);
       process.stdout.write(JSON.stringify({ offAtStart, before, after: optimized(hot) }));

@@ -1,23 +1,25 @@
 // V8's optimizing compilers are large: the first time Maglev and Turbofan run they touch about 7 MiB
 // of node's own machine code, and those pages stay resident for the rest of the process's life (at
 // 10 namespaces the operator's steady resident set is 78 MiB with them, 69 without). The image
-// starts node with both off (`--no-maglev --no-turbofan`), so an operator at rest, or reconciling a
-// few namespaces at a time, runs in V8's interpreter and its baseline compiler. The first large
-// batch of writes (a cold converge or a refresh across many namespaces) turns Turbofan on for good:
-// over thousands of writes it saves more CPU than it costs. Maglev stays off: turned on after
-// start-up it compiles on the main thread, and a cold converge of 1,000 namespaces then took longer
-// than with neither (bench/results).
+// starts node with both off (`--no-maglev --no-turbofan`), so an operator at rest, or reconciling
+// thousands of namespaces, runs in V8's interpreter and its baseline compiler. Only a very large
+// batch of writes (a cold converge or a refresh over 10,000 namespaces or more) turns Turbofan on
+// for good. Maglev stays off: turned on after start-up it compiles on the main thread, and a cold
+// converge of 1,000 namespaces then took longer than with neither (bench/results).
 import { setFlagsFromString } from "node:v8";
 
 import type { Logger } from "./observability/logger.ts";
 import type { Observation, Observer } from "./observability/observer.ts";
 
 /**
- * Writes in one reconcile from which Turbofan is turned on: a cold converge over 1,000 namespaces or
- * more (a Secret and a ServiceAccount each), a refresh over 2,000. Smaller batches took no
- * measurably longer without it; a converge at 5,000 namespaces used 12 % less CPU with it.
+ * Writes in one reconcile from which Turbofan is turned on: a cold converge over 10,000 namespaces
+ * or more (a Secret and a ServiceAccount each), a refresh over 20,000. Below that it saved no time on
+ * two cores and raised the peak by about 10 MiB: a cold converge of 1,000 namespaces took 2.11 s and
+ * 1.03 CPU s with it, 2.03 s and 0.98 without (medians of four rounds), with a peak of 103–108 MiB
+ * against 92–95; one of 5,000 took 8.7 s with it and 8.8 without (medians of eight), 3.2 CPU s
+ * against 4.0, with a peak of 125–132 MiB against 113–119.
  */
-export const largeBatchWrites = 2000;
+export const largeBatchWrites = 20_000;
 
 /** Whether node's flags leave Turbofan off (`--no-turbofan` or its alias `--no-opt`); the last one wins. */
 export function turbofanOffAtStart(execArgv: readonly string[]): boolean {
