@@ -23,6 +23,16 @@ describe("StringInterner", () => {
     );
   });
 
+  it("counts a value seen twice in a row as recently seen, once", () => {
+    const interner = new StringInterner(2);
+    for (const value of ["a", "a", "b", "b", "a", "a", "c", "c"]) interner.intern(value);
+    assert.deepEqual(
+      ["a", "b", "c"].map((value) => interner.has(value)),
+      [true, false, true],
+    );
+    assert.equal(interner.size, 2);
+  });
+
   it("refuses a limit that is not a positive integer", () => {
     assert.throws(() => new StringInterner(0), RangeError);
     assert.throws(() => new StringInterner(1.5), RangeError);
