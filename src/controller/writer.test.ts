@@ -4,6 +4,7 @@ import type { ECRPullSecret } from "../api/types.ts";
 import type { EventRecorder } from "../kube/events.ts";
 import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
+import { connection, FakeApiServer } from "../../test/harness/fake-apiserver.ts";
 import { createLogger } from "../observability/logger.ts";
 import { desiredSecretBody, type SecretWrite } from "./plan/desired.ts";
 import { RetryLater } from "./retry-later.ts";
@@ -105,4 +106,47 @@ describe("the writer", () => {
       }
     });
   }
+});
+
+describe("the writer against an API server", () => {
+  it("creates a Secret asking for its metadata alone, and keeps the content it sent", async () => {
+    const api = new FakeApiServer();
+    try {
+      const stored = { name: "team-pull", namespace: "team-a", uid: "uid-9", resourceVersion: "42" };
+      api.reply = (_req, res) => {
+        res.statusCode = 201;
+        res.end(
+          JSON.stringify({ kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: stored }),
+        );
+      };
+      const kube = new KubeClient(connection(await api.listen()), { timeoutMs: 2000 });
+      const cluster = createWriter({
+        kube,
+        events: noEvents,
+        log: createLogger({ level: "silent", pretty: false }),
+        canWrite: () => true,
+        dryRun: false,
+        onPlannedChange: () => assert.fail("a dry run's change outside a dry run"),
+      });
+      const written = await cluster.writeSecret(write);
+      assert.match(
+        api.seen.at(-1)?.accept ?? "",
+        /^application\/json;as=PartialObjectMetadata;g=meta\.k8s\.io;v=v1, /,
+      );
+      assert.deepEqual(written, {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: stored,
+        type: write.body.type,
+        data: write.body.data,
+      });
+      assert.notEqual(
+        written.data,
+        write.body.data,
+        "the plan's data map is shared; the written Secret has its own",
+      );
+    } finally {
+      await api.close();
+    }
+  });
 });

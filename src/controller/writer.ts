@@ -4,7 +4,7 @@
 // Secrets are written only with our labels and ownerReference; an unmanaged Secret of the same
 // name is never touched. ServiceAccounts are changed by read-modify-write on resourceVersion,
 // keeping every entry the operator did not add.
-import type { V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1ObjectMeta, V1Secret, V1SecretList, V1ServiceAccount } from "@kubernetes/client-node";
 import {
   GROUP,
   PLURAL,
@@ -141,6 +141,20 @@ function isOurs(secret: V1Secret, body: SecretBody): boolean {
   );
 }
 
+/**
+ * The Secret the API server stored from `body`, from the metadata it answered with: the content is
+ * what was sent (a copy of the data map, which the plan's bodies share).
+ */
+function storedSecret(body: SecretBody, metadata: V1ObjectMeta | undefined): V1Secret {
+  return {
+    apiVersion: body.apiVersion,
+    kind: body.kind,
+    metadata: metadata ?? { name: body.metadata.name, namespace: body.metadata.namespace },
+    type: body.type,
+    data: { ...body.data },
+  };
+}
+
 const secretPath = (namespace: string, name?: string): string =>
   namespacedPath("/api/v1", namespace, "secrets", name);
 const serviceAccountPath = (namespace: string, name: string): string =>
@@ -175,7 +189,8 @@ function clusterWrites(kube: KubeClient, events: EventRecorder, log: Logger): Wr
       if (write.action === "update") {
         return await patchSecret(write.body);
       }
-      return await kube.create<V1Secret>(secretPath(namespace), write.body, writeQuery);
+      const created = await kube.createForMetadata(secretPath(namespace), write.body, writeQuery);
+      return storedSecret(write.body, created.metadata);
     } catch (err) {
       const error = classifyKubeError(err);
       if (write.action === "create" && error.kind === "AlreadyExists") {

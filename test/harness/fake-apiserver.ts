@@ -9,6 +9,7 @@ export interface Seen {
   method: string;
   url: string;
   contentType: string | undefined;
+  accept: string | undefined;
   authorization: string | undefined;
   body: string;
 }
@@ -30,6 +31,7 @@ export class FakeApiServer {
           method: req.method ?? "",
           url: req.url ?? "",
           contentType: req.headers["content-type"],
+          accept: req.headers.accept,
           authorization: req.headers.authorization,
           body: Buffer.concat(chunks).toString(),
         });
