@@ -71,9 +71,7 @@ EXPOSE 8080 8081 9443
 # A small young generation keeps the resident set small, and a heap that grows by at most half of
 # what is live after each full collection keeps the cold converge's peak from doubling when V8 sees
 # a high allocation rate. V8's optimizing compilers start off: once they have run, their own code
-# adds about 9 MiB to the resident set, and the operator turns Turbofan on at its first large batch
-# of writes (src/optimizing-compiler.ts). Turbofan then compiles one function at a time: with up to
-# four at once, each in its own malloc arena, the cold converge's peak varied by 10 MiB; see
-# bench/results.
-ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=50", "--no-maglev", "--no-turbofan", "--concurrent-turbofan-max-threads=1", "/app/dist/main.js"]
+# adds about 9 MiB to the resident set. The operator turns Maglev on at its first large batch of
+# writes (src/optimizing-compiler.ts); Turbofan stays off. See bench/results.
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=50", "--no-maglev", "--no-turbofan", "/app/dist/main.js"]
 CMD ["run"]

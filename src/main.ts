@@ -19,7 +19,7 @@ import { createLogger, type Logger } from "./observability/logger.ts";
 import { Metrics } from "./observability/metrics.ts";
 import { MetricsObserver } from "./observability/metrics-observer.ts";
 import { allOf } from "./observability/observer.ts";
-import { TurbofanOnDemand } from "./optimizing-compiler.ts";
+import { MaglevOnDemand } from "./optimizing-compiler.ts";
 import { startObservabilityServer, type ObservabilityServer } from "./observability/server.ts";
 import { formatChanges, formatSummary } from "./report.ts";
 
@@ -58,7 +58,7 @@ async function run(config: Config): Promise<void> {
   const log = loggerFor(config);
   const kubeConfig = kubeConfigFor(config);
   const metrics = new Metrics();
-  const observer = allOf(new MetricsObserver(metrics), new TurbofanOnDemand({ log }));
+  const observer = allOf(new MetricsObserver(metrics), new MaglevOnDemand({ log }));
   const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
   const elector = config.leaderElect
     ? new LeaderElector({
@@ -177,7 +177,7 @@ async function once(config: Config): Promise<number> {
     config,
     kubeConfig: kubeConfigFor(config),
     log,
-    observer: new TurbofanOnDemand({ log }),
+    observer: new MaglevOnDemand({ log }),
     onPlannedChange: (change) => changes.push(change),
   });
   try {
