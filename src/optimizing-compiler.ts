@@ -17,7 +17,7 @@ import type { Observation, Observer } from "./observability/observer.ts";
  * compiles on the main thread, one function at a time, so its compile memory stays small. A cold
  * converge of 5,000 namespaces took 7.3–7.9 s and 2.4–2.5 CPU s with it, 8.1–8.4 s and 3.4 CPU s
  * without, with a peak of 119 MiB against 110; one of 1,000 took 1.55 s (median of four) and 0.65
- * CPU s with it, 1.62 s and 0.70 without.
+ * CPU s with it, 1.62 s and 0.71 without.
  */
 export const largeBatchWrites = 2000;
 
