@@ -128,6 +128,35 @@ describe("WatchStream", () => {
   );
 
   it(
+    "decodes a character whose bytes arrive in different chunks, and several events in one chunk",
+    { timeout: testTimeoutMs },
+    async () => {
+      const bytes = Buffer.from(
+        line({ type: "ADDED", object: { metadata: { name: "ü€", resourceVersion: "5" } } }) +
+          line({ type: "MODIFIED", object: { metadata: { name: "b", resourceVersion: "6" } } }) +
+          line({ type: "DELETED", object: { metadata: { name: "b", resourceVersion: "7" } } }),
+      );
+      // Inside the three bytes of "€".
+      const cut = bytes.indexOf(Buffer.from("€")) + 1;
+      const watched = await watch((_req, res) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.write(bytes.subarray(0, cut));
+        setTimeout(() => res.end(bytes.subarray(cut)), 20);
+      });
+      try {
+        assert.deepEqual(await watched.stream.ended, { kind: "closed" });
+        assert.deepEqual(watched.changes, [
+          ["ADDED", "ü€"],
+          ["MODIFIED", "b"],
+          ["DELETED", "b"],
+        ]);
+      } finally {
+        await watched.close();
+      }
+    },
+  );
+
+  it(
     "fails a watch the server ends at once without an event, as client-go does",
     { timeout: testTimeoutMs },
     async () => {
