@@ -63,7 +63,7 @@ for cmd in "$tools"/cmd/*/; do
   [ -x "$bin_dir/$(basename "$cmd")" ] || built=false
 done
 if [ "$built" = false ]; then
-  echo "setup: building the control plane and node $kube_version (first time only; several minutes)"
+  echo "setup: building the control plane and node $kube_version (first time only; about 15 minutes on two cores)"
   mkdir -p "$bin_dir.tmp"
   # Stamp the version as Kubernetes' own build does: helm checks a chart's kubeVersion against it.
   minor=$(echo "$kube_version" | cut -d. -f2)
@@ -87,7 +87,7 @@ helm_key=$(cat "$helm_tools/go.mod" "$helm_tools/go.sum" "$helm_tools"/cmd/helm/
 helm_dir="$cache_root/helm/$helm_version-$helm_key"
 
 if [ ! -x "$helm_dir/helm" ] || [ ! -f "$helm_dir/monitoring.coreos.com_prometheusrules.yaml" ]; then
-  echo "setup: building helm $helm_version (first time only; a few minutes)"
+  echo "setup: building helm $helm_version (first time only; about 4 minutes on two cores)"
   rm -rf "$helm_dir.tmp" && mkdir -p "$helm_dir.tmp"
   (cd "$helm_tools" && CGO_ENABLED=0 go build -trimpath \
     -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version" -o "$helm_dir.tmp/" ./cmd/helm)
@@ -113,7 +113,7 @@ prometheus_key=$(cat "$prometheus_tools/go.mod" "$prometheus_tools/go.sum" <(ech
 prometheus_dir="$cache_root/prometheus/$prometheus_module_version-$prometheus_key"
 
 if [ ! -x "$prometheus_dir/prometheus" ] || [ ! -x "$prometheus_dir/promtool" ]; then
-  echo "setup: building prometheus and promtool $prometheus_module_version (first time only; several minutes)"
+  echo "setup: building prometheus and promtool $prometheus_module_version (first time only; about 5 minutes on two cores)"
   rm -rf "$prometheus_dir.tmp" && mkdir -p "$prometheus_dir.tmp"
   # Stamp the release version from the module's VERSION file, as its own build does.
   prometheus_module=$(cd "$prometheus_tools" && go mod download -json github.com/prometheus/prometheus |
