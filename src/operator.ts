@@ -23,7 +23,7 @@ import { RetryLater } from "./controller/retry-later.ts";
 import { SpecResolver } from "./controller/spec-resolver.ts";
 import { Sweeper } from "./controller/sweeper.ts";
 import { watch } from "./controller/watches.ts";
-import { createWriter, type PlannedChange } from "./controller/writer.ts";
+import { createWriter, readManagedSecret, type PlannedChange } from "./controller/writer.ts";
 import { rotationPolicy } from "./webhook/certificates.ts";
 import { FileTls } from "./webhook/file-tls.ts";
 import { PodWebhook } from "./webhook/pod-webhook.ts";
@@ -93,7 +93,10 @@ export class Operator {
 
     this.queue = new Workqueue({ clock, hooks: queueHooks(observer) });
     const secretData = new StringInterner(internedValues);
-    this.informers = createInformers({ kubeConfig, clock, log, observer, secretData });
+    // The cache reads the informers, and the Secrets' informer reads the cache's record of our writes.
+    const writtenSecret = (namespace: string, name: string, resourceVersion: number): V1Secret | undefined =>
+      cache.writtenSecret(namespace, name, resourceVersion);
+    this.informers = createInformers({ kubeConfig, clock, log, observer, secretData, writtenSecret });
     const cache = new ClusterCache(this.informers, clock, secretData);
     // Our written copies leave the overlay as soon as the watch shows them, not at the next read:
     // after a converge, most would otherwise stay until the next refresh.
@@ -155,6 +158,7 @@ export class Operator {
     const writing = { cache, writer, writeConcurrency: config.writeConcurrency, observer, clock, log };
     this.reconciler = new Reconciler({
       ...writing,
+      readSecret: (namespace, name) => readManagedSecret(kube, namespace, name),
       specs,
       content: createTokenContentSource({
         credentials: this.credentials,

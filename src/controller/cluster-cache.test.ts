@@ -4,7 +4,7 @@ import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 
 import type { ECRPullSecret } from "../api/types.ts";
 import { ManualClock } from "../clock.ts";
-import { ClusterCache, type ObjectStore } from "./cluster-cache.ts";
+import { ClusterCache, contentUnknown, secretFromWatch, type ObjectStore } from "./cluster-cache.ts";
 
 /** A store holding at most one object per name, as an informer's does. */
 function store<T extends { metadata?: { name?: string; namespace?: string } }>(): ObjectStore<T> & {
@@ -94,5 +94,89 @@ describe("ClusterCache", () => {
     const sa = cache.serviceAccount("team-a", "default");
     assert.deepEqual(sa?.imagePullSecrets, [{ name: "pull" }]);
     assert.equal(sa.metadata?.managedFields, undefined);
+  });
+});
+
+/** A managed Secret as a metadata-only watch event brings it. */
+function metadataEvent(name: string, resourceVersion: string, owner = "cr-1"): V1Secret {
+  return {
+    apiVersion: "meta.k8s.io/v1",
+    kind: "PartialObjectMetadata",
+    metadata: {
+      namespace: "team-a",
+      name,
+      resourceVersion,
+      labels: { "ecr-creds-refresher.io/owner": owner },
+    },
+  };
+}
+
+function written(name: string, resourceVersion: string, token: string): V1Secret {
+  return {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: {
+      namespace: "team-a",
+      name,
+      resourceVersion,
+      labels: { "ecr-creds-refresher.io/owner": "cr-1" },
+    },
+    type: "kubernetes.io/dockerconfigjson",
+    data: { token },
+  };
+}
+
+describe("managed Secrets watched by their metadata", () => {
+  const fromWatch = (cache: ClusterCache, raw: V1Secret): V1Secret =>
+    secretFromWatch(raw, (namespace, name, version) => cache.writtenSecret(namespace, name, version));
+
+  it("completes the operator's own write with the content it wrote", () => {
+    const { cache, secrets } = setup();
+    cache.recordSecret(written("pull", "5", "new"));
+    const record = fromWatch(cache, metadataEvent("pull", "5"));
+    assert.equal(record.kind, "Secret");
+    assert.equal(record.type, "kubernetes.io/dockerconfigjson");
+    assert.deepEqual(record.data, { token: "new" });
+    secrets.put(record);
+    cache.settleSecret(record);
+    assert.equal(cache.pendingWrites(), 0);
+    assert.deepEqual(cache.secretsOfUnknownContent("cr-1", "pull"), []);
+  });
+
+  it("completes a version the watch brought before the write's answer came", () => {
+    const { cache, secrets } = setup();
+    const record = fromWatch(cache, metadataEvent("pull", "5"));
+    assert.ok(contentUnknown(record));
+    secrets.put(record);
+    cache.settleSecret(record);
+    cache.recordSecret(written("pull", "5", "new"));
+    assert.equal(cache.secret("team-a", "pull")?.data?.token, "new");
+    assert.equal(secrets.get("pull", "team-a")?.data?.token, "new", "the informer's copy is completed");
+    assert.deepEqual(cache.secretsOfUnknownContent("cr-1", "pull"), []);
+  });
+
+  it("leaves a change the operator did not make without content until it is read", () => {
+    const { cache, secrets } = setup();
+    cache.recordSecret(written("pull", "5", "ours"));
+    const record = fromWatch(cache, metadataEvent("pull", "7"));
+    assert.ok(contentUnknown(record), "version 7 is not the one written");
+    assert.equal(record.data, undefined);
+    secrets.put(record);
+    cache.settleSecret(record);
+    secrets.put(fromWatch(cache, metadataEvent("other-name", "8", "cr-2")));
+    assert.deepEqual(
+      cache.secretsOfUnknownContent("cr-1", "pull").map((s) => s.metadata?.name),
+      ["pull"],
+      "only what the CR's plan reads: its own Secrets and those of its Secret name",
+    );
+    cache.recordSecret(written("pull", "7", "theirs"));
+    assert.equal(cache.secret("team-a", "pull")?.data?.token, "theirs");
+    assert.deepEqual(cache.secretsOfUnknownContent("cr-1", "pull"), []);
+  });
+
+  it("keeps a whole object from a watch as it came", () => {
+    const { cache } = setup();
+    const whole = written("pull", "9", "whole");
+    assert.equal(fromWatch(cache, whole), whole);
   });
 });

@@ -89,6 +89,12 @@ class WriteOverlay<T extends KubernetesObject> {
     if (entry !== undefined && caughtUp(entry, cached)) this.entries.delete(key);
   }
 
+  /** The object we wrote, if the entry holds that version of it. */
+  written(namespace: string, name: string, resourceVersion: number): T | undefined {
+    const entry = this.entries.get(`${namespace}/${name}`);
+    return entry?.resourceVersion === resourceVersion ? entry.object : undefined;
+  }
+
   get size(): number {
     return this.entries.size;
   }
@@ -129,6 +135,35 @@ function managedSecretView(secret: V1Secret): ManagedSecretView {
     ownerUids: (secret.metadata?.ownerReferences ?? []).map((ref) => ref.uid),
     dockerConfigJson: encoded === undefined ? undefined : decodedContent(encoded),
   };
+}
+
+/**
+ * Whether the cache knows a managed Secret's content. The watch of managed Secrets brings metadata
+ * alone (a tenth of a pull Secret); a change the operator made is completed with what it wrote, and
+ * one it did not make is kept without content until read. The API server gives every Secret a
+ * type, so a Secret without one is such a change.
+ */
+export function contentUnknown(secret: V1Secret): boolean {
+  return secret.type === undefined;
+}
+
+/**
+ * A managed Secret as a watch event brought it: whole, or as metadata alone, completed with the
+ * content the operator wrote at that resourceVersion when `written` knows it.
+ */
+export function secretFromWatch(
+  raw: KubernetesObject,
+  written: (namespace: string, name: string, resourceVersion: number) => V1Secret | undefined,
+): V1Secret {
+  if (raw.kind !== "PartialObjectMetadata") return raw;
+  const { metadata } = raw;
+  const ours = written(metadata?.namespace ?? "", metadata?.name ?? "", versionOf(raw));
+  const secret: V1Secret = { apiVersion: "v1", kind: "Secret", metadata };
+  if (ours !== undefined) {
+    secret.type = ours.type;
+    secret.data = ours.data;
+  }
+  return secret;
 }
 
 /** Decoded Secret data by its base64, for as many distinct values as the data interner keeps. */
@@ -189,6 +224,28 @@ export class ClusterCache {
     const { namespace = "", name = "" } = secret.metadata ?? {};
     const kept = this.secretData === undefined ? secret : internSecretData(secret, this.secretData);
     this.secretOverlay.record(namespace, name, kept, versionOf(secret));
+    // The watch may have brought this version, as metadata alone, before the write's answer came.
+    const cached = this.stores.secrets.get(name, namespace);
+    if (cached !== undefined && contentUnknown(cached) && versionOf(cached) === versionOf(kept)) {
+      cached.type = kept.type;
+      cached.data = kept.data;
+    }
+  }
+
+  /** The Secret as the operator wrote it at `resourceVersion`, while the overlay holds that write. */
+  writtenSecret(namespace: string, name: string, resourceVersion: number): V1Secret | undefined {
+    return this.secretOverlay.written(namespace, name, resourceVersion);
+  }
+
+  /**
+   * The managed Secrets a CR's plan reads whose content the cache does not know: those it owns and
+   * those of its Secret name. Read them (recordSecret) before planning.
+   */
+  secretsOfUnknownContent(owner: string, secretName: string): V1Secret[] {
+    return this.managedSecrets().filter(
+      (s) =>
+        contentUnknown(s) && (s.metadata?.labels?.[OWNER_LABEL] === owner || s.metadata?.name === secretName),
+    );
   }
 
   recordSecretDeleted(namespace: string, name: string): void {

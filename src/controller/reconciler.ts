@@ -1,10 +1,13 @@
 // reconcile(name): re-read the ECRPullSecret from the cache, make sure of its finalizer, resolve its
-// spec, get the token content, plan (pure), apply the differences, then build, record and write
+// spec, read the Secrets others changed, get the token content, plan (pure), apply the differences, then build, record and write
 // the status and tell what happened in Events. Level-triggered: every call computes from the
 // current state, whatever event caused it. Every write goes through the writer.
+import type { V1Secret } from "@kubernetes/client-node";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/types.ts";
 import { API_VERSION, KIND } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
+import { mapLimit } from "../kube/concurrency.ts";
+import { classifyKubeError } from "../kube/errors.ts";
 import type { EventTarget } from "../kube/events.ts";
 import type { WorkResult } from "../kube/workqueue.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -33,6 +36,8 @@ export interface ReconcileReport {
 
 export interface ReconcilerDeps {
   cache: ClusterCache;
+  /** A managed Secret as the API server holds it, or undefined when there is none. */
+  readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
   specs: SpecResolver;
   content: ContentSource;
   writer: Writer;
@@ -104,6 +109,7 @@ export class Reconciler {
       return {};
     }
 
+    await this.readChangedSecrets(owner, spec.secretName);
     const view = cache.viewFor(cr, (other) => specs.resolved(other));
     const result = await content.contentFor(spec, existingContent(owner, spec, view));
     const plan = planPullSecrets(owner, spec, view, result.content);
@@ -114,6 +120,28 @@ export class Reconciler {
     });
     this.tell(cr, plan, failures, result);
     return this.nextReconcile(failures, result);
+  }
+
+  /**
+   * Reads the Secrets the plan looks at that someone else changed since the operator last saw them:
+   * the watch brings their metadata alone, and the plan compares their content. Most reconciles
+   * have none.
+   */
+  private async readChangedSecrets(owner: Owner, secretName: string): Promise<void> {
+    const { cache, readSecret, writeConcurrency } = this.deps;
+    const changed = cache.secretsOfUnknownContent(owner.name, secretName);
+    if (changed.length === 0) return;
+    const results = await mapLimit(changed, writeConcurrency, async (secret) => {
+      const { namespace = "", name = "" } = secret.metadata ?? {};
+      const current = await readSecret(namespace, name);
+      if (current === undefined) cache.recordSecretDeleted(namespace, name);
+      else cache.recordSecret(current);
+    });
+    const failed = results.filter((r) => r.status === "rejected");
+    if (failed.length > 0) {
+      const first = classifyKubeError(failed[0]?.reason).message;
+      throw new RetryLater(`could not read ${failed.length} Secrets changed by others: ${first}`);
+    }
   }
 
   /** When to look at the CR again: at the next refresh, sooner after conflicts, with backoff after failures. */

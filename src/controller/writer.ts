@@ -157,6 +157,23 @@ function storedSecret(body: SecretBody, metadata: V1ObjectMeta | undefined): V1S
 
 const secretPath = (namespace: string, name?: string): string =>
   namespacedPath("/api/v1", namespace, "secrets", name);
+
+/**
+ * A managed Secret as the API server holds it, or undefined when there is none. Read by a list by
+ * name and our label, not a get: the operator's RBAC grants no get on Secrets, and whatever name a
+ * CR gives, the API server never hands it a Secret it does not manage.
+ */
+export async function readManagedSecret(
+  kube: KubeClient,
+  namespace: string,
+  name: string,
+): Promise<V1Secret | undefined> {
+  const found = await kube.get<V1SecretList>(secretPath(namespace), {
+    fieldSelector: `metadata.name=${name}`,
+    labelSelector: MANAGED_SECRETS_SELECTOR,
+  });
+  return found.items[0];
+}
 const serviceAccountPath = (namespace: string, name: string): string =>
   namespacedPath("/api/v1", namespace, "serviceaccounts", name);
 const crPath = (name: string, subresource?: string): string =>
@@ -210,13 +227,7 @@ function clusterWrites(kube: KubeClient, events: EventRecorder, log: Logger): Wr
     const { name, namespace } = body.metadata;
     let current: V1Secret | undefined;
     try {
-      // A list by name and our label, not a get: the operator's RBAC grants no get on Secrets, and
-      // whatever name a CR gives, the API server never hands it a Secret it does not manage.
-      const found = await kube.get<V1SecretList>(secretPath(namespace), {
-        fieldSelector: `metadata.name=${name}`,
-        labelSelector: MANAGED_SECRETS_SELECTOR,
-      });
-      current = found.items[0];
+      current = await readManagedSecret(kube, namespace, name);
     } catch (err) {
       throw failureFrom(classifyKubeError(err), `reading Secret ${namespace}/${name}`);
     }

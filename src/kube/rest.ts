@@ -26,8 +26,8 @@ export interface KubeClientOptions {
 }
 
 const mergePatchType = "application/merge-patch+json";
-/** Asks for an object's metadata alone in the answer, or the object as JSON where that cannot be. */
-const metadataOnly = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json";
+/** Asks for objects' metadata alone (in an answer or a watch), or whole objects where that cannot be. */
+export const metadataOnly = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json";
 
 /** An answer that carries an object's metadata: PartialObjectMetadata, or the object itself. */
 export interface ObjectWithMetadata {
@@ -133,8 +133,8 @@ export class KubeClient {
    * Opens a GET whose body the caller reads as it arrives (a list page or a watch stream); resolves
    * once the headers are in. No timeout: the caller watches the stream's progress and aborts.
    */
-  async open(path: string, query: Query, signal: AbortSignal): Promise<IncomingMessage> {
-    const options = await this.prepare("GET", path, query);
+  async open(path: string, query: Query, signal: AbortSignal, accept?: string): Promise<IncomingMessage> {
+    const options = await this.prepare("GET", path, query, undefined, accept);
     options.signal = signal;
     // The caller watches the stream itself; the pool's idle timeout must not apply while it is open.
     options.timeout = 0;

@@ -16,7 +16,7 @@ import type { ControlPlane } from "../harness/controlplane.ts";
 import { eventually } from "../harness/wait.ts";
 
 /** A Secret as the informer caches it: the wire JSON, timestamps as strings. */
-type SecretJson = KubernetesObject & { data?: Record<string, string> };
+type SecretJson = KubernetesObject & { type?: string; data?: Record<string, string> };
 
 const managedBy = "app.kubernetes.io/managed-by";
 /** Bounds every wait for a first list, so a broken informer fails the test instead of hanging it. */
@@ -386,6 +386,42 @@ describe("Informer against a real API server", () => {
     assert.ok(names.includes("kube-system"));
     assert.equal(informer.get("kube-system")?.kind, "Namespace");
   });
+
+  it(
+    "lists whole objects and watches metadata alone with watchMetadataOnly",
+    { timeout: testTimeoutMs },
+    async () => {
+      await createNamespace("metadata-only");
+      await createSecret("metadata-only", "listed");
+      const seen: SecretJson[] = [];
+      const { informer } = observe({
+        path: "/api/v1/namespaces/metadata-only/secrets",
+        watchMetadataOnly: true,
+        transform: (raw) => {
+          seen.push(raw);
+          return raw;
+        },
+      });
+      await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+      assert.equal(
+        present(informer, "listed", "metadata-only").type,
+        "Opaque",
+        "a list brings whole objects",
+      );
+
+      await createSecret("metadata-only", "watched");
+      const watched = await eventually(() => present(informer, "watched", "metadata-only"));
+      assert.equal(watched.kind, "PartialObjectMetadata");
+      assert.equal(watched.apiVersion, "meta.k8s.io/v1");
+      assert.equal(watched.type, undefined, "a watch event brings no type");
+      assert.equal(watched.data, undefined, "and no data");
+      assert.ok(watched.metadata?.resourceVersion, "but the metadata, resourceVersion included");
+      assert.deepEqual(
+        seen.map((s) => `${s.kind ?? ""}:${s.metadata?.name ?? ""}`),
+        ["Secret:listed", "PartialObjectMetadata:watched"],
+      );
+    },
+  );
 
   it("never caches a Secret its label selector excludes", { timeout: testTimeoutMs }, async () => {
     await createNamespace("selected");

@@ -1,5 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import { staticSource } from "../../src/aws/credentials.ts";
 import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
@@ -22,6 +23,37 @@ import {
 } from "../harness/operator-env.ts";
 
 const registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+/** The operator's user in the API server's audit log. */
+const operatorUser = "ecr-operator";
+
+interface AuditEvent {
+  user: { username: string };
+  verb: string;
+  requestURI: string;
+  objectRef?: { resource?: string; namespace?: string; name?: string };
+}
+
+/** The operator's audited requests on Secrets of `namespace`, from the `skip`-th audit line on. */
+async function operatorSecretRequests(
+  env: OperatorEnv,
+  namespace: string,
+  skip: number,
+): Promise<AuditEvent[]> {
+  const lines = (await readFile(env.plane.auditLogPath, "utf8")).split("\n").filter((line) => line !== "");
+  return lines
+    .slice(skip)
+    .map((line) => JSON.parse(line) as AuditEvent)
+    .filter(
+      (e) =>
+        e.user.username === operatorUser &&
+        e.objectRef?.resource === "secrets" &&
+        e.objectRef.namespace === namespace,
+    );
+}
+
+async function auditLines(env: OperatorEnv): Promise<number> {
+  return (await readFile(env.plane.auditLogPath, "utf8")).split("\n").filter((line) => line !== "").length;
+}
 
 async function expectNotFound(promise: Promise<unknown>): Promise<void> {
   await assert.rejects(promise, (err: unknown) => (err as { code?: number }).code === 404);
@@ -31,7 +63,7 @@ describe("the operator against a real API server and moto", () => {
   let env: OperatorEnv;
 
   before(async () => {
-    env = await startOperatorEnv();
+    env = await startOperatorEnv({ audit: true, operatorUser });
   });
 
   after(async () => {
@@ -131,6 +163,44 @@ describe("the operator against a real API server and moto", () => {
       const secret = await readSecret(env, "team-a", "ecr-globs");
       assert.deepEqual(secret.data, original.data);
     });
+  });
+
+  it("reads a Secret someone else changed and leaves a change to its metadata alone", async () => {
+    // The watch brings the metadata of the change alone; the operator reads the Secret to compare.
+    const skip = await auditLines(env);
+    const annotated = await env.core.patchNamespacedSecret({
+      namespace: "team-a",
+      name: "ecr-globs",
+      body: [{ op: "add", path: "/metadata/annotations/example.com~1note", value: "kept" }],
+    });
+    const original = await readSecret(env, "team-b", "ecr-globs");
+    // A later change to another of the CR's Secrets: once it is repaired, the reconcile that did it
+    // saw the annotation, which came first on the same watch.
+    await env.core.patchNamespacedSecret({
+      namespace: "team-b",
+      name: "ecr-globs",
+      body: [{ op: "replace", path: "/data/.dockerconfigjson", value: Buffer.from("{}").toString("base64") }],
+    });
+    await eventually(async () => {
+      const secret = await readSecret(env, "team-b", "ecr-globs");
+      assert.deepEqual(secret.data, original.data);
+    });
+    const after = await readSecret(env, "team-a", "ecr-globs");
+    assert.equal(after.metadata?.resourceVersion, annotated.metadata?.resourceVersion, "no write to team-a");
+    assert.equal(after.metadata?.annotations?.["example.com/note"], "kept");
+    assert.deepEqual(after.data, original.data);
+    const requests = await eventually(async () => {
+      const found = await operatorSecretRequests(env, "team-a", skip);
+      assert.ok(found.length > 0, "the operator's read of team-a's Secret is in the audit log");
+      return found;
+    });
+    assert.deepEqual(
+      requests.map(
+        (e) => `${e.verb} ${new URL(e.requestURI, "https://x").searchParams.get("fieldSelector") ?? ""}`,
+      ),
+      ["list metadata.name=ecr-globs"],
+      "one read by name, and no write",
+    );
   });
 
   it("keeps a ServiceAccount's other imagePullSecrets when adding ours", async () => {

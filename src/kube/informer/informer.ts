@@ -11,7 +11,7 @@ import { systemClock } from "../../clock.ts";
 import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
 import type { ClusterConnection } from "../kubeconfig/cluster-access.ts";
-import { KubeClient, parseJson, readBody } from "../rest.ts";
+import { KubeClient, metadataOnly, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
 import { readListItems } from "./list-reader.ts";
@@ -45,6 +45,11 @@ export interface InformerOptions<T> {
   fieldSelector?: string;
   /** Turns each object as received into what the store keeps; default drops metadata.managedFields. */
   transform?: (raw: KubernetesObject) => T;
+  /**
+   * Watch events bring the objects' metadata alone (kind PartialObjectMetadata), where the server
+   * can; lists still bring whole objects. The transform completes what it can of the rest.
+   */
+  watchMetadataOnly?: boolean;
   /** Objects per page of a list that is paged (`limit`); default 500. */
   pageSize?: number;
   /** Server-side watch timeout, jittered up to +50%; default 30. */
@@ -89,6 +94,7 @@ export class Informer<T extends KubernetesObject> {
   readonly #labelSelector: string | undefined;
   readonly #fieldSelector: string | undefined;
   readonly #transform: (raw: KubernetesObject) => T;
+  readonly #watchAccept: string | undefined;
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: number;
   readonly #stallGraceMs: number;
@@ -129,6 +135,7 @@ export class Informer<T extends KubernetesObject> {
     this.#labelSelector = options.labelSelector;
     this.#fieldSelector = options.fieldSelector;
     this.#transform = options.transform ?? ((raw) => dropManagedFields(raw) as T);
+    this.#watchAccept = options.watchMetadataOnly === true ? metadataOnly : undefined;
     this.#pageSize = options.pageSize ?? defaultPageSize;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? defaultWatchTimeoutSeconds;
     this.#stallGraceMs = options.stallGraceMs ?? defaultStallGraceMs;
@@ -398,6 +405,7 @@ export class Informer<T extends KubernetesObject> {
         timeoutSeconds: Math.round(jittered(this.#watchTimeoutSeconds, watchTimeoutJitter)),
         stallGraceMs: this.#stallGraceMs,
         clock: this.#clock,
+        accept: this.#watchAccept,
       },
       {
         onData: () => {

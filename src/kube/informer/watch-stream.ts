@@ -37,6 +37,8 @@ export interface WatchRequest {
   /** A watch that sends nothing for its timeout plus this grace is stalled. */
   stallGraceMs: number;
   clock: Clock;
+  /** The Accept header: whole objects as JSON unless set. */
+  accept?: string;
 }
 
 export interface WatchHandlers {
@@ -87,13 +89,13 @@ export class WatchStream {
   }
 
   #open(): void {
-    const { client, path, selectors, resourceVersion, timeoutSeconds } = this.#request;
+    const { client, path, selectors, resourceVersion, timeoutSeconds, accept } = this.#request;
     const query = new URLSearchParams(selectors);
     query.set("watch", "true");
     query.set("allowWatchBookmarks", "true");
     query.set("resourceVersion", resourceVersion);
     query.set("timeoutSeconds", String(timeoutSeconds));
-    client.open(path, query, this.#controller.signal).then(
+    client.open(path, query, this.#controller.signal, accept).then(
       (response) => {
         this.#onResponse(response);
       },
