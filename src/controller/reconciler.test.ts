@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 
 import type { ECRPullSecret } from "../api/types.ts";
+import { fixedStore, unreachableCluster } from "../../test/harness/cache-stores.ts";
 import { ManualClock } from "../clock.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { createLogger } from "../observability/logger.ts";
 import { unobserved } from "../observability/observer.ts";
-import { ClusterCache, type ObjectStore } from "./cluster-cache.ts";
+import { ClusterCache } from "./cluster-cache.ts";
 import type { ContentResult } from "./content.ts";
 import { desiredSecretBody, type SecretContent } from "./plan/desired.ts";
 import { FINALIZER } from "./plan/labels.ts";
@@ -16,20 +16,6 @@ import { Reconciler } from "./reconciler.ts";
 import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { createWriter, type PlannedChange } from "./writer.ts";
-
-function store<T extends KubernetesObject>(objects: T[]): ObjectStore<T> {
-  return {
-    get: (name, namespace) =>
-      objects.find((o) => o.metadata?.name === name && (o.metadata.namespace ?? "") === (namespace ?? "")),
-    list: (namespace) =>
-      objects.filter((o) => namespace === undefined || o.metadata?.namespace === namespace),
-  };
-}
-
-const unreachable: ClusterConnection = {
-  getCurrentCluster: () => assert.fail("a dry run reached the cluster"),
-  applyToHTTPSOptions: () => assert.fail("a dry run reached the cluster"),
-};
 
 const owner = { name: "team", uid: "uid-1" };
 const cr: ECRPullSecret = {
@@ -74,10 +60,10 @@ function setup(readSecret: (namespace: string, name: string) => Promise<V1Secret
   const log = createLogger({ level: "silent", pretty: false });
   const cache = new ClusterCache(
     {
-      ecrPullSecrets: store<ECRPullSecret>([cr]),
-      namespaces: store<V1Namespace>([{ metadata: { name: "team-a" } }]),
-      serviceAccounts: store<V1ServiceAccount>([]),
-      secrets: store<V1Secret>([structuredClone(changedByOthers)]),
+      ecrPullSecrets: fixedStore<ECRPullSecret>([cr]),
+      namespaces: fixedStore<V1Namespace>([{ metadata: { name: "team-a" } }]),
+      serviceAccounts: fixedStore<V1ServiceAccount>([]),
+      secrets: fixedStore<V1Secret>([structuredClone(changedByOthers)]),
     },
     clock,
   );
@@ -103,7 +89,7 @@ function setup(readSecret: (namespace: string, name: string) => Promise<V1Secret
       },
     },
     writer: createWriter({
-      kube: new KubeClient(unreachable),
+      kube: new KubeClient(unreachableCluster),
       events: { normal: () => undefined, warning: () => undefined },
       log,
       canWrite: () => true,

@@ -1,26 +1,17 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type { V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
+import { fixedStore, unreachableCluster } from "../../test/harness/cache-stores.ts";
 import { ManualClock } from "../clock.ts";
-import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { createLogger } from "../observability/logger.ts";
 import { unobserved } from "../observability/observer.ts";
-import { ClusterCache, type ObjectStore } from "./cluster-cache.ts";
+import { ClusterCache } from "./cluster-cache.ts";
 import { OWNER_LABEL } from "./plan/labels.ts";
 import { SpecResolver } from "./spec-resolver.ts";
 import { Sweeper } from "./sweeper.ts";
 import { createWriter, type PlannedChange } from "./writer.ts";
-
-function store<T extends KubernetesObject>(objects: T[]): ObjectStore<T> {
-  return {
-    get: (name, namespace) =>
-      objects.find((o) => o.metadata?.name === name && (o.metadata.namespace ?? "") === (namespace ?? "")),
-    list: (namespace) =>
-      objects.filter((o) => namespace === undefined || o.metadata?.namespace === namespace),
-  };
-}
 
 /** A managed Secret whose ECRPullSecret is gone. */
 const orphan: V1Secret = {
@@ -35,11 +26,6 @@ const orphan: V1Secret = {
   },
 };
 
-const unreachable: ClusterConnection = {
-  getCurrentCluster: () => assert.fail("a dry run reached the cluster"),
-  applyToHTTPSOptions: () => assert.fail("a dry run reached the cluster"),
-};
-
 function setup(): {
   sweeper: Sweeper;
   clock: ManualClock;
@@ -51,10 +37,10 @@ function setup(): {
   let leading = true;
   const cache = new ClusterCache(
     {
-      ecrPullSecrets: store<ECRPullSecret>([]),
-      namespaces: store<V1Namespace>([{ metadata: { name: "team-a" } }]),
-      serviceAccounts: store<V1ServiceAccount>([]),
-      secrets: store<V1Secret>([orphan]),
+      ecrPullSecrets: fixedStore<ECRPullSecret>([]),
+      namespaces: fixedStore<V1Namespace>([{ metadata: { name: "team-a" } }]),
+      serviceAccounts: fixedStore<V1ServiceAccount>([]),
+      secrets: fixedStore<V1Secret>([orphan]),
     },
     clock,
   );
@@ -62,7 +48,7 @@ function setup(): {
     cache,
     specs: new SpecResolver({ defaultRegion: "eu-west-1", trustedNamespaces: new Set() }),
     writer: createWriter({
-      kube: new KubeClient(unreachable),
+      kube: new KubeClient(unreachableCluster),
       events: { normal: () => undefined, warning: () => undefined },
       log: createLogger({ level: "silent", pretty: false }),
       canWrite: () => leading,
