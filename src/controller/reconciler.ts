@@ -1,7 +1,7 @@
 // reconcile(name): re-read the ECRPullSecret from the cache, make sure of its finalizer, resolve its
-// spec, read the Secrets others changed, get the token content, plan (pure), apply the differences, then build, record and write
-// the status and tell what happened in Events. Level-triggered: every call computes from the
-// current state, whatever event caused it. Every write goes through the writer.
+// spec, read the Secrets others changed, get the token content, plan (pure), apply the differences,
+// then build, record and write the status and tell what happened in Events. Level-triggered: every
+// call computes from the current state, whatever event caused it. Every write goes through the writer.
 import type { V1Secret } from "@kubernetes/client-node";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/types.ts";
 import { API_VERSION, KIND } from "../api/types.ts";
