@@ -9,6 +9,7 @@ import { urlToHttpOptions } from "node:url";
 import { systemClock, type Clock } from "../clock.ts";
 import { http } from "../node-http.ts";
 import { classifyKubeError, KubeError } from "./errors.ts";
+import { closedEarly } from "./http1.ts";
 import type { ClusterConnection } from "./kubeconfig/cluster-access.ts";
 
 export type Query = Record<string, string | number | boolean | undefined> | URLSearchParams;
@@ -231,40 +232,75 @@ export class KubeClient {
     accept: string | undefined,
   ): Promise<T> {
     try {
-      const options = await this.prepare(method, path, query, contentType, accept);
-      // A socket timeout rather than an AbortSignal.timeout: the signal's timer and listeners cost
-      // about a third of the client's CPU per request.
-      options.timeout = this.timeoutMs;
-      const response = await new Promise<{
-        status: number;
-        text: string;
-        headers: IncomingMessage["headers"];
-      }>((resolve, reject) => {
-        const request = send(options, (res) => {
-          readBody(res).then((text) => {
-            resolve({ status: res.statusCode ?? 0, text, headers: res.headers });
-          }, reject);
-        });
-        request.on("error", reject);
-        request.on("timeout", () => {
-          const message = `Kubernetes API did not answer within ${this.timeoutMs / 1000} s`;
-          request.destroy(new KubeError({ kind: "Unavailable", message }));
-        });
-        request.end(payload);
-      });
-      if (response.status === 401) this.connection.credentialRejected?.(options);
-      if (response.status < 200 || response.status >= 300) {
-        throw classifyKubeError({
-          statusCode: response.status,
-          body: response.text,
-          headers: response.headers,
-        });
+      const answer =
+        this.connection.exchange === undefined
+          ? await this.sendByNode(method, path, query, payload, contentType, accept)
+          : await this.exchange(this.connection.exchange, method, path, query, payload, contentType, accept);
+      if (answer.status < 200 || answer.status >= 300) {
+        throw classifyKubeError({ statusCode: answer.status, body: answer.text, headers: answer.headers });
       }
-      return (response.text === "" ? undefined : parseJson(response.text, `${method} ${path}`)) as T;
+      return (answer.text === "" ? undefined : parseJson(answer.text, `${method} ${path}`)) as T;
     } catch (err) {
       throw classifyKubeError(err);
     }
   }
+
+  /** On the connection's own HTTP/1.1 pool, which adds the credential and tells it of a 401. */
+  private exchange(
+    exchange: NonNullable<ClusterConnection["exchange"]>,
+    method: string,
+    path: string,
+    query: Query | undefined,
+    body: string | undefined,
+    contentType: string | undefined,
+    accept = "application/json",
+  ): Promise<Answer> {
+    const cluster = this.connection.getCurrentCluster();
+    if (cluster === null) {
+      throw new KubeError({ kind: "Invalid", message: "the kubeconfig has no current cluster" });
+    }
+    const headers: Record<string, string> = { accept, "user-agent": this.userAgent };
+    if (contentType !== undefined) headers["content-type"] = contentType;
+    const target = this.target(cluster.server, path, query).path ?? path;
+    return exchange({ method, path: target, headers, body, timeoutMs: this.timeoutMs });
+  }
+
+  /** On node's https, for a connection that has no pool of its own. */
+  private async sendByNode(
+    method: string,
+    path: string,
+    query: Query | undefined,
+    payload: string | undefined,
+    contentType: string | undefined,
+    accept: string | undefined,
+  ): Promise<Answer> {
+    const options = await this.prepare(method, path, query, contentType, accept);
+    // A socket timeout rather than an AbortSignal.timeout: the signal's timer and listeners cost
+    // about a third of the client's CPU per request.
+    options.timeout = this.timeoutMs;
+    const answer = await new Promise<Answer>((resolve, reject) => {
+      const request = send(options, (res) => {
+        readBody(res).then((text) => {
+          resolve({ status: res.statusCode ?? 0, text, headers: res.headers });
+        }, reject);
+      });
+      request.on("error", reject);
+      request.on("timeout", () => {
+        const message = `Kubernetes API did not answer within ${this.timeoutMs / 1000} s`;
+        request.destroy(new KubeError({ kind: "Unavailable", message }));
+      });
+      request.end(payload);
+    });
+    if (answer.status === 401) this.connection.credentialRejected?.(options);
+    return answer;
+  }
+}
+
+/** A whole answer: its status, headers and body. */
+interface Answer {
+  status: number;
+  text: string;
+  headers: IncomingMessage["headers"];
 }
 
 function send(options: RequestOptions, onResponse: (res: IncomingMessage) => void) {
@@ -322,13 +358,6 @@ export async function readBody(response: IncomingMessage, onData?: () => void): 
     onData?.();
   });
   return Buffer.concat(chunks).toString("utf8");
-}
-
-export function closedEarly(what: string): KubeError {
-  return new KubeError({
-    kind: "Unavailable",
-    message: `${what}: connection closed before the response ended`,
-  });
 }
 
 /** Parses JSON without letting V8's SyntaxError, which quotes the input, carry object data into logs. */

@@ -3,7 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { RequestOptions } from "node:https";
 import type { AddressInfo } from "node:net";
-import type { ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
+import { ClusterAccess, type ClusterConnection } from "../../src/kube/kubeconfig/cluster-access.ts";
 
 export interface Seen {
   method: string;
@@ -56,7 +56,7 @@ export class FakeApiServer {
 }
 
 /** A connection to `server` that sends a bearer token and records the requests answered 401. */
-export function connection(server: string, rejected: RequestOptions[] = []): ClusterConnection {
+export function connection(server: string, rejected: unknown[] = []): ClusterConnection {
   return {
     getCurrentCluster: () => ({ server }),
     credentialRejected: (options) => rejected.push(options),
@@ -67,4 +67,20 @@ export function connection(server: string, rejected: RequestOptions[] = []): Clu
       return Promise.resolve();
     },
   };
+}
+
+/**
+ * A connection to `server` as the operator makes one (ClusterAccess, with its own HTTP/1.1 pool for
+ * whole answers), sending a bearer token and counting the requests answered 401.
+ */
+export function pooledConnection(server: string, rejected: unknown[] = []): ClusterAccess {
+  const credential = { authorization: "Bearer test-token" };
+  return new ClusterAccess({
+    contextName: "test",
+    clusterName: "test",
+    server,
+    tls: { rejectUnauthorized: true },
+    credential: { current: () => Promise.resolve(credential), rejected: (used) => rejected.push(used) },
+    proxy: undefined,
+  });
 }

@@ -7,7 +7,8 @@ import type { KubernetesObject } from "@kubernetes/client-node";
 
 import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
-import { closedEarly, parseJson, readBody } from "../rest.ts";
+import { closedEarly } from "../http1.ts";
+import { parseJson, readBody } from "../rest.ts";
 import type { KubeClient } from "../rest.ts";
 import { resourceVersionOf } from "./object-store.ts";
 import { StallWatchdog } from "./stall-watchdog.ts";

@@ -5,7 +5,16 @@
 import type { Agent as HttpAgent } from "node:http";
 import type { RequestOptions } from "node:https";
 import { http as nodeHttp } from "../../node-http.ts";
+import {
+  Http1Pool,
+  IDLE_SOCKET_TIMEOUT_MS,
+  type Http1Answer,
+  type Http1Request,
+  type Http1Target,
+} from "../http1.ts";
 import type { Credential, RequestCredential } from "./credential.ts";
+
+export { IDLE_SOCKET_TIMEOUT_MS };
 import { TlsPool } from "./tls-pool.ts";
 
 /**
@@ -21,13 +30,13 @@ export interface ClusterConnection {
    * plugin's credential is dropped, so the next request runs the plugin again (as client-go does).
    */
   credentialRejected?(options: RequestOptions): void;
+  /**
+   * Sends a request whose answer is read whole on the connection's own HTTP/1.1 pool (http1.ts),
+   * with its TLS material and credential. Absent where such requests go through node's https: a
+   * connection through a proxy, or client-node's KubeConfig.
+   */
+  readonly exchange?: ((request: Http1Request) => Promise<Http1Answer>) | undefined;
 }
-
-/**
- * Pooled connections idle longer than this are closed by the client, well before the API server's
- * 90 s idle timeout, so a request never goes out on a socket the server is closing (ECONNRESET).
- */
-export const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 
 export interface Tls {
   ca?: Buffer;
@@ -53,6 +62,10 @@ export class ClusterAccess implements ClusterConnection {
   // No maxSockets: callers bound their concurrency (--write-concurrency), and a cap would queue
   // requests behind long-lived watches.
   readonly #agent: HttpAgent;
+  readonly #pool = new Http1Pool();
+  /** The server's protocol, host and port, and a Basic credential from its URL's user part. */
+  readonly #endpoint: Pick<Http1Target, "protocol" | "hostname" | "port"> & { basic: string | undefined };
+  readonly exchange: ((request: Http1Request) => Promise<Http1Answer>) | undefined;
 
   /** The credential each prepared request carried, to know which one a 401 refused. */
   readonly #issued = new WeakMap<RequestOptions, RequestCredential>();
@@ -67,6 +80,35 @@ export class ClusterAccess implements ClusterConnection {
     // certificate from an exec plugin comes with the request.
     const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
     this.#agent = http ? new nodeHttp.Agent(pool) : new TlsPool({ ...pool, ...tls });
+    const url = new URL(this.#settings.server);
+    const user =
+      url.username === "" ? "" : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    this.#endpoint = {
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: url.port === "" ? (http ? 80 : 443) : Number(url.port),
+      basic: user === "" ? undefined : `Basic ${Buffer.from(user).toString("base64")}`,
+    };
+    // Through a proxy, node's https makes the tunnel.
+    this.exchange = proxy === undefined ? (request) => this.#exchange(request) : undefined;
+  }
+
+  async #exchange(request: Http1Request): Promise<Http1Answer> {
+    const credential = await this.#settings.credential.current();
+    const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
+    const { protocol, hostname, port, basic } = this.#endpoint;
+    const authorization = credential.authorization ?? basic;
+    const headers = authorization === undefined ? request.headers : { ...request.headers, authorization };
+    const target: Http1Target = { protocol, hostname, port, rejectUnauthorized };
+    if (ca !== undefined) target.ca = ca;
+    const clientCert = credential.cert ?? cert;
+    const clientKey = credential.key ?? key;
+    if (clientCert !== undefined) target.cert = clientCert;
+    if (clientKey !== undefined) target.key = clientKey;
+    if (servername !== undefined) target.servername = servername;
+    const answer = await this.#pool.request(target, { ...request, headers });
+    if (answer.status === 401) this.#settings.credential.rejected(credential);
+    return answer;
   }
 
   /** The proxy in use, or undefined for direct connections. */
@@ -115,6 +157,7 @@ export class ClusterAccess implements ClusterConnection {
   /** Closes the pooled connections. */
   close(): void {
     this.#agent.destroy();
+    this.#pool.close();
   }
 }
 
