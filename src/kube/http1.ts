@@ -7,17 +7,21 @@ import { connect as tcpConnect, isIP, type Socket } from "node:net";
 import { connect as tlsConnect, createSecureContext, type SecureContext } from "node:tls";
 import { KubeError } from "./errors.ts";
 
-/** Where a request goes, and the TLS material of its connection. */
-export interface Http1Target {
-  protocol: string;
-  hostname: string;
-  port: number;
+/** The TLS material of a connection. */
+export interface TlsMaterial {
   ca?: Buffer;
   cert?: Buffer | string;
   key?: Buffer | string;
   rejectUnauthorized: boolean;
   /** The TLS server name; by default the host name, and none for an IP address. */
   servername?: string;
+}
+
+/** Where a request goes, and the TLS material of its connection. */
+export interface Http1Target extends TlsMaterial {
+  protocol: string;
+  hostname: string;
+  port: number;
 }
 
 export interface Http1Request {

@@ -155,17 +155,28 @@ export class KubeClient {
     path: string,
     query: Query | undefined,
     contentType?: string,
-    accept = "application/json",
+    accept?: string,
   ): Promise<RequestOptions> {
+    const { target, headers } = this.addressed(path, query, contentType, accept);
+    const options: RequestOptions = { ...target, method, headers };
+    await this.connection.applyToHTTPSOptions(options);
+    return options;
+  }
+
+  /** Where a request goes on the current server, and its headers before the credential. */
+  private addressed(
+    path: string,
+    query: Query | undefined,
+    contentType: string | undefined,
+    accept = "application/json",
+  ): { target: RequestOptions; headers: Record<string, string> } {
     const cluster = this.connection.getCurrentCluster();
     if (cluster === null) {
       throw new KubeError({ kind: "Invalid", message: "the kubeconfig has no current cluster" });
     }
     const headers: Record<string, string> = { accept, "user-agent": this.userAgent };
     if (contentType !== undefined) headers["content-type"] = contentType;
-    const options: RequestOptions = { ...this.target(cluster.server, path, query), method, headers };
-    await this.connection.applyToHTTPSOptions(options);
-    return options;
+    return { target: this.target(cluster.server, path, query), headers };
   }
 
   /**
@@ -203,10 +214,11 @@ export class KubeClient {
     contentType?: string,
     accept?: string,
   ): Promise<T> {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const request: Outgoing = { method, path, query, contentType, accept };
+    if (body !== undefined) request.payload = JSON.stringify(body);
     for (let retries = 0; ; retries++) {
       try {
-        return await this.sendOnce<T>(method, path, query, payload, contentType, accept);
+        return await this.sendOnce<T>(request);
       } catch (err) {
         const waitMs = this.retryAfterMs(classifyKubeError(err));
         if (waitMs === undefined || retries >= this.maxRetryAfterRetries) throw err;
@@ -223,57 +235,32 @@ export class KubeClient {
     return waitMs <= this.maxRetryAfterMs ? waitMs : undefined;
   }
 
-  private async sendOnce<T>(
-    method: string,
-    path: string,
-    query: Query | undefined,
-    payload: string | undefined,
-    contentType: string | undefined,
-    accept: string | undefined,
-  ): Promise<T> {
+  private async sendOnce<T>(request: Outgoing): Promise<T> {
     try {
+      const exchange = this.connection.exchange;
       const answer =
-        this.connection.exchange === undefined
-          ? await this.sendByNode(method, path, query, payload, contentType, accept)
-          : await this.exchange(this.connection.exchange, method, path, query, payload, contentType, accept);
+        exchange === undefined ? await this.sendByNode(request) : await this.exchange(exchange, request);
       if (answer.status < 200 || answer.status >= 300) {
         throw classifyKubeError({ statusCode: answer.status, body: answer.text, headers: answer.headers });
       }
-      return (answer.text === "" ? undefined : parseJson(answer.text, `${method} ${path}`)) as T;
+      return (
+        answer.text === "" ? undefined : parseJson(answer.text, `${request.method} ${request.path}`)
+      ) as T;
     } catch (err) {
       throw classifyKubeError(err);
     }
   }
 
   /** On the connection's own HTTP/1.1 pool, which adds the credential and tells it of a 401. */
-  private exchange(
-    exchange: NonNullable<ClusterConnection["exchange"]>,
-    method: string,
-    path: string,
-    query: Query | undefined,
-    body: string | undefined,
-    contentType: string | undefined,
-    accept = "application/json",
-  ): Promise<Answer> {
-    const cluster = this.connection.getCurrentCluster();
-    if (cluster === null) {
-      throw new KubeError({ kind: "Invalid", message: "the kubeconfig has no current cluster" });
-    }
-    const headers: Record<string, string> = { accept, "user-agent": this.userAgent };
-    if (contentType !== undefined) headers["content-type"] = contentType;
-    const target = this.target(cluster.server, path, query).path ?? path;
-    return exchange({ method, path: target, headers, body, timeoutMs: this.timeoutMs });
+  private exchange(exchange: NonNullable<ClusterConnection["exchange"]>, request: Outgoing): Promise<Answer> {
+    const { method, path, query, payload, contentType, accept } = request;
+    const { target, headers } = this.addressed(path, query, contentType, accept);
+    return exchange({ method, path: target.path ?? path, headers, body: payload, timeoutMs: this.timeoutMs });
   }
 
   /** On node's https, for a connection that has no pool of its own. */
-  private async sendByNode(
-    method: string,
-    path: string,
-    query: Query | undefined,
-    payload: string | undefined,
-    contentType: string | undefined,
-    accept: string | undefined,
-  ): Promise<Answer> {
+  private async sendByNode(outgoing: Outgoing): Promise<Answer> {
+    const { method, path, query, payload, contentType, accept } = outgoing;
     const options = await this.prepare(method, path, query, contentType, accept);
     // A socket timeout rather than an AbortSignal.timeout: the signal's timer and listeners cost
     // about a third of the client's CPU per request.
@@ -294,6 +281,16 @@ export class KubeClient {
     if (answer.status === 401) this.connection.credentialRejected?.(options);
     return answer;
   }
+}
+
+/** A request as the client sends it, its body already JSON. */
+interface Outgoing {
+  method: string;
+  path: string;
+  query: Query | undefined;
+  payload?: string;
+  contentType: string | undefined;
+  accept: string | undefined;
 }
 
 /** A whole answer: its status, headers and body. */

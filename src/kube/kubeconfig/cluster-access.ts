@@ -11,11 +11,12 @@ import {
   type Http1Answer,
   type Http1Request,
   type Http1Target,
+  type TlsMaterial,
 } from "../http1.ts";
 import type { Credential, RequestCredential } from "./credential.ts";
+import { TlsPool } from "./tls-pool.ts";
 
 export { IDLE_SOCKET_TIMEOUT_MS };
-import { TlsPool } from "./tls-pool.ts";
 
 /**
  * What the informer and REST client need from a cluster connection. client-node's KubeConfig also
@@ -95,17 +96,10 @@ export class ClusterAccess implements ClusterConnection {
 
   async #exchange(request: Http1Request): Promise<Http1Answer> {
     const credential = await this.#settings.credential.current();
-    const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
     const { protocol, hostname, port, basic } = this.#endpoint;
     const authorization = credential.authorization ?? basic;
     const headers = authorization === undefined ? request.headers : { ...request.headers, authorization };
-    const target: Http1Target = { protocol, hostname, port, rejectUnauthorized };
-    if (ca !== undefined) target.ca = ca;
-    const clientCert = credential.cert ?? cert;
-    const clientKey = credential.key ?? key;
-    if (clientCert !== undefined) target.cert = clientCert;
-    if (clientKey !== undefined) target.key = clientKey;
-    if (servername !== undefined) target.servername = servername;
+    const target: Http1Target = { protocol, hostname, port, ...this.#tlsWith(credential) };
     const answer = await this.#pool.request(target, { ...request, headers });
     if (answer.status === 401) this.#settings.credential.rejected(credential);
     return answer;
@@ -132,14 +126,7 @@ export class ClusterAccess implements ClusterConnection {
   async applyToHTTPSOptions(options: RequestOptions): Promise<void> {
     const credential = await this.#settings.credential.current();
     this.#issued.set(options, credential);
-    const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
-    if (ca !== undefined) options.ca = ca;
-    const clientCert = credential.cert ?? cert;
-    const clientKey = credential.key ?? key;
-    if (clientCert !== undefined) options.cert = clientCert;
-    if (clientKey !== undefined) options.key = clientKey;
-    if (servername !== undefined) options.servername = servername;
-    options.rejectUnauthorized = rejectUnauthorized;
+    Object.assign(options, this.#tlsWith(credential));
     options.agent = this.#agent;
     const authorization = credential.authorization;
     if (authorization === undefined) return;
@@ -147,6 +134,19 @@ export class ClusterAccess implements ClusterConnection {
     options.headers = isRawHeaders(options.headers)
       ? [...options.headers, "Authorization", authorization]
       : { ...options.headers, Authorization: authorization };
+  }
+
+  /** The TLS material of a request: the kubeconfig's, with the credential's client certificate if it has one. */
+  #tlsWith(credential: RequestCredential): TlsMaterial {
+    const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
+    const tls: TlsMaterial = { rejectUnauthorized };
+    if (ca !== undefined) tls.ca = ca;
+    const clientCert = credential.cert ?? cert;
+    const clientKey = credential.key ?? key;
+    if (clientCert !== undefined) tls.cert = clientCert;
+    if (clientKey !== undefined) tls.key = clientKey;
+    if (servername !== undefined) tls.servername = servername;
+    return tls;
   }
 
   credentialRejected(options: RequestOptions): void {
