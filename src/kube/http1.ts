@@ -68,7 +68,8 @@ function notHttp(detail: string): KubeError {
 
 /**
  * Connections to one endpoint with one client certificate. A request with other TLS material or
- * another endpoint starts a new lane, and the old lane's connections close once idle.
+ * another endpoint starts a new lane: the old lane's idle connections close then, its busy ones
+ * once their answer is in.
  */
 class Lane {
   readonly target: Http1Target;
