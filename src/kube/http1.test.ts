@@ -69,7 +69,8 @@ class RawServer {
 }
 
 function ok(body: string, headers = ""): string {
-  return `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const length = Buffer.byteLength(body);
+  return `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${headers}content-length: ${length}\r\n\r\n${body}`;
 }
 
 /** Writes `bytes` a few at a time, each piece in its own TCP write. */

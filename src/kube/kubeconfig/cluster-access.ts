@@ -136,7 +136,10 @@ export class ClusterAccess implements ClusterConnection {
       : { ...options.headers, Authorization: authorization };
   }
 
-  /** The TLS material of a request: the kubeconfig's, with the credential's client certificate if it has one. */
+  /**
+   * The TLS material of a request: the kubeconfig's, with the credential's client certificate and key
+   * where it has them.
+   */
   #tlsWith(credential: RequestCredential): TlsMaterial {
     const { ca, cert, key, rejectUnauthorized, servername } = this.#settings.tls;
     const tls: TlsMaterial = { rejectUnauthorized };
