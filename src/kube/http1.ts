@@ -312,7 +312,7 @@ class Connection {
   }
 
   /** Waits for the next request, or closes after the idle timeout. */
-  rest(): void {
+  park(): void {
     this.socket.setTimeout(IDLE_SOCKET_TIMEOUT_MS);
     this.socket.unref();
   }
@@ -424,7 +424,7 @@ export class Http1Pool {
       connection.close();
       return;
     }
-    connection.rest();
+    connection.park();
     connection.lane.idle.push(connection);
   }
 

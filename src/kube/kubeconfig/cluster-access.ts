@@ -4,6 +4,7 @@
 
 import type { Agent as HttpAgent } from "node:http";
 import type { RequestOptions } from "node:https";
+import { urlToHttpOptions } from "node:url";
 import { http as nodeHttp } from "../../node-http.ts";
 import {
   Http1Pool,
@@ -81,14 +82,14 @@ export class ClusterAccess implements ClusterConnection {
     // certificate from an exec plugin comes with the request.
     const tls = Object.fromEntries(Object.entries(settings.tls).filter(([, value]) => value !== undefined));
     this.#agent = http ? new nodeHttp.Agent(pool) : new TlsPool({ ...pool, ...tls });
-    const url = new URL(this.#settings.server);
-    const user =
-      url.username === "" ? "" : `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    // As node turns the URL into a request's options: the host without brackets, the user part decoded.
+    const { protocol, hostname, port, auth } = urlToHttpOptions(new URL(this.#settings.server));
     this.#endpoint = {
-      protocol: url.protocol,
-      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port === "" ? (http ? 80 : 443) : Number(url.port),
-      basic: user === "" ? undefined : `Basic ${Buffer.from(user).toString("base64")}`,
+      protocol: protocol ?? "https:",
+      hostname: hostname ?? "",
+      port: port === undefined || port === "" ? (http ? 80 : 443) : Number(port),
+      basic:
+        auth === undefined || auth === null ? undefined : `Basic ${Buffer.from(auth).toString("base64")}`,
     };
     // Through a proxy, node's https makes the tunnel.
     this.exchange = proxy === undefined ? (request) => this.#exchange(request) : undefined;
