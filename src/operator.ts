@@ -45,6 +45,8 @@ export interface OperatorOptions {
   resyncIntervalMs?: number;
   /** Shortest requeue delay. */
   minRequeueMs?: number;
+  /** Longest wait for a full pass over every namespace after a pass over a few of them. */
+  fullPassDelayMs?: number;
 }
 
 const defaultResyncIntervalMs = 10 * 60_000;
@@ -168,6 +170,7 @@ export class Operator {
       }),
       minRequeueMs: options.minRequeueMs ?? 10_000,
       conflictRequeueMs: 5 * 60_000,
+      fullPassDelayMs: options.fullPassDelayMs ?? 2000,
     });
     this.sweeper = new Sweeper({ ...writing, specs, intervalMs: this.resyncIntervalMs() });
     this.webhook =
@@ -187,10 +190,14 @@ export class Operator {
 
     watch(this.informers, {
       enqueue: (name) => {
+        this.reconciler.requestFullPass(name);
         this.queue.add(name);
       },
       enqueueAll: () => {
         this.enqueueAll();
+      },
+      touch: (namespace, name) => {
+        this.touch(namespace, name);
       },
       forget: (cr) => {
         specs.forget(cr.metadata.uid ?? "");
@@ -244,7 +251,24 @@ export class Operator {
       return;
     }
     for (const cr of crs.list()) {
-      if (cr.metadata.name !== undefined) this.queue.add(cr.metadata.name);
+      if (cr.metadata.name === undefined) continue;
+      this.reconciler.requestFullPass(cr.metadata.name);
+      this.queue.add(cr.metadata.name);
+    }
+  }
+
+  /**
+   * Queues the CR `name`, or every CR, for a change in `namespace`. Before the workers start, the
+   * full pass they begin with covers it.
+   */
+  private touch(namespace: string, name: string | undefined): void {
+    if (this.workers === undefined) return;
+    const names =
+      name === undefined ? this.informers.ecrPullSecrets.list().map((cr) => cr.metadata.name) : [name];
+    for (const each of names) {
+      if (each === undefined) continue;
+      this.reconciler.touch(each, namespace);
+      this.queue.add(each);
     }
   }
 

@@ -241,8 +241,8 @@ export class ClusterCache {
    * The managed Secrets a CR's plan reads whose content the cache does not know: those it owns and
    * those of its Secret name. Read them (recordSecret) before planning.
    */
-  secretsOfUnknownContent(owner: string, secretName: string): V1Secret[] {
-    return this.managedSecrets().filter(
+  secretsOfUnknownContent(owner: string, secretName: string, within?: ReadonlySet<string>): V1Secret[] {
+    return this.managedSecretsIn(within).filter(
       (s) =>
         contentUnknown(s) && (s.metadata?.labels?.[OWNER_LABEL] === owner || s.metadata?.name === secretName),
     );
@@ -305,11 +305,23 @@ export class ClusterCache {
     return this.secretOverlay.resolveAll(this.stores.secrets.list());
   }
 
+  /** The managed Secrets in these namespaces, or in all of them. */
+  private managedSecretsIn(within: ReadonlySet<string> | undefined): V1Secret[] {
+    if (within === undefined) return this.managedSecrets();
+    return [...within].flatMap((namespace) =>
+      this.secretOverlay.resolveAll(this.stores.secrets.list(namespace)),
+    );
+  }
+
   /**
-   * The cluster as one CR's plan sees it. `specOf` resolves the other CRs, for conflicts on the
-   * same Secret name (plan/ownership.ts).
+   * The cluster as one CR's plan sees it, over every namespace or only those `within`. `specOf`
+   * resolves the other CRs, for conflicts on the same Secret name (plan/ownership.ts).
    */
-  viewFor(self: ECRPullSecret, specOf: (cr: ECRPullSecret) => ResolvedSpec | undefined): ClusterView {
+  viewFor(
+    self: ECRPullSecret,
+    specOf: (cr: ECRPullSecret) => ResolvedSpec | undefined,
+    within?: ReadonlySet<string>,
+  ): ClusterView {
     const claimant = claimantOf(self);
     const rivals = rivalsOf(self, this.stores.ecrPullSecrets.list(), specOf);
     const namespaces = this.stores.namespaces;
@@ -317,7 +329,10 @@ export class ClusterCache {
     const owned = new Map<string, ManagedSecretView[]>();
 
     return {
-      namespaces: namespaces.list().map(namespaceView),
+      namespaces: (within === undefined
+        ? namespaces.list()
+        : [...within].flatMap((name) => namespaces.get(name) ?? [])
+      ).map(namespaceView),
       serviceAccounts: (namespace) => this.serviceAccountsIn(namespace).map(serviceAccountView),
       managedSecret: (namespace, name) => {
         const secret = this.secret(namespace, name);
@@ -326,7 +341,7 @@ export class ClusterCache {
       ownedSecrets: (owner) => {
         let secrets = owned.get(owner);
         if (secrets === undefined) {
-          secrets = this.managedSecrets()
+          secrets = this.managedSecretsIn(within)
             .filter((s) => s.metadata?.labels?.[OWNER_LABEL] === owner)
             .map(managedSecretView);
           owned.set(owner, secrets);

@@ -5,10 +5,11 @@ import type { V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client
 import type { ECRPullSecret } from "../api/types.ts";
 import { fixedStore, unreachableCluster } from "../../test/harness/cache-stores.ts";
 import { ManualClock } from "../clock.ts";
+import { ObjectStore } from "../kube/informer/object-store.ts";
 import { KubeClient } from "../kube/rest.ts";
 import { createLogger } from "../observability/logger.ts";
 import { unobserved } from "../observability/observer.ts";
-import { ClusterCache } from "./cluster-cache.ts";
+import { ClusterCache, type ClusterStores } from "./cluster-cache.ts";
 import type { ContentResult } from "./content.ts";
 import { desiredSecretBody, type SecretContent } from "./plan/desired.ts";
 import { FINALIZER } from "./plan/labels.ts";
@@ -47,45 +48,32 @@ const changedByOthers: V1Secret = {
   metadata: structuredClone(current.metadata),
 };
 
-function setup(readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>): {
-  reconciler: Reconciler;
-  changes: PlannedChange[];
-  reads: string[];
-  mints: () => number;
-} {
-  const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+const tokenResult: ContentResult = {
+  content,
+  registries: [],
+  problem: undefined,
+  refreshAt: Date.parse(content.expiresAt),
+  droppedEntries: [],
+  minted: false,
+};
+
+/** A reconciler over these stores whose writer is a dry run, recording each change it would make. */
+function dryRunReconciler(
+  stores: ClusterStores,
+  clock: ManualClock,
+  readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>,
+): { reconciler: Reconciler; planned: () => string[]; contentCalls: () => number } {
   const changes: PlannedChange[] = [];
-  const reads: string[] = [];
-  let mints = 0;
+  let contentCalls = 0;
   const log = createLogger({ level: "silent", pretty: false });
-  const cache = new ClusterCache(
-    {
-      ecrPullSecrets: fixedStore<ECRPullSecret>([cr]),
-      namespaces: fixedStore<V1Namespace>([{ metadata: { name: "team-a" } }]),
-      serviceAccounts: fixedStore<V1ServiceAccount>([]),
-      secrets: fixedStore<V1Secret>([structuredClone(changedByOthers)]),
-    },
-    clock,
-  );
-  const result: ContentResult = {
-    content,
-    registries: [],
-    problem: undefined,
-    refreshAt: Date.parse(content.expiresAt),
-    droppedEntries: [],
-    minted: false,
-  };
   const reconciler = new Reconciler({
-    cache,
-    readSecret: async (namespace, name) => {
-      reads.push(`${namespace}/${name}`);
-      return await readSecret(namespace, name);
-    },
+    cache: new ClusterCache(stores, clock),
+    readSecret,
     specs: new SpecResolver({ defaultRegion: "eu-west-1", trustedNamespaces: new Set() }),
     content: {
       contentFor: () => {
-        mints += 1;
-        return Promise.resolve(result);
+        contentCalls += 1;
+        return Promise.resolve(tokenResult);
       },
     },
     writer: createWriter({
@@ -102,29 +90,52 @@ function setup(readSecret: (namespace: string, name: string) => Promise<V1Secret
     writeConcurrency: 4,
     minRequeueMs: 10_000,
     conflictRequeueMs: 60_000,
+    fullPassDelayMs: 2000,
   });
-  return { reconciler, changes, reads, mints: () => mints };
+  return {
+    reconciler,
+    planned: () => changes.splice(0).map((c) => `${c.action} ${c.kind} ${c.namespace}/${c.name}`),
+    contentCalls: () => contentCalls,
+  };
+}
+
+function setup(readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>): {
+  reconciler: Reconciler;
+  planned: () => string[];
+  reads: string[];
+  contentCalls: () => number;
+} {
+  const reads: string[] = [];
+  const stores = {
+    ecrPullSecrets: fixedStore<ECRPullSecret>([cr]),
+    namespaces: fixedStore<V1Namespace>([{ metadata: { name: "team-a" } }]),
+    serviceAccounts: fixedStore<V1ServiceAccount>([]),
+    secrets: fixedStore<V1Secret>([structuredClone(changedByOthers)]),
+  };
+  const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+  const built = dryRunReconciler(stores, clock, async (namespace, name) => {
+    reads.push(`${namespace}/${name}`);
+    return await readSecret(namespace, name);
+  });
+  return { ...built, reads };
 }
 
 describe("Reconciler and Secrets changed by others", () => {
   it("reads such a Secret before planning, and leaves a change to its metadata alone", async () => {
-    const { reconciler, changes, reads } = setup(() => Promise.resolve(structuredClone(current)));
+    const { reconciler, planned, reads } = setup(() => Promise.resolve(structuredClone(current)));
     await reconciler.reconcile(owner.name);
     assert.deepEqual(reads, ["team-a/team-pull"]);
-    assert.deepEqual(changes, [], "its content is what the operator would write");
+    assert.deepEqual(planned(), [], "its content is what the operator would write");
   });
 
   it("writes the Secret again when the read finds it gone", async () => {
-    const { reconciler, changes } = setup(() => Promise.resolve(undefined));
+    const { reconciler, planned } = setup(() => Promise.resolve(undefined));
     await reconciler.reconcile(owner.name);
-    assert.deepEqual(
-      changes.map((c) => `${c.action} ${c.kind} ${c.namespace}/${c.name}`),
-      ["create Secret team-a/team-pull"],
-    );
+    assert.deepEqual(planned(), ["create Secret team-a/team-pull"]);
   });
 
   it("plans nothing and retries later when the read fails", async () => {
-    const { reconciler, changes, mints } = setup(() =>
+    const { reconciler, planned, contentCalls } = setup(() =>
       Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:6443")),
     );
     await assert.rejects(reconciler.reconcile(owner.name), (err: unknown) => {
@@ -132,7 +143,115 @@ describe("Reconciler and Secrets changed by others", () => {
       assert.match(err.message, /could not read 1 Secrets changed by others/);
       return true;
     });
-    assert.deepEqual(changes, []);
-    assert.equal(mints(), 0, "no token is fetched for a plan that cannot be made");
+    assert.deepEqual(planned(), []);
+    assert.equal(contentCalls(), 0, "no token is fetched for a plan that cannot be made");
+  });
+});
+
+describe("Reconciler and passes over the namespaces a change touched", () => {
+  const teamCr: ECRPullSecret = {
+    ...cr,
+    metadata: { ...cr.metadata, generation: 1 },
+    spec: { namespaces: ["team-*"], secretName: "team-pull" },
+  };
+  const inSync = (namespace: string): V1Secret => {
+    const written = desiredSecretBody(owner, namespace, "team-pull", content);
+    return { ...written, metadata: { ...written.metadata, resourceVersion: "5" } };
+  };
+  const namespace = (name: string): V1Namespace => ({ metadata: { name, resourceVersion: "1" } });
+
+  function scoped(): ReturnType<typeof dryRunReconciler> & {
+    clock: ManualClock;
+    stores: {
+      ecrPullSecrets: ObjectStore<ECRPullSecret>;
+      namespaces: ObjectStore<V1Namespace>;
+      secrets: ObjectStore<V1Secret>;
+    };
+  } {
+    const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+    const stores = {
+      ecrPullSecrets: new ObjectStore<ECRPullSecret>(),
+      namespaces: new ObjectStore<V1Namespace>(),
+      serviceAccounts: new ObjectStore<V1ServiceAccount>(),
+      secrets: new ObjectStore<V1Secret>(),
+    };
+    stores.ecrPullSecrets.upsert(structuredClone(teamCr));
+    for (const name of ["team-a", "team-b"]) {
+      stores.namespaces.upsert(namespace(name));
+      stores.secrets.upsert(inSync(name));
+    }
+    return { ...dryRunReconciler(stores, clock, () => Promise.resolve(undefined)), clock, stores };
+  }
+
+  /** A cluster after a clean full pass, where team-b then lost its Secret unnoticed and team-c appeared. */
+  async function afterFullPass(): Promise<ReturnType<typeof scoped>> {
+    const setup = scoped();
+    const first = await setup.reconciler.reconcile(owner.name);
+    assert.ok((first.requeueAfter ?? 0) > 3600_000, "the next full pass is the token's refresh");
+    assert.deepEqual(setup.planned(), [], "everything was in sync");
+    setup.stores.secrets.delete(inSync("team-b"));
+    setup.stores.namespaces.upsert(namespace("team-c"));
+    return setup;
+  }
+
+  it("plans the namespace a change touched alone, with the content already written", async () => {
+    const { reconciler, planned, contentCalls } = await afterFullPass();
+    reconciler.touch(owner.name, "team-c");
+    const result = await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-c/team-pull"], "team-b waits for the full pass");
+    assert.equal(contentCalls(), 1, "the token content of the full pass is reused");
+    assert.equal(result.requeueAfter, 2000, "a full pass follows within fullPassDelayMs");
+  });
+
+  it("runs the full pass when it is due, however often namespaces are touched meanwhile", async () => {
+    const { reconciler, clock, planned, contentCalls } = await afterFullPass();
+    reconciler.touch(owner.name, "team-c");
+    await reconciler.reconcile(owner.name);
+    planned();
+    clock.advance(1500);
+    reconciler.touch(owner.name, "team-c");
+    const second = await reconciler.reconcile(owner.name);
+    assert.equal(second.requeueAfter, 500, "touching again does not put the full pass off");
+    planned();
+    clock.advance(500);
+    reconciler.touch(owner.name, "team-c");
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+    assert.equal(contentCalls(), 2);
+  });
+
+  it("makes every reconcile a full pass that is not asked for by a touch alone", async () => {
+    const { reconciler, planned } = await afterFullPass();
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+  });
+
+  it("makes a touched reconcile full when a full pass was asked for too", async () => {
+    const { reconciler, planned } = await afterFullPass();
+    reconciler.touch(owner.name, "team-c");
+    reconciler.requestFullPass(owner.name);
+    reconciler.touch(owner.name, "team-c");
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+  });
+
+  it("makes a touched reconcile full after the CR's spec changed", async () => {
+    const { reconciler, stores, planned } = await afterFullPass();
+    stores.ecrPullSecrets.upsert({
+      ...teamCr,
+      metadata: { ...teamCr.metadata, generation: 2, resourceVersion: "4" },
+    });
+    reconciler.touch(owner.name, "team-c");
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+  });
+
+  it("makes a touched reconcile full once the token is due for refresh", async () => {
+    const { reconciler, clock, planned, contentCalls } = await afterFullPass();
+    clock.advance(Date.parse(content.expiresAt) - clock.now());
+    reconciler.touch(owner.name, "team-c");
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+    assert.equal(contentCalls(), 2);
   });
 });

@@ -2,6 +2,12 @@
 // spec, read the Secrets others changed, get the token content, plan (pure), apply the differences,
 // then build, record and write the status and tell what happened in Events. Level-triggered: every
 // call computes from the current state, whatever event caused it. Every write goes through the writer.
+//
+// A CR queued only because something changed in a few namespaces (a new Namespace, its
+// ServiceAccount, a managed Secret edited by hand) is planned over those namespaces alone, with the
+// content the last full pass wrote everywhere else, as long as that pass left nothing to retry and
+// nothing about the CR or its tokens has changed since. Its status, which counts every namespace,
+// waits for a full pass, due at most `fullPassDelayMs` after the first such reconcile.
 import type { V1Secret } from "@kubernetes/client-node";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/types.ts";
 import { API_VERSION, KIND } from "../api/types.ts";
@@ -15,7 +21,15 @@ import type { Observer, ReconcileResult } from "../observability/observer.ts";
 import { applyPlan, type FailedNamespace } from "./apply.ts";
 import type { ClusterCache } from "./cluster-cache.ts";
 import type { ContentResult, ContentSource } from "./content.ts";
-import { existingContent, planCleanup, planPullSecrets, type Owner, type Plan } from "./plan/desired.ts";
+import { PassScopes } from "./pass-scope.ts";
+import {
+  existingContent,
+  planCleanup,
+  planPullSecrets,
+  type Owner,
+  type Plan,
+  type SecretContent,
+} from "./plan/desired.ts";
 import { FINALIZER } from "./plan/labels.ts";
 import { isSpecProblem } from "./plan/spec.ts";
 import { buildStatus, isoSeconds, sameStatus, type Outcome } from "./plan/status.ts";
@@ -50,6 +64,20 @@ export interface ReconcilerDeps {
   minRequeueMs: number;
   /** When namespaces are in conflict, look again after this long. */
   conflictRequeueMs: number;
+  /** Longest wait for a full pass (and the status it writes) after a pass over a few namespaces. */
+  fullPassDelayMs: number;
+}
+
+/** What the last full pass of a CR wrote everywhere, kept only when it left nothing to retry. */
+interface FullPass {
+  uid: string;
+  generation: number | undefined;
+  secretName: string;
+  content: SecretContent;
+  /** When a token is due for refresh: a full pass then. */
+  refreshAt: number;
+  /** When the next full pass is due, once a pass over a few namespaces has run. */
+  dueAt: number | undefined;
 }
 
 function eventTarget(cr: ECRPullSecret): EventTarget {
@@ -59,9 +87,21 @@ function eventTarget(cr: ECRPullSecret): EventTarget {
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
   private readonly reports = new Map<string, ReconcileReport>();
+  private readonly scopes = new PassScopes();
+  private readonly fullPasses = new Map<string, FullPass>();
 
   constructor(deps: ReconcilerDeps) {
     this.deps = deps;
+  }
+
+  /** Notes a change in `namespace` for the CR `name`, before it is queued. */
+  touch(name: string, namespace: string): void {
+    this.scopes.touch(name, namespace);
+  }
+
+  /** Notes that the CR `name` needs a pass over every namespace, before it is queued. */
+  requestFullPass(name: string): void {
+    this.scopes.full(name);
   }
 
   /** The last report of a CR, if it was reconciled since start. */
@@ -86,17 +126,27 @@ export class Reconciler {
 
   private async reconcileOnce(name: string): Promise<WorkResult> {
     const { cache, specs, content, writer } = this.deps;
+    const scope = this.scopes.take(name);
     const found = cache.ecrPullSecrets.get(name);
     if (found === undefined) {
+      this.scopes.forget(name);
+      this.fullPasses.delete(name);
       if (this.reports.delete(name)) this.deps.observer.observe({ type: "CrGone", name });
       return {};
     }
     writer.ensureWritable();
     const owner: Owner = { name, uid: found.metadata.uid ?? "" };
     if (found.metadata.deletionTimestamp !== undefined) {
+      this.fullPasses.delete(name);
       return this.finalize(found, owner);
     }
     const cr = await this.addFinalizer(found);
+    const last = this.fullPasses.get(name);
+    if (scope !== undefined && last !== undefined && this.canScope(cr, last)) {
+      const done = await this.reconcileScoped(cr, last, scope);
+      if (done !== undefined) return done;
+    }
+    this.fullPasses.delete(name);
 
     const spec = specs.resolve(cr);
     if (isSpecProblem(spec)) {
@@ -119,7 +169,53 @@ export class Reconciler {
       serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName),
     });
     this.tell(cr, plan, failures, result);
-    return this.nextReconcile(failures, result);
+    const next = this.nextReconcile(failures, result);
+    if (failures.length === 0 && result.content !== undefined && result.refreshAt !== undefined) {
+      this.fullPasses.set(name, {
+        uid: owner.uid,
+        generation: cr.metadata.generation,
+        secretName: spec.secretName,
+        content: result.content,
+        refreshAt: result.refreshAt,
+        dueAt: undefined,
+      });
+    }
+    return next;
+  }
+
+  /** Whether the last full pass still holds for this CR: same object, same spec, tokens not due. */
+  private canScope(cr: ECRPullSecret, last: FullPass): boolean {
+    return (
+      last.uid === (cr.metadata.uid ?? "") &&
+      last.generation === cr.metadata.generation &&
+      this.deps.clock.now() < Math.min(last.refreshAt, last.dueAt ?? Number.POSITIVE_INFINITY)
+    );
+  }
+
+  /**
+   * Plans the namespaces in `scope` alone, with the content the last full pass wrote everywhere.
+   * Undefined when a full pass is needed after all: the spec no longer resolves the same way, or a
+   * namespace is in conflict or failed (the full pass retries it and reports it in the status).
+   */
+  private async reconcileScoped(
+    cr: ECRPullSecret,
+    last: FullPass,
+    scope: ReadonlySet<string>,
+  ): Promise<WorkResult | undefined> {
+    const { cache, specs, clock } = this.deps;
+    const spec = specs.resolve(cr);
+    if (isSpecProblem(spec) || spec.suspend || spec.secretName !== last.secretName) return undefined;
+    const owner: Owner = { name: cr.metadata.name ?? "", uid: last.uid };
+    await this.readChangedSecrets(owner, spec.secretName, scope);
+    const view = cache.viewFor(cr, (other) => specs.resolved(other), scope);
+    const plan = planPullSecrets(owner, spec, view, last.content);
+    if (plan.conflicts.length > 0) return undefined;
+    const failures = await applyPlan(plan, this.deps);
+    if (failures.length > 0) return undefined;
+    const now = clock.now();
+    last.dueAt ??= now + this.deps.fullPassDelayMs;
+    this.logWrites(owner.name, plan, { namespacesLookedAt: scope.size });
+    return { requeueAfter: Math.max(0, Math.min(last.dueAt, last.refreshAt) - now) };
   }
 
   /**
@@ -127,9 +223,13 @@ export class Reconciler {
    * the watch brings their metadata alone, and the plan compares their content. Most reconciles
    * have none.
    */
-  private async readChangedSecrets(owner: Owner, secretName: string): Promise<void> {
+  private async readChangedSecrets(
+    owner: Owner,
+    secretName: string,
+    within?: ReadonlySet<string>,
+  ): Promise<void> {
     const { cache, readSecret, writeConcurrency } = this.deps;
-    const changed = cache.secretsOfUnknownContent(owner.name, secretName);
+    const changed = cache.secretsOfUnknownContent(owner.name, secretName, within);
     if (changed.length === 0) return;
     const results = await mapLimit(changed, writeConcurrency, async (secret) => {
       const { namespace = "", name = "" } = secret.metadata ?? {};
@@ -270,14 +370,19 @@ export class Reconciler {
         "namespace not synced",
       );
     }
+    this.logWrites(cr.metadata.name ?? "", plan, { desired: plan.desired.length, failed: failures.length });
+  }
+
+  /** Logs what a pass wrote, if anything; `counts` say what it looked at. */
+  private logWrites(name: string, plan: Plan, counts: Record<string, number>): void {
     if (plan.secretWrites.length + plan.secretDeletes.length + plan.serviceAccountEdits.length > 0) {
-      log.info(
+      this.deps.log.info(
         {
+          cr: name,
           secretsWritten: plan.secretWrites.length,
           secretsDeleted: plan.secretDeletes.length,
           serviceAccountsEdited: plan.serviceAccountEdits.length,
-          desired: plan.desired.length,
-          failed: failures.length,
+          ...counts,
         },
         "reconciled",
       );

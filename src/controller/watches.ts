@@ -1,6 +1,6 @@
 // What each watched change puts on the queue, the way a kubebuilder controller's For, Owns and
 // Watches say it. Level-triggered: a CR's name is all the queue needs; the reconcile reads the rest.
-import type { V1Secret } from "@kubernetes/client-node";
+import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { ControllerInformers } from "./informers.ts";
 import { OWNER_LABEL } from "./plan/labels.ts";
@@ -10,6 +10,11 @@ export interface WatchActions {
   enqueue(name: string): void;
   /** Puts every CR on the queue; the queue holds each name once, so this is cheap. */
   enqueueAll(): void;
+  /**
+   * Puts one CR, or every CR, on the queue for a change in one namespace: its reconcile may look
+   * at the namespaces so noted alone.
+   */
+  touch(namespace: string, name?: string): void;
   /** Forgets what is remembered of a deleted CR (its resolved spec). */
   forget(cr: ECRPullSecret): void;
   /** Asks for a sweep of what no CR claims any more. */
@@ -31,25 +36,36 @@ export function watch(informers: ControllerInformers, actions: WatchActions): vo
       actions.sweep();
     },
   });
-  // Watches: a Namespace or ServiceAccount enqueues every CR, since any CR may target it.
-  const everyCr = {
-    onAdd: () => {
-      actions.enqueueAll();
-    },
-    onUpdate: () => {
-      actions.enqueueAll();
-    },
-    onDelete: () => {
-      actions.enqueueAll();
-    },
+  // Watches: a Namespace or ServiceAccount enqueues every CR, since any CR may target it, for that
+  // namespace.
+  const touchAll = (namespace: string | undefined): void => {
+    if (namespace !== undefined) actions.touch(namespace);
   };
-  informers.namespaces.addHandlers(everyCr);
-  informers.serviceAccounts.addHandlers(everyCr);
-  // Owns: a managed Secret enqueues the CR its owner label names, so that a Secret deleted or edited
-  // by hand is restored at once.
+  informers.namespaces.addHandlers({
+    onAdd: (ns) => {
+      touchAll(ns.metadata?.name);
+    },
+    onUpdate: (ns) => {
+      touchAll(ns.metadata?.name);
+    },
+    onDelete: (ns) => {
+      touchAll(ns.metadata?.name);
+    },
+  });
+  const serviceAccount = (sa: V1ServiceAccount): void => {
+    touchAll(sa.metadata?.namespace);
+  };
+  informers.serviceAccounts.addHandlers({
+    onAdd: serviceAccount,
+    onUpdate: serviceAccount,
+    onDelete: serviceAccount,
+  });
+  // Owns: a managed Secret enqueues the CR its owner label names, for its namespace, so that a
+  // Secret deleted or edited by hand is restored at once.
   const owner = (secret: V1Secret): void => {
     const name = secret.metadata?.labels?.[OWNER_LABEL];
-    if (name !== undefined) actions.enqueue(name);
+    const namespace = secret.metadata?.namespace;
+    if (name !== undefined && namespace !== undefined) actions.touch(namespace, name);
   };
   informers.secrets.addHandlers({ onAdd: owner, onUpdate: owner, onDelete: owner });
 }

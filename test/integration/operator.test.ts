@@ -122,9 +122,14 @@ describe("the operator against a real API server and moto", () => {
     await expectNotFound(readSecret(env, "unrelated", "ecr-globs"));
   });
 
-  it("gives a new matching namespace its Secret and ServiceAccount entry", async () => {
+  it("gives a new matching namespace its Secret and ServiceAccount entry, and counts it", async () => {
     await createNamespace(env, "team-new");
     await waitForPullSecret(env, "team-new", "ecr-globs");
+    // The status counts every namespace: it follows in the full pass after the one over team-new.
+    await eventually(async () => {
+      const cr = await readCr(env, "globs");
+      assert.deepEqual(cr.status?.namespaces, { desired: 4, synced: 4 });
+    });
   });
 
   it("removes the Secret and the entry when a namespace's labels stop matching", async () => {
