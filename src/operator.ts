@@ -199,6 +199,7 @@ export class Operator {
       touch: (namespace, name) => {
         this.touch(namespace, name);
       },
+      ownStatus: (cr, old) => this.reconciler.isOwnStatus(cr, old),
       forget: (cr) => {
         specs.forget(cr.metadata.uid ?? "");
       },

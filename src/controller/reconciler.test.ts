@@ -62,10 +62,24 @@ function dryRunReconciler(
   stores: ClusterStores,
   clock: ManualClock,
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>,
-): { reconciler: Reconciler; planned: () => string[]; contentCalls: () => number } {
+): {
+  reconciler: Reconciler;
+  planned: () => string[];
+  contentCalls: () => number;
+  statusWrites: () => number;
+} {
   const changes: PlannedChange[] = [];
   let contentCalls = 0;
+  let statusWrites = 0;
   const log = createLogger({ level: "silent", pretty: false });
+  const writer = createWriter({
+    kube: new KubeClient(unreachableCluster),
+    events: { normal: () => undefined, warning: () => undefined },
+    log,
+    canWrite: () => true,
+    dryRun: true,
+    onPlannedChange: (change) => changes.push(change),
+  });
   const reconciler = new Reconciler({
     cache: new ClusterCache(stores, clock),
     readSecret,
@@ -76,14 +90,13 @@ function dryRunReconciler(
         return Promise.resolve(tokenResult);
       },
     },
-    writer: createWriter({
-      kube: new KubeClient(unreachableCluster),
-      events: { normal: () => undefined, warning: () => undefined },
-      log,
-      canWrite: () => true,
-      dryRun: true,
-      onPlannedChange: (change) => changes.push(change),
-    }),
+    writer: {
+      ...writer,
+      writeStatus: async (cr, status) => {
+        statusWrites += 1;
+        await writer.writeStatus(cr, status);
+      },
+    },
     clock,
     log,
     observer: unobserved,
@@ -96,6 +109,7 @@ function dryRunReconciler(
     reconciler,
     planned: () => changes.splice(0).map((c) => `${c.action} ${c.kind} ${c.namespace}/${c.name}`),
     contentCalls: () => contentCalls,
+    statusWrites: () => statusWrites,
   };
 }
 
@@ -244,6 +258,33 @@ describe("Reconciler and passes over the namespaces a change touched", () => {
     reconciler.touch(owner.name, "team-c");
     await reconciler.reconcile(owner.name);
     assert.deepEqual(planned(), ["create Secret team-b/team-pull", "create Secret team-c/team-pull"]);
+  });
+
+  it("knows a change to the status alone, to the status it built, as its own write", async () => {
+    const { reconciler, stores, statusWrites } = await afterFullPass();
+    assert.equal(statusWrites(), 1);
+    const before = stores.ecrPullSecrets.get(owner.name);
+    assert.ok(before !== undefined);
+    // The status as the API server echoes it: every field of the one the reconcile built.
+    const built = reconciler.lastReport(owner.name)?.status;
+    assert.ok(built !== undefined);
+    const echo: ECRPullSecret = {
+      ...before,
+      metadata: { ...before.metadata, resourceVersion: "101" },
+      status: structuredClone(built),
+    };
+    assert.ok(reconciler.isOwnStatus(echo, before));
+    const otherStatus = { ...echo, status: { ...built, synced: "0/2" } };
+    assert.ok(!reconciler.isOwnStatus(otherStatus, before), "someone else's status");
+    const respec = { ...echo, metadata: { ...echo.metadata, generation: 2 } };
+    assert.ok(!reconciler.isOwnStatus(respec, before), "the spec changed too");
+    const deleting = {
+      ...echo,
+      metadata: { ...echo.metadata, deletionTimestamp: new Date("2026-01-01T00:00:01Z") },
+    };
+    assert.ok(!reconciler.isOwnStatus(deleting, before), "the CR is being deleted");
+    const unfinalized = { ...echo, metadata: { ...echo.metadata, finalizers: [] } };
+    assert.ok(!reconciler.isOwnStatus(unfinalized, before), "its finalizer was removed");
   });
 
   it("makes a touched reconcile full once the token is due for refresh", async () => {

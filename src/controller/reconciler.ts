@@ -99,6 +99,21 @@ export class Reconciler {
     this.scopes.touch(name, namespace);
   }
 
+  /**
+   * Whether a change to a CR is its status alone, set to the status this operator last built for
+   * it: the echo of its own status write, which needs no reconcile. Compared by content, since the
+   * watch may bring the write before its answer does.
+   */
+  isOwnStatus(cr: ECRPullSecret, old: ECRPullSecret): boolean {
+    const report = this.reports.get(cr.metadata.name ?? "");
+    return (
+      report !== undefined &&
+      cr.status !== undefined &&
+      statusAlone(cr, old) &&
+      sameStatus(cr.status, report.status)
+    );
+  }
+
   /** Notes that the CR `name` needs a pass over every namespace, before it is queued. */
   requestFullPass(name: string): void {
     this.scopes.full(name);
@@ -398,6 +413,18 @@ export class Reconciler {
     }
     return count;
   }
+}
+
+/** Whether `cr` differs from `old` in nothing a reconcile reads but the status. */
+function statusAlone(cr: ECRPullSecret, old: ECRPullSecret): boolean {
+  const a = cr.metadata;
+  const b = old.metadata;
+  return (
+    a.uid === b.uid &&
+    a.generation === b.generation &&
+    a.deletionTimestamp === b.deletionTimestamp &&
+    (a.finalizers ?? []).join(",") === (b.finalizers ?? []).join(",")
+  );
 }
 
 /** What a reconcile that got as far as writing found: namespaces synced, the tokens and failures. */

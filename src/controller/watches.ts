@@ -15,21 +15,30 @@ export interface WatchActions {
    * at the namespaces so noted alone.
    */
   touch(namespace: string, name?: string): void;
+  /** Whether a CR changed in its status alone, to what the operator wrote: no reconcile needed. */
+  ownStatus(cr: ECRPullSecret, old: ECRPullSecret): boolean;
   /** Forgets what is remembered of a deleted CR (its resolved spec). */
   forget(cr: ECRPullSecret): void;
   /** Asks for a sweep of what no CR claims any more. */
   sweep(): void;
 }
 
-export function watch(informers: ControllerInformers, actions: WatchActions): void {
+/** What the table needs of each informer: a way to be told of its changes. */
+export type WatchedInformers = {
+  [K in keyof ControllerInformers]: Pick<ControllerInformers[K], "addHandlers">;
+};
+
+export function watch(informers: WatchedInformers, actions: WatchActions): void {
   const enqueue = (cr: ECRPullSecret): void => {
     if (cr.metadata.name !== undefined) actions.enqueue(cr.metadata.name);
   };
-  // For: an ECRPullSecret enqueues itself. Once deleted, every other CR too, as one may now hold a
-  // Secret name it held, and a sweep.
+  // For: an ECRPullSecret enqueues itself, unless the change is the operator's own status write.
+  // Once deleted, every other CR too, as one may now hold a Secret name it held, and a sweep.
   informers.ecrPullSecrets.addHandlers({
     onAdd: enqueue,
-    onUpdate: enqueue,
+    onUpdate: (cr, old) => {
+      if (!actions.ownStatus(cr, old)) enqueue(cr);
+    },
     onDelete: (cr) => {
       actions.forget(cr);
       actions.enqueueAll();
