@@ -16,7 +16,7 @@ import { FINALIZER } from "./plan/labels.ts";
 import { Reconciler } from "./reconciler.ts";
 import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
-import { createWriter, type PlannedChange } from "./writer.ts";
+import { createWriter, WriteFailure, type PlannedChange } from "./writer.ts";
 
 const owner = { name: "team", uid: "uid-1" };
 const cr: ECRPullSecret = {
@@ -62,6 +62,7 @@ function dryRunReconciler(
   stores: ClusterStores,
   clock: ManualClock,
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>,
+  conflictIn?: string,
 ): {
   reconciler: Reconciler;
   planned: () => string[];
@@ -92,6 +93,17 @@ function dryRunReconciler(
     },
     writer: {
       ...writer,
+      // A Secret of the same name that someone else made, as the writer finds it on create.
+      writeSecret: async (write) => {
+        if (write.namespace === conflictIn) {
+          throw new WriteFailure(
+            "SecretConflict",
+            `Secret ${write.namespace}/team-pull is not managed`,
+            false,
+          );
+        }
+        return await writer.writeSecret(write);
+      },
       writeStatus: async (cr, status) => {
         statusWrites += 1;
         await writer.writeStatus(cr, status);
@@ -174,7 +186,7 @@ describe("Reconciler and passes over the namespaces a change touched", () => {
   };
   const namespace = (name: string): V1Namespace => ({ metadata: { name, resourceVersion: "1" } });
 
-  function scoped(): ReturnType<typeof dryRunReconciler> & {
+  function scoped(conflictIn?: string): ReturnType<typeof dryRunReconciler> & {
     clock: ManualClock;
     stores: {
       ecrPullSecrets: ObjectStore<ECRPullSecret>;
@@ -194,7 +206,12 @@ describe("Reconciler and passes over the namespaces a change touched", () => {
       stores.namespaces.upsert(namespace(name));
       stores.secrets.upsert(inSync(name));
     }
-    return { ...dryRunReconciler(stores, clock, () => Promise.resolve(undefined)), clock, stores };
+    if (conflictIn !== undefined) stores.namespaces.upsert(namespace(conflictIn));
+    return {
+      ...dryRunReconciler(stores, clock, () => Promise.resolve(undefined), conflictIn),
+      clock,
+      stores,
+    };
   }
 
   /** A cluster after a clean full pass, where team-b then lost its Secret unnoticed and team-c appeared. */
@@ -215,6 +232,30 @@ describe("Reconciler and passes over the namespaces a change touched", () => {
     assert.deepEqual(planned(), ["create Secret team-c/team-pull"], "team-b waits for the full pass");
     assert.equal(contentCalls(), 1, "the token content of the full pass is reused");
     assert.equal(result.requeueAfter, 2000, "a full pass follows within fullPassDelayMs");
+  });
+
+  it("plans a touched namespace alone while another is in conflict, and one in conflict with a full pass", async () => {
+    const { reconciler, stores, planned } = scoped("team-x");
+    const first = await reconciler.reconcile(owner.name);
+    assert.equal(first.requeueAfter, 60_000, "the conflict is looked at again after conflictRequeueMs");
+    assert.deepEqual(planned(), [], "the create in team-x failed before it was recorded");
+    assert.deepEqual(
+      reconciler.lastReport(owner.name)?.status.failures?.map((f) => `${f.namespace} ${f.reason}`),
+      ["team-x SecretConflict"],
+    );
+    stores.secrets.delete(inSync("team-b"));
+    stores.namespaces.upsert(namespace("team-c"));
+    reconciler.touch(owner.name, "team-c");
+    const second = await reconciler.reconcile(owner.name);
+    assert.deepEqual(planned(), ["create Secret team-c/team-pull"]);
+    assert.equal(second.requeueAfter, 2000);
+    reconciler.touch(owner.name, "team-x");
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(
+      planned(),
+      ["create Secret team-b/team-pull", "create Secret team-c/team-pull"],
+      "the conflict in team-x made the pass full",
+    );
   });
 
   it("runs the full pass when it is due, however often namespaces are touched meanwhile", async () => {

@@ -5,9 +5,9 @@
 //
 // A CR queued only because something changed in a few namespaces (a new Namespace, its
 // ServiceAccount, a managed Secret edited by hand) is planned over those namespaces alone, with the
-// content the last full pass wrote everywhere else, as long as that pass left nothing to retry and
-// nothing about the CR or its tokens has changed since. Its status, which counts every namespace,
-// waits for a full pass, due at most `fullPassDelayMs` after the first such reconcile.
+// content the last full pass wrote everywhere else, as long as that pass left nothing to retry with
+// backoff and nothing about the CR or its tokens has changed since. Its status, which counts every
+// namespace, waits for a full pass, due at most `fullPassDelayMs` after the first such reconcile.
 import type { V1Secret } from "@kubernetes/client-node";
 import type { ECRPullSecret, ECRPullSecretStatus, NamespaceFailure } from "../api/types.ts";
 import { API_VERSION, KIND } from "../api/types.ts";
@@ -68,7 +68,7 @@ export interface ReconcilerDeps {
   fullPassDelayMs: number;
 }
 
-/** What the last full pass of a CR wrote everywhere, kept only when it left nothing to retry. */
+/** What the last full pass of a CR wrote everywhere; kept only when it left nothing to retry with backoff. */
 interface FullPass {
   uid: string;
   generation: number | undefined;
@@ -184,8 +184,9 @@ export class Reconciler {
       serviceAccountsSynced: this.countServiceAccountsSynced(plan, spec.secretName),
     });
     this.tell(cr, plan, failures, result);
+    // Past nextReconcile, no failure is to be retried with backoff: at most conflicts, looked at later.
     const next = this.nextReconcile(failures, result);
-    if (failures.length === 0 && result.content !== undefined && result.refreshAt !== undefined) {
+    if (result.content !== undefined && result.refreshAt !== undefined) {
       this.fullPasses.set(name, {
         uid: owner.uid,
         generation: cr.metadata.generation,
