@@ -190,8 +190,7 @@ export class Operator {
 
     watch(this.informers, {
       enqueue: (name) => {
-        this.reconciler.requestFullPass(name);
-        this.queue.add(name);
+        this.enqueue(name);
       },
       enqueueAll: () => {
         this.enqueueAll();
@@ -252,10 +251,14 @@ export class Operator {
       return;
     }
     for (const cr of crs.list()) {
-      if (cr.metadata.name === undefined) continue;
-      this.reconciler.requestFullPass(cr.metadata.name);
-      this.queue.add(cr.metadata.name);
+      if (cr.metadata.name !== undefined) this.enqueue(cr.metadata.name);
     }
+  }
+
+  /** Queues the CR `name` for a pass over every namespace. */
+  private enqueue(name: string): void {
+    this.reconciler.requestFullPass(name);
+    this.queue.add(name);
   }
 
   /**
