@@ -149,4 +149,37 @@ describe("the writer against an API server", () => {
       await api.close();
     }
   });
+
+  it("retries a finalizer change when the CR changed since it was read, and lets a deleted CR go", async () => {
+    const api = new FakeApiServer();
+    try {
+      let code = 409;
+      api.reply = (_req, res) => {
+        res.statusCode = code;
+        const reason = code === 409 ? "Conflict" : "NotFound";
+        res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", reason, code }));
+      };
+      const kube = new KubeClient(connection(await api.listen()), { timeoutMs: 2000 });
+      const cluster = createWriter({
+        kube,
+        events: noEvents,
+        log: createLogger({ level: "silent", pretty: false }),
+        canWrite: () => true,
+        dryRun: false,
+        onPlannedChange: () => assert.fail("a dry run's change outside a dry run"),
+      });
+      await assert.rejects(
+        cluster.setFinalizers(cr, []),
+        (err: unknown) =>
+          err instanceof RetryLater && err.message === "ECRPullSecret team changed since it was read",
+      );
+      assert.deepEqual(JSON.parse(api.seen.at(-1)?.body ?? ""), {
+        metadata: { finalizers: [], resourceVersion: "7" },
+      });
+      code = 404;
+      assert.equal(await cluster.setFinalizers(cr, []), undefined);
+    } finally {
+      await api.close();
+    }
+  });
 });

@@ -73,7 +73,11 @@ interface Writes {
     edit: ServiceAccountEdit,
     cached: V1ServiceAccount | undefined,
   ): Promise<V1ServiceAccount | undefined>;
-  /** The CR as patched; undefined when it is gone or changed meanwhile (or in a dry run). */
+  /**
+   * The CR as patched; undefined when it is gone (or in a dry run). Throws RetryLater when the CR
+   * changed since it was read: that change may be the echo of the operator's own status write,
+   * which queues nothing (watches.ts), so only a retry is sure to look at the CR again.
+   */
   setFinalizers(cr: ECRPullSecret, finalizers: string[]): Promise<ECRPullSecret | undefined>;
   /** Replaces the CR's status with `status`; a CR that is gone needs none. */
   writeStatus(cr: ECRPullSecret, status: ECRPullSecretStatus): Promise<void>;
@@ -319,7 +323,10 @@ function clusterWrites(kube: KubeClient, events: EventRecorder, log: Logger): Wr
       });
     } catch (err) {
       const error = classifyKubeError(err);
-      if (error.kind !== "NotFound" && error.kind !== "Conflict") {
+      if (error.kind === "Conflict") {
+        throw new RetryLater(`ECRPullSecret ${cr.metadata.name ?? ""} changed since it was read`);
+      }
+      if (error.kind !== "NotFound") {
         throw error;
       }
       return undefined;

@@ -412,6 +412,24 @@ describe("the operator against a real API server and moto", () => {
     await expectNotFound(readSecret(env, "all-sas", "ecr-all"));
   });
 
+  it("lets each CR deleted the moment it was made go, its status write racing the deletion", async () => {
+    // The operator's status write can land after the deletion, its echo queueing nothing: removing
+    // the finalizer then conflicts, and only a retry lets the CR go.
+    for (let i = 0; i < 10; i++) {
+      const name = `fleeting-${String(i)}`;
+      await createPullSecretCr(env, name, {
+        secretName: name,
+        namespaces: ["no-such-namespace"],
+        suspend: true,
+      });
+      await deleteCr(env, name);
+      await eventually(() => expectNotFound(readCr(env, name)), {
+        timeoutMs: 10_000,
+        message: `${name} deleted`,
+      });
+    }
+  });
+
   it("skips a terminating namespace quietly", async () => {
     await createNamespace(env, "term-live");
     await createNamespace(env, "term-dying");
