@@ -108,6 +108,18 @@ describe("the writer", () => {
   }
 });
 
+/** A writer to `api` that writes for real. */
+async function clusterWriter(api: FakeApiServer): Promise<Writer> {
+  return createWriter({
+    kube: new KubeClient(connection(await api.listen()), { timeoutMs: 2000 }),
+    events: noEvents,
+    log: createLogger({ level: "silent", pretty: false }),
+    canWrite: () => true,
+    dryRun: false,
+    onPlannedChange: () => assert.fail("a dry run's change outside a dry run"),
+  });
+}
+
 describe("the writer against an API server", () => {
   it("creates a Secret asking for its metadata alone, and keeps the content it sent", async () => {
     const api = new FakeApiServer();
@@ -119,15 +131,7 @@ describe("the writer against an API server", () => {
           JSON.stringify({ kind: "PartialObjectMetadata", apiVersion: "meta.k8s.io/v1", metadata: stored }),
         );
       };
-      const kube = new KubeClient(connection(await api.listen()), { timeoutMs: 2000 });
-      const cluster = createWriter({
-        kube,
-        events: noEvents,
-        log: createLogger({ level: "silent", pretty: false }),
-        canWrite: () => true,
-        dryRun: false,
-        onPlannedChange: () => assert.fail("a dry run's change outside a dry run"),
-      });
+      const cluster = await clusterWriter(api);
       const written = await cluster.writeSecret(write);
       assert.match(
         api.seen.at(-1)?.accept ?? "",
@@ -159,15 +163,7 @@ describe("the writer against an API server", () => {
         const reason = code === 409 ? "Conflict" : "NotFound";
         res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", status: "Failure", reason, code }));
       };
-      const kube = new KubeClient(connection(await api.listen()), { timeoutMs: 2000 });
-      const cluster = createWriter({
-        kube,
-        events: noEvents,
-        log: createLogger({ level: "silent", pretty: false }),
-        canWrite: () => true,
-        dryRun: false,
-        onPlannedChange: () => assert.fail("a dry run's change outside a dry run"),
-      });
+      const cluster = await clusterWriter(api);
       await assert.rejects(
         cluster.setFinalizers(cr, []),
         (err: unknown) =>
