@@ -1,7 +1,7 @@
 // Wires the operator together: the informers (informers.ts) and what their changes enqueue
 // (watches.ts), the workqueue and its workers, the reconciler, the sweeper and the writer they
 // share, the token cache and the Pod webhook. `start` runs until `stop`.
-import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { defaultChainSource } from "./aws/credentials.ts";
 import { createTokenCache, type TokenCache } from "./aws/token-cache.ts";
 import { EcrClientPool } from "./aws/token.ts";
@@ -23,7 +23,12 @@ import { RetryLater } from "./controller/retry-later.ts";
 import { SpecResolver } from "./controller/spec-resolver.ts";
 import { Sweeper } from "./controller/sweeper.ts";
 import { watch } from "./controller/watches.ts";
-import { createWriter, readManagedSecret, type PlannedChange } from "./controller/writer.ts";
+import {
+  createWriter,
+  ownedSecretPages,
+  readManagedSecret,
+  type PlannedChange,
+} from "./controller/writer.ts";
 import { rotationPolicy } from "./webhook/certificates.ts";
 import { FileTls } from "./webhook/file-tls.ts";
 import { PodWebhook } from "./webhook/pod-webhook.ts";
@@ -96,9 +101,8 @@ export class Operator {
     this.queue = new Workqueue({ clock, hooks: queueHooks(observer) });
     const secretData = new StringInterner(internedValues);
     // The cache reads the informers, and the Secrets' informer reads the cache's record of our writes.
-    const writtenSecret = (namespace: string, name: string, resourceVersion: number): V1Secret | undefined =>
-      cache.writtenSecret(namespace, name, resourceVersion);
-    this.informers = createInformers({ kubeConfig, clock, log, observer, secretData, writtenSecret });
+    const completeSecret = (raw: KubernetesObject): V1Secret => cache.completeSecret(raw);
+    this.informers = createInformers({ kubeConfig, clock, log, observer, secretData, completeSecret });
     const cache = new ClusterCache(this.informers, clock, secretData);
     // Our written copies leave the overlay as soon as the watch shows them, not at the next read:
     // after a converge, most would otherwise stay until the next refresh.
@@ -161,6 +165,7 @@ export class Operator {
     this.reconciler = new Reconciler({
       ...writing,
       readSecret: (namespace, name) => readManagedSecret(kube, namespace, name),
+      ownedSecretPages: (owner) => ownedSecretPages(kube, owner),
       specs,
       content: createTokenContentSource({
         credentials: this.credentials,

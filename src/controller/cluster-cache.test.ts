@@ -4,7 +4,8 @@ import type { V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 
 import type { ECRPullSecret } from "../api/types.ts";
 import { ManualClock } from "../clock.ts";
-import { ClusterCache, contentUnknown, secretFromWatch, type ObjectStore } from "./cluster-cache.ts";
+import { ClusterCache, contentUnknown, type ObjectStore } from "./cluster-cache.ts";
+import { contentDigest, type SecretContent } from "./plan/desired.ts";
 
 /** A store holding at most one object per name, as an informer's does. */
 function store<T extends { metadata?: { name?: string; namespace?: string } }>(): ObjectStore<T> & {
@@ -126,9 +127,8 @@ function written(name: string, resourceVersion: string, token: string): V1Secret
   };
 }
 
-describe("managed Secrets watched by their metadata", () => {
-  const fromWatch = (cache: ClusterCache, raw: V1Secret): V1Secret =>
-    secretFromWatch(raw, (namespace, name, version) => cache.writtenSecret(namespace, name, version));
+describe("managed Secrets listed and watched by their metadata", () => {
+  const fromWatch = (cache: ClusterCache, raw: V1Secret): V1Secret => cache.completeSecret(raw);
 
   it("completes the operator's own write with the content it wrote", () => {
     const { cache, secrets } = setup();
@@ -178,5 +178,141 @@ describe("managed Secrets watched by their metadata", () => {
     const { cache } = setup();
     const whole = written("pull", "9", "whole");
     assert.equal(fromWatch(cache, whole), whole);
+  });
+
+  it("keeps the content of the cached copy when a relist brings the same version", () => {
+    const { cache, secrets } = setup();
+    secrets.put(written("pull", "5", "cached"));
+    assert.deepEqual(fromWatch(cache, metadataEvent("pull", "5")).data, { token: "cached" });
+    assert.ok(contentUnknown(fromWatch(cache, metadataEvent("pull", "6"))), "not another version");
+  });
+});
+
+const content: SecretContent = {
+  dockerConfigJson: '{"auths":{}}',
+  expiresAt: "2026-12-02T16:00:00Z",
+  refreshedAt: "2026-12-02T04:00:00Z",
+  identity: "id-1",
+};
+
+/** A Secret's annotations as the operator writes them for `content`, with that digest unless told. */
+function annotationsFor(held: SecretContent, digest = contentDigest(held)): Record<string, string> {
+  return {
+    "ecr-creds-refresher.io/expires-at": held.expiresAt,
+    "ecr-creds-refresher.io/refreshed-at": held.refreshedAt,
+    "ecr-creds-refresher.io/identity": held.identity,
+    "ecr-creds-refresher.io/content-digest": digest,
+  };
+}
+
+/** managedFields where these managers wrote the Secret's `.dockerconfigjson`. */
+function dataWrittenBy(...managers: string[]): NonNullable<V1Secret["metadata"]>["managedFields"] {
+  return managers.map((manager) => ({
+    manager,
+    operation: "Update",
+    fieldsType: "FieldsV1",
+    fieldsV1: { "f:data": { ".": {}, "f:.dockerconfigjson": {} } },
+  }));
+}
+
+function listedMetadata(
+  name: string,
+  annotations: Record<string, string>,
+  managedFields = dataWrittenBy("ecr-creds-refresher"),
+): V1Secret {
+  const raw = metadataEvent(name, "3");
+  const { metadata = {} } = raw;
+  metadata.annotations = annotations;
+  metadata.managedFields = managedFields;
+  return raw;
+}
+
+function readWhole(name: string, held: SecretContent, digest?: string): V1Secret {
+  const whole = written(name, "3", "");
+  const { metadata = {} } = whole;
+  metadata.annotations = annotationsFor(held, digest);
+  whole.data = { ".dockerconfigjson": Buffer.from(held.dockerConfigJson).toString("base64") };
+  return whole;
+}
+
+describe("managed Secrets known by their content digest", () => {
+  function listed(
+    names: string[],
+    annotations = annotationsFor(content),
+    managedFields = dataWrittenBy("ecr-creds-refresher"),
+  ) {
+    const { cache, secrets } = setup();
+    for (const name of names) {
+      secrets.put(cache.completeSecret(listedMetadata(name, annotations, managedFields)));
+    }
+    return { cache, secrets, unknown: cache.secretsOfUnknownContent("cr-1", "pull") };
+  }
+
+  it("reads one Secret of a digest whole and completes the others written by the operator alone", () => {
+    const { cache, secrets, unknown } = listed(["a", "b", "c"]);
+    assert.equal(unknown.length, 3, "a list of metadata brings no content");
+    const samples = cache.vouchedSamples(unknown);
+    assert.deepEqual(
+      samples.map((s) => s.metadata?.name),
+      ["a"],
+      "one read for the three",
+    );
+    cache.recordSecret(readWhole("a", content));
+    assert.deepEqual(cache.completeVouched(unknown), []);
+    const c = secrets.get("c", "team-a");
+    assert.equal(c?.type, "kubernetes.io/dockerconfigjson");
+    assert.equal(
+      Buffer.from(c.data?.[".dockerconfigjson"] ?? "", "base64").toString(),
+      content.dockerConfigJson,
+    );
+    assert.deepEqual(cache.secretsOfUnknownContent("cr-1", "pull"), []);
+  });
+
+  it("completes a Secret listed after its digest was read, as it arrives", () => {
+    const { cache } = setup();
+    cache.recordSecret(readWhole("a", content));
+    const later = cache.completeSecret(listedMetadata("b", annotationsFor(content)));
+    assert.equal(later.type, "kubernetes.io/dockerconfigjson");
+  });
+
+  it("reads a Secret whose data another client wrote, whatever its digest says", () => {
+    const { cache, unknown } = listed(
+      ["a", "b"],
+      annotationsFor(content),
+      dataWrittenBy("ecr-creds-refresher", "kubectl-edit"),
+    );
+    assert.deepEqual(cache.vouchedSamples(unknown), [], "nothing vouches for them");
+    cache.recordSecret(readWhole("c", content));
+    assert.equal(cache.completeVouched(unknown).length, 2, "both are read");
+  });
+
+  it("reads a Secret whose managedFields show no writer of its data", () => {
+    const { cache, unknown } = listed(["a"], annotationsFor(content), []);
+    assert.deepEqual(cache.vouchedSamples(unknown), []);
+  });
+
+  it("learns nothing from a Secret whose content does not match its digest", () => {
+    const forged = contentDigest({ ...content, dockerConfigJson: '{"auths":{"other":{}}}' });
+    const { cache, unknown } = listed(["a", "b"], annotationsFor(content, forged));
+    cache.recordSecret(readWhole("a", content, forged));
+    assert.deepEqual(
+      cache.completeVouched(unknown).map((s) => s.metadata?.name),
+      ["b"],
+      "a was read; b is read too",
+    );
+  });
+
+  it("reads a Secret whose digest was left behind by a release that wrote none", () => {
+    const refreshed = { ...content, refreshedAt: "2026-12-02T05:00:00Z" };
+    const { cache, unknown } = listed(["a"]);
+    const stale = cache.completeSecret(
+      listedMetadata("b", annotationsFor(refreshed, contentDigest(content))),
+    );
+    cache.recordSecret(readWhole("a", content));
+    assert.deepEqual(
+      cache.completeVouched([...unknown, stale]).map((s) => s.metadata?.name),
+      ["b"],
+      "b's annotations are not those of its digest",
+    );
   });
 });

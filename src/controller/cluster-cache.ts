@@ -1,13 +1,34 @@
 // The reconciler's read side: informer caches seen through an overlay of the operator's own
 // recent writes, so a reconcile that runs before the watch has delivered them does not repeat
 // them (read-your-writes), and the ClusterView that planPullSecrets consumes.
-import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
+import type {
+  KubernetesObject,
+  V1Namespace,
+  V1ObjectMeta,
+  V1Secret,
+  V1ServiceAccount,
+} from "@kubernetes/client-node";
 import type { ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
 import { dropManagedFields } from "../kube/informer/informer.ts";
 import type { StringInterner } from "../kube/interner.ts";
-import type { ClusterView, ManagedSecretView, NamespaceView, ServiceAccountView } from "./plan/desired.ts";
-import { OWNER_LABEL } from "./plan/labels.ts";
+import {
+  contentDigest,
+  heldContent,
+  type ClusterView,
+  type ManagedSecretView,
+  type NamespaceView,
+  type SecretContent,
+  type ServiceAccountView,
+} from "./plan/desired.ts";
+import {
+  CONTENT_DIGEST_ANNOTATION,
+  EXPIRES_AT_ANNOTATION,
+  FIELD_MANAGER,
+  IDENTITY_ANNOTATION,
+  OWNER_LABEL,
+  REFRESHED_AT_ANNOTATION,
+} from "./plan/labels.ts";
 import { claimantOf, claimedByOther, rivalsOf } from "./plan/ownership.ts";
 import { entriesAddedTo } from "./plan/service-accounts.ts";
 import type { ResolvedSpec } from "./plan/spec.ts";
@@ -138,32 +159,73 @@ function managedSecretView(secret: V1Secret): ManagedSecretView {
 }
 
 /**
- * Whether the cache knows a managed Secret's content. The watch of managed Secrets brings metadata
- * alone (a tenth of a pull Secret); a change the operator made is completed with what it wrote, and
- * one it did not make is kept without content until read. The API server gives every Secret a
- * type, so a Secret without one is such a change.
+ * Whether the cache knows a managed Secret's content. The list and watch of managed Secrets bring
+ * metadata alone (a tenth of a pull Secret); ClusterCache.completeSecret completes what it can, and
+ * the rest is kept without content until read. The API server gives every Secret a type, so a
+ * Secret without one is such a Secret.
  */
 export function contentUnknown(secret: V1Secret): boolean {
   return secret.type === undefined;
 }
 
 /**
- * A managed Secret as a watch event brought it: whole, or as metadata alone, completed with the
- * content the operator wrote at that resourceVersion when `written` knows it.
+ * Whether only the operator wrote the Secret's `.dockerconfigjson`, by the managedFields the API
+ * server keeps: a client that changes it takes it over there. Then the Secret holds the content its
+ * CONTENT_DIGEST_ANNOTATION names, since the operator writes both in one request.
  */
-export function secretFromWatch(
-  raw: KubernetesObject,
-  written: (namespace: string, name: string, resourceVersion: number) => V1Secret | undefined,
-): V1Secret {
-  if (raw.kind !== "PartialObjectMetadata") return raw;
-  const { metadata } = raw;
-  const ours = written(metadata?.namespace ?? "", metadata?.name ?? "", versionOf(raw));
-  const secret: V1Secret = { apiVersion: "v1", kind: "Secret", metadata };
-  if (ours !== undefined) {
-    secret.type = ours.type;
-    secret.data = ours.data;
+export function dataWrittenByOperatorAlone(metadata: V1ObjectMeta): boolean {
+  const writers = (metadata.managedFields ?? []).filter((entry) => {
+    const data: unknown = (entry.fieldsV1 as Record<string, unknown> | undefined)?.["f:data"];
+    return typeof data === "object" && data !== null && "f:.dockerconfigjson" in data;
+  });
+  return writers.length > 0 && writers.every((entry) => entry.manager === FIELD_MANAGER);
+}
+
+/** What a managed Secret holds besides its metadata. */
+type HeldData = Pick<V1Secret, "type" | "data">;
+
+/** A content read whole, by its digest, with the annotations written beside it. */
+interface DigestedContent extends HeldData {
+  annotations: SecretContent;
+}
+
+/**
+ * Contents read whole, by their CONTENT_DIGEST_ANNOTATION, each kept once it is checked against its
+ * digest: a Secret whose digest was written by an older release, or by hand, teaches nothing.
+ */
+class ContentsByDigest {
+  readonly #contents = new Map<string, DigestedContent>();
+
+  learn(secret: V1Secret): void {
+    const annotations = secret.metadata?.annotations ?? {};
+    const digest = annotations[CONTENT_DIGEST_ANNOTATION];
+    if (digest === undefined || this.#contents.has(digest) || contentUnknown(secret)) return;
+    const encoded = secret.data?.[".dockerconfigjson"];
+    const content = heldContent({
+      annotations,
+      dockerConfigJson: encoded === undefined ? undefined : decodedContent(encoded),
+    });
+    if (content === undefined || contentDigest(content) !== digest) return;
+    if (this.#contents.size >= internedValues) this.#contents.clear();
+    this.#contents.set(digest, { type: secret.type, data: secret.data, annotations: content });
   }
-  return secret;
+
+  /** The content a Secret whose data only the operator wrote holds, when its digest was read whole. */
+  of(metadata: V1ObjectMeta): HeldData | undefined {
+    const annotations = metadata.annotations ?? {};
+    const digest = annotations[CONTENT_DIGEST_ANNOTATION];
+    const known = digest === undefined ? undefined : this.#contents.get(digest);
+    // The same annotations as well: a release that wrote no digest left a stale one beside new ones.
+    if (
+      known === undefined ||
+      annotations[EXPIRES_AT_ANNOTATION] !== known.annotations.expiresAt ||
+      annotations[REFRESHED_AT_ANNOTATION] !== known.annotations.refreshedAt ||
+      annotations[IDENTITY_ANNOTATION] !== known.annotations.identity
+    ) {
+      return undefined;
+    }
+    return { type: known.type, data: known.data };
+  }
 }
 
 /** Decoded Secret data by its base64, for as many distinct values as the data interner keeps. */
@@ -203,6 +265,9 @@ export class ClusterCache {
   private readonly secretOverlay: WriteOverlay<V1Secret>;
   private readonly serviceAccountOverlay: WriteOverlay<V1ServiceAccount>;
   private readonly secretData: StringInterner | undefined;
+  private readonly contents = new ContentsByDigest();
+  /** Secrets of unknown content whose data only the operator wrote (dataWrittenByOperatorAlone). */
+  private readonly vouched = new WeakSet<V1Secret>();
 
   /** `secretData` shares the data of the Secrets the operator wrote with the informer's copies. */
   constructor(stores: ClusterStores, clock: Clock, secretData?: StringInterner) {
@@ -224,6 +289,7 @@ export class ClusterCache {
     const { namespace = "", name = "" } = secret.metadata ?? {};
     const kept = this.secretData === undefined ? secret : internSecretData(secret, this.secretData);
     this.secretOverlay.record(namespace, name, kept, versionOf(secret));
+    this.contents.learn(kept);
     // The watch may have brought this version, as metadata alone, before the write's answer came.
     const cached = this.stores.secrets.get(name, namespace);
     if (cached !== undefined && contentUnknown(cached) && versionOf(cached) === versionOf(kept)) {
@@ -232,9 +298,61 @@ export class ClusterCache {
     }
   }
 
-  /** The Secret as the operator wrote it at `resourceVersion`, while the overlay holds that write. */
-  writtenSecret(namespace: string, name: string, resourceVersion: number): V1Secret | undefined {
-    return this.secretOverlay.written(namespace, name, resourceVersion);
+  /**
+   * A managed Secret as the informer brought it: whole, or as metadata alone (PartialObjectMetadata,
+   * as the managed Secrets are listed and watched), completed with the content the cache knows it
+   * holds at that resourceVersion: the operator's write, the copy cached before a relist, or the
+   * content of its digest when only the operator wrote its data. Else it is read before planning.
+   */
+  completeSecret(raw: KubernetesObject): V1Secret {
+    if (raw.kind !== "PartialObjectMetadata") return raw;
+    const metadata = raw.metadata ?? {};
+    const secret: V1Secret = { apiVersion: "v1", kind: "Secret", metadata };
+    const { namespace = "", name = "" } = metadata;
+    const version = versionOf(raw);
+    const cached = this.stores.secrets.get(name, namespace);
+    const vouched = dataWrittenByOperatorAlone(metadata);
+    const held =
+      this.secretOverlay.written(namespace, name, version) ??
+      (cached !== undefined && !contentUnknown(cached) && versionOf(cached) === version
+        ? cached
+        : undefined) ??
+      (vouched ? this.contents.of(metadata) : undefined);
+    if (held !== undefined) {
+      secret.type = held.type;
+      secret.data = held.data;
+    } else if (vouched) {
+      this.vouched.add(secret);
+    }
+    return secret;
+  }
+
+  /**
+   * Of these Secrets of unknown content, one for each digest among those only the operator wrote:
+   * reading it whole (recordSecret) tells the content of the others (completeVouched).
+   */
+  vouchedSamples(secrets: readonly V1Secret[]): V1Secret[] {
+    const byDigest = new Map<string, V1Secret>();
+    for (const secret of secrets) {
+      const digest = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
+      if (digest !== undefined && this.vouched.has(secret) && !byDigest.has(digest)) {
+        byDigest.set(digest, secret);
+      }
+    }
+    return [...byDigest.values()];
+  }
+
+  /** Completes those of these Secrets whose digest the cache has now read whole; returns the rest. */
+  completeVouched(secrets: readonly V1Secret[]): V1Secret[] {
+    return secrets.filter((secret) => {
+      if (!contentUnknown(secret)) return false;
+      const held = this.vouched.has(secret) ? this.contents.of(secret.metadata ?? {}) : undefined;
+      if (held === undefined) return true;
+      secret.type = held.type;
+      secret.data = held.data;
+      this.vouched.delete(secret);
+      return false;
+    });
   }
 
   /**

@@ -1,7 +1,7 @@
 // The informers the controller reads: ECRPullSecrets, Namespaces, ServiceAccounts and the Secrets
 // it manages (selected by label on the API server), each trimmed to what the operator reads. The
-// managed Secrets are watched by their metadata: the operator knows the content of its own writes,
-// and the API server would otherwise send each of them back whole. Watch restarts and errors are
+// managed Secrets are listed and watched by their metadata: the operator knows the content of its
+// own writes, and the API server would otherwise send each of them whole, a tenth of it metadata. Watch restarts and errors are
 // logged and told to the observer.
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
@@ -12,7 +12,7 @@ import type { ClusterConnection } from "../kube/kubeconfig/cluster-access.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Observer } from "../observability/observer.ts";
 import { namespaceRecord, objectRecord, sharedMetadataValues } from "./cache-records.ts";
-import { internSecretData, secretFromWatch } from "./cluster-cache.ts";
+import { internSecretData } from "./cluster-cache.ts";
 import { MANAGED_SECRETS_SELECTOR } from "./plan/labels.ts";
 
 export interface ControllerInformers {
@@ -29,26 +29,26 @@ export interface ControllerInformerOptions {
   observer: Observer;
   /** Keeps the token content the managed Secrets share once, however many carry it. */
   secretData: StringInterner;
-  /** The Secret as the operator wrote it at that resourceVersion, if it did (ClusterCache.writtenSecret). */
-  writtenSecret: (namespace: string, name: string, resourceVersion: number) => V1Secret | undefined;
+  /** A managed Secret as listed or watched, metadata alone, with what is known of it (ClusterCache.completeSecret). */
+  completeSecret: (raw: KubernetesObject) => V1Secret;
 }
 
 export function createInformers(options: ControllerInformerOptions): ControllerInformers {
-  const { kubeConfig, clock, log, observer, secretData, writtenSecret } = options;
+  const { kubeConfig, clock, log, observer, secretData, completeSecret } = options;
   const shared = new StringInterner(sharedMetadataValues);
   const informer = <T extends KubernetesObject>(
     name: string,
     path: string,
     labelSelector?: string,
     transform: (raw: KubernetesObject) => KubernetesObject = (raw) => objectRecord(raw, shared),
-    watchMetadataOnly = false,
+    metadataOnly = false,
   ): Informer<T> =>
     new Informer<T>({
       name,
       kubeConfig,
       path,
       labelSelector,
-      watchMetadataOnly,
+      metadataOnly,
       clock,
       transform: (raw) => transform(raw) as T,
       hooks: {
@@ -72,7 +72,7 @@ export function createInformers(options: ControllerInformerOptions): ControllerI
       "secrets",
       "/api/v1/secrets",
       MANAGED_SECRETS_SELECTOR,
-      (raw) => internSecretData(objectRecord(secretFromWatch(raw, writtenSecret), shared), secretData),
+      (raw) => internSecretData(objectRecord(completeSecret(raw), shared), secretData),
       true,
     ),
   };

@@ -12,7 +12,7 @@ import { unobserved } from "../observability/observer.ts";
 import { ClusterCache, type ClusterStores } from "./cluster-cache.ts";
 import type { ContentResult } from "./content.ts";
 import { desiredSecretBody, type SecretContent } from "./plan/desired.ts";
-import { FINALIZER } from "./plan/labels.ts";
+import { CONTENT_DIGEST_ANNOTATION, FINALIZER } from "./plan/labels.ts";
 import { Reconciler } from "./reconciler.ts";
 import { RetryLater } from "./retry-later.ts";
 import { SpecResolver } from "./spec-resolver.ts";
@@ -63,6 +63,7 @@ function dryRunReconciler(
   clock: ManualClock,
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>,
   conflictIn?: string,
+  ownedSecretPages: (owner: string) => AsyncIterable<V1Secret[]> = pagesOf([]),
 ): {
   reconciler: Reconciler;
   planned: () => string[];
@@ -84,6 +85,7 @@ function dryRunReconciler(
   const reconciler = new Reconciler({
     cache: new ClusterCache(stores, clock),
     readSecret,
+    ownedSecretPages,
     specs: new SpecResolver({ defaultRegion: "eu-west-1", trustedNamespaces: new Set() }),
     content: {
       contentFor: () => {
@@ -122,6 +124,14 @@ function dryRunReconciler(
     planned: () => changes.splice(0).map((c) => `${c.action} ${c.kind} ${c.namespace}/${c.name}`),
     contentCalls: () => contentCalls,
     statusWrites: () => statusWrites,
+  };
+}
+
+/** Pages of Secrets as a list of the CR's own would bring them. */
+function pagesOf(pages: V1Secret[][], listed: string[] = []): (owner: string) => AsyncIterable<V1Secret[]> {
+  return async function* (owner) {
+    listed.push(owner);
+    for (const page of pages) yield await Promise.resolve(page);
   };
 }
 
@@ -166,11 +176,76 @@ describe("Reconciler and Secrets changed by others", () => {
     );
     await assert.rejects(reconciler.reconcile(owner.name), (err: unknown) => {
       assert.ok(err instanceof RetryLater);
-      assert.match(err.message, /could not read 1 Secrets changed by others/);
+      assert.match(err.message, /could not read 1 Secrets: .*ECONNREFUSED/);
       return true;
     });
     assert.deepEqual(planned(), []);
     assert.equal(contentCalls(), 0, "no token is fetched for a plan that cannot be made");
+  });
+});
+
+describe("Reconciler and many Secrets of unknown content", () => {
+  const manyCr: ECRPullSecret = { ...cr, spec: { namespaces: ["team-*"], secretName: "team-pull" } };
+  const names = Array.from({ length: 60 }, (_, i) => `team-${String(i)}`);
+  /** The pull Secret in `namespace` as the operator would write it, but with no digest: an older release's. */
+  const olderRelease = (namespace: string): V1Secret => {
+    const written = desiredSecretBody(owner, namespace, "team-pull", content);
+    const annotations = Object.fromEntries(
+      Object.entries(written.metadata.annotations).filter(([key]) => key !== CONTENT_DIGEST_ANNOTATION),
+    );
+    return { ...written, metadata: { ...written.metadata, annotations, resourceVersion: "7" } };
+  };
+
+  function many(
+    ownedSecretPages: (owner: string) => AsyncIterable<V1Secret[]>,
+  ): ReturnType<typeof dryRunReconciler> & { reads: string[] } {
+    const reads: string[] = [];
+    const stores = {
+      ecrPullSecrets: fixedStore<ECRPullSecret>([manyCr]),
+      namespaces: fixedStore<V1Namespace>(names.map((name) => ({ metadata: { name } }))),
+      serviceAccounts: fixedStore<V1ServiceAccount>([]),
+      // As a list of metadata alone brings them.
+      secrets: fixedStore<V1Secret>(
+        names.map((name) => ({ apiVersion: "v1", kind: "Secret", metadata: olderRelease(name).metadata })),
+      ),
+    };
+    const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+    const readSecret = (namespace: string, name: string): Promise<V1Secret | undefined> => {
+      reads.push(`${namespace}/${name}`);
+      return Promise.resolve(olderRelease(namespace));
+    };
+    return { ...dryRunReconciler(stores, clock, readSecret, undefined, ownedSecretPages), reads };
+  }
+
+  it("lists the CR's own Secrets once instead of reading each, and rewrites none", async () => {
+    const listed: string[] = [];
+    const pages = [names.slice(0, 25).map(olderRelease), names.slice(25).map(olderRelease)];
+    const { reconciler, planned, reads } = many(pagesOf(pages, listed));
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(listed, [owner.name]);
+    assert.deepEqual(reads, []);
+    assert.deepEqual(planned(), [], "a Secret without a digest is current");
+  });
+
+  it("reads one by one what the list did not show", async () => {
+    const { reconciler, planned, reads } = many(pagesOf([names.slice(1).map(olderRelease)]));
+    await reconciler.reconcile(owner.name);
+    assert.deepEqual(reads, ["team-0/team-pull"]);
+    assert.deepEqual(planned(), []);
+  });
+
+  it("plans nothing and retries later when the list fails", async () => {
+    const { reconciler, planned, reads } = many(() => ({
+      [Symbol.asyncIterator]: () => ({
+        next: () => Promise.reject(new Error("connect ECONNREFUSED 127.0.0.1:6443")),
+      }),
+    }));
+    await assert.rejects(
+      reconciler.reconcile(owner.name),
+      /could not list the Secrets of team: .*ECONNREFUSED/,
+    );
+    assert.deepEqual(reads, []);
+    assert.deepEqual(planned(), []);
   });
 });
 

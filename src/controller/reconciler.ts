@@ -1,7 +1,8 @@
 // reconcile(name): re-read the ECRPullSecret from the cache, make sure of its finalizer, resolve its
-// spec, read the Secrets others changed, get the token content, plan (pure), apply the differences,
-// then build, record and write the status and tell what happened in Events. Level-triggered: every
-// call computes from the current state, whatever event caused it. Every write goes through the writer.
+// spec, read the Secrets whose content the cache does not know, get the token content, plan (pure),
+// apply the differences, then build, record and write the status and tell what happened in Events.
+// Level-triggered: every call computes from the current state, whatever event caused it. Every
+// write goes through the writer.
 //
 // A CR queued only because something changed in a few namespaces (a new Namespace, its
 // ServiceAccount, a managed Secret edited by hand) is planned over those namespaces alone, with the
@@ -52,6 +53,8 @@ export interface ReconcilerDeps {
   cache: ClusterCache;
   /** A managed Secret as the API server holds it, or undefined when there is none. */
   readSecret: (namespace: string, name: string) => Promise<V1Secret | undefined>;
+  /** The managed Secrets a CR owns, whole, a page at a time. */
+  ownedSecretPages: (owner: string) => AsyncIterable<V1Secret[]>;
   specs: SpecResolver;
   content: ContentSource;
   writer: Writer;
@@ -83,6 +86,9 @@ interface FullPass {
 function eventTarget(cr: ECRPullSecret): EventTarget {
   return { apiVersion: API_VERSION, kind: KIND, name: cr.metadata.name ?? "", uid: cr.metadata.uid ?? "" };
 }
+
+/** Secrets of unknown content beyond which the CR's own are listed instead of read one by one. */
+const listedOverRead = 50;
 
 export class Reconciler {
   private readonly deps: ReconcilerDeps;
@@ -174,7 +180,7 @@ export class Reconciler {
       return {};
     }
 
-    await this.readChangedSecrets(owner, spec.secretName);
+    await this.readUnknownSecrets(owner, spec.secretName);
     const view = cache.viewFor(cr, (other) => specs.resolved(other));
     const result = await content.contentFor(spec, existingContent(owner, spec, view));
     const plan = planPullSecrets(owner, spec, view, result.content);
@@ -222,7 +228,7 @@ export class Reconciler {
     const spec = specs.resolve(cr);
     if (isSpecProblem(spec) || spec.suspend || spec.secretName !== last.secretName) return undefined;
     const owner: Owner = { name: cr.metadata.name ?? "", uid: last.uid };
-    await this.readChangedSecrets(owner, spec.secretName, scope);
+    await this.readUnknownSecrets(owner, spec.secretName, scope);
     const view = cache.viewFor(cr, (other) => specs.resolved(other), scope);
     const plan = planPullSecrets(owner, spec, view, last.content);
     if (plan.conflicts.length > 0) return undefined;
@@ -235,19 +241,42 @@ export class Reconciler {
   }
 
   /**
-   * Reads the Secrets the plan looks at that someone else changed since the operator last saw them:
-   * the watch brings their metadata alone, and the plan compares their content. Most reconciles
-   * have none.
+   * Reads the Secrets the plan looks at whose content the cache does not know: the API server sends
+   * the managed Secrets' metadata alone, and the plan compares their content. Of those whose data
+   * only the operator wrote, one per content digest tells the rest (a restart reads one Secret per
+   * CR). Many others, as after an upgrade from a release that wrote no digest, are the CR's own:
+   * one paged list reads them. The few left are read one by one. Most reconciles read nothing.
    */
-  private async readChangedSecrets(
+  private async readUnknownSecrets(
     owner: Owner,
     secretName: string,
     within?: ReadonlySet<string>,
   ): Promise<void> {
+    const { cache } = this.deps;
+    const unknown = (): V1Secret[] =>
+      cache.completeVouched(cache.secretsOfUnknownContent(owner.name, secretName, within));
+    let left = unknown();
+    if (left.length === 0) return;
+    await this.readSecrets(cache.vouchedSamples(left));
+    left = unknown();
+    if (left.length > listedOverRead) {
+      try {
+        for await (const page of this.deps.ownedSecretPages(owner.name)) {
+          for (const secret of page) cache.recordSecret(secret);
+        }
+      } catch (err) {
+        throw new RetryLater(
+          `could not list the Secrets of ${owner.name}: ${classifyKubeError(err).message}`,
+        );
+      }
+      left = unknown();
+    }
+    await this.readSecrets(left);
+  }
+
+  private async readSecrets(secrets: readonly V1Secret[]): Promise<void> {
     const { cache, readSecret, writeConcurrency } = this.deps;
-    const changed = cache.secretsOfUnknownContent(owner.name, secretName, within);
-    if (changed.length === 0) return;
-    const results = await mapLimit(changed, writeConcurrency, async (secret) => {
+    const results = await mapLimit(secrets, writeConcurrency, async (secret) => {
       const { namespace = "", name = "" } = secret.metadata ?? {};
       const current = await readSecret(namespace, name);
       if (current === undefined) cache.recordSecretDeleted(namespace, name);
@@ -256,7 +285,7 @@ export class Reconciler {
     const failed = results.filter((r) => r.status === "rejected");
     if (failed.length > 0) {
       const first = classifyKubeError(failed[0]?.reason).message;
-      throw new RetryLater(`could not read ${failed.length} Secrets changed by others: ${first}`);
+      throw new RetryLater(`could not read ${failed.length} Secrets: ${first}`);
     }
   }
 

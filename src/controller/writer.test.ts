@@ -8,7 +8,7 @@ import { connection, FakeApiServer } from "../../test/harness/fake-apiserver.ts"
 import { createLogger } from "../observability/logger.ts";
 import { desiredSecretBody, type SecretWrite } from "./plan/desired.ts";
 import { RetryLater } from "./retry-later.ts";
-import { createWriter, type PlannedChange, type Writer } from "./writer.ts";
+import { createWriter, ownedSecretPages, type PlannedChange, type Writer } from "./writer.ts";
 
 /** A cluster the test must never reach. */
 const unreachable: ClusterConnection = {
@@ -174,6 +174,56 @@ describe("the writer against an API server", () => {
       });
       code = 404;
       assert.equal(await cluster.setFinalizers(cr, []), undefined);
+    } finally {
+      await api.close();
+    }
+  });
+
+  it("lists the Secrets a CR owns page by page, following the continue token", async () => {
+    const api = new FakeApiServer();
+    try {
+      api.reply = (req, res) => {
+        const next = new URL(req.url ?? "", "http://api").searchParams.get("continue");
+        const page = next === null ? ["a", "b"] : ["c"];
+        res.end(
+          JSON.stringify({
+            kind: "SecretList",
+            apiVersion: "v1",
+            metadata: { resourceVersion: "9", continue: next === null ? "token-2" : "" },
+            items: page.map((namespace) => ({ metadata: { namespace, name: "team-pull" } })),
+          }),
+        );
+      };
+      const kube = new KubeClient(connection(await api.listen()), { timeoutMs: 2000 });
+      const pages: string[][] = [];
+      for await (const page of ownedSecretPages(kube, "team", 2)) {
+        pages.push(page.map((secret) => secret.metadata?.namespace ?? ""));
+      }
+      assert.deepEqual(pages, [["a", "b"], ["c"]]);
+      const queries = api.seen.map((seen) => new URL(seen.url, "http://api"));
+      assert.deepEqual(
+        queries.map((url) => [
+          url.pathname,
+          url.searchParams.get("labelSelector"),
+          url.searchParams.get("limit"),
+        ]),
+        [
+          [
+            "/api/v1/secrets",
+            "app.kubernetes.io/managed-by=ecr-creds-refresher,ecr-creds-refresher.io/owner=team",
+            "2",
+          ],
+          [
+            "/api/v1/secrets",
+            "app.kubernetes.io/managed-by=ecr-creds-refresher,ecr-creds-refresher.io/owner=team",
+            "2",
+          ],
+        ],
+      );
+      assert.deepEqual(
+        queries.map((url) => url.searchParams.get("continue")),
+        [null, "token-2"],
+      );
     } finally {
       await api.close();
     }

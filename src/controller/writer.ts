@@ -20,6 +20,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { SecretBody, SecretDelete, ServiceAccountEdit, SecretWrite } from "./plan/desired.ts";
 import {
   EXPIRES_AT_ANNOTATION,
+  FIELD_MANAGER,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
   MANAGED_SECRETS_SELECTOR,
@@ -29,7 +30,6 @@ import { serviceAccountPatch } from "./plan/service-accounts.ts";
 import { statusPatch } from "./plan/status.ts";
 import { RetryLater } from "./retry-later.ts";
 
-const FIELD_MANAGER = "ecr-creds-refresher";
 const writeQuery = { fieldManager: FIELD_MANAGER };
 const maxConflictRetries = 5;
 
@@ -178,6 +178,30 @@ export async function readManagedSecret(
   });
   return found.items[0];
 }
+/** The managed Secrets an ECRPullSecret owns, in every namespace, whole, a page at a time. */
+export async function* ownedSecretPages(
+  kube: KubeClient,
+  owner: string,
+  pageSize = 500,
+): AsyncGenerator<V1Secret[]> {
+  let next: string | undefined;
+  do {
+    const page = await kube.get<SecretPage>("/api/v1/secrets", {
+      labelSelector: `${MANAGED_SECRETS_SELECTOR},${OWNER_LABEL}=${owner}`,
+      limit: pageSize,
+      continue: next,
+    });
+    yield page.items;
+    next = page.metadata?.continue === "" ? undefined : page.metadata?.continue;
+  } while (next !== undefined);
+}
+
+/** A page of a list of Secrets as the API server sends it (client-node's V1ListMeta renames `continue`). */
+interface SecretPage {
+  items: V1Secret[];
+  metadata?: { continue?: string };
+}
+
 const serviceAccountPath = (namespace: string, name: string): string =>
   namespacedPath("/api/v1", namespace, "serviceaccounts", name);
 const crPath = (name: string, subresource?: string): string =>

@@ -29,6 +29,9 @@ export interface KubeClientOptions {
 const mergePatchType = "application/merge-patch+json";
 /** Asks for objects' metadata alone (in an answer or a watch), or whole objects where that cannot be. */
 export const metadataOnly = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1, application/json";
+/** The same for a list, whose items then come as PartialObjectMetadata. */
+export const metadataListOnly =
+  "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1, application/json";
 
 /** An answer that carries an object's metadata: PartialObjectMetadata, or the object itself. */
 export interface ObjectWithMetadata {

@@ -387,39 +387,51 @@ describe("Informer against a real API server", () => {
     assert.equal(informer.get("kube-system")?.kind, "Namespace");
   });
 
+  it("lists and watches metadata alone with metadataOnly", { timeout: testTimeoutMs }, async () => {
+    await createNamespace("metadata-only");
+    await createSecret("metadata-only", "listed");
+    const seen: SecretJson[] = [];
+    const { informer } = observe({
+      path: "/api/v1/namespaces/metadata-only/secrets",
+      metadataOnly: true,
+      transform: (raw) => {
+        seen.push(structuredClone(raw));
+        return raw;
+      },
+    });
+    await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
+    await createSecret("metadata-only", "watched");
+    await eventually(() => present(informer, "watched", "metadata-only"));
+    assert.deepEqual(
+      seen.map((s) => `${s.kind ?? ""}:${s.metadata?.name ?? ""}`),
+      ["PartialObjectMetadata:listed", "PartialObjectMetadata:watched"],
+    );
+    for (const object of seen) {
+      assert.equal(object.apiVersion, "meta.k8s.io/v1");
+      assert.equal(object.type, undefined, "no type");
+      assert.equal(object.data, undefined, "and no data");
+      assert.ok(object.metadata?.resourceVersion, "but the metadata, resourceVersion included");
+      assert.ok(
+        (object.metadata.managedFields ?? []).length > 0,
+        "and the managedFields, before the transform drops them",
+      );
+    }
+  });
+
   it(
-    "lists whole objects and watches metadata alone with watchMetadataOnly",
-    { timeout: testTimeoutMs },
+    "syncs on an empty list of metadata, which the server sends with null items",
+    {
+      timeout: testTimeoutMs,
+    },
     async () => {
-      await createNamespace("metadata-only");
-      await createSecret("metadata-only", "listed");
-      const seen: SecretJson[] = [];
-      const { informer } = observe({
-        path: "/api/v1/namespaces/metadata-only/secrets",
-        watchMetadataOnly: true,
-        transform: (raw) => {
-          seen.push(raw);
-          return raw;
-        },
+      await createNamespace("metadata-only-empty");
+      const { informer, errors } = observe({
+        path: "/api/v1/namespaces/metadata-only-empty/secrets",
+        metadataOnly: true,
       });
       await informer.waitForSync(AbortSignal.timeout(syncTimeoutMs));
-      assert.equal(
-        present(informer, "listed", "metadata-only").type,
-        "Opaque",
-        "a list brings whole objects",
-      );
-
-      await createSecret("metadata-only", "watched");
-      const watched = await eventually(() => present(informer, "watched", "metadata-only"));
-      assert.equal(watched.kind, "PartialObjectMetadata");
-      assert.equal(watched.apiVersion, "meta.k8s.io/v1");
-      assert.equal(watched.type, undefined, "a watch event brings no type");
-      assert.equal(watched.data, undefined, "and no data");
-      assert.ok(watched.metadata?.resourceVersion, "but the metadata, resourceVersion included");
-      assert.deepEqual(
-        seen.map((s) => `${s.kind ?? ""}:${s.metadata?.name ?? ""}`),
-        ["Secret:listed", "PartialObjectMetadata:watched"],
-      );
+      assert.deepEqual(informer.list(), []);
+      assert.deepEqual(errors, []);
     },
   );
 

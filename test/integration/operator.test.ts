@@ -1,6 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { staticSource } from "../../src/aws/credentials.ts";
 import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
@@ -33,13 +34,18 @@ interface AuditEvent {
   objectRef?: { resource?: string; namespace?: string; name?: string };
 }
 
-/** The operator's audited requests on Secrets of `namespace`, from the `skip`-th audit line on. */
+/**
+ * The operator's audited requests on Secrets from the `skip`-th audit line on: of `namespace`, or of
+ * the namespaces it matches.
+ */
 async function operatorSecretRequests(
   env: OperatorEnv,
-  namespace: string,
+  namespace: string | RegExp,
   skip: number,
 ): Promise<AuditEvent[]> {
   const lines = (await readFile(env.plane.auditLogPath, "utf8")).split("\n").filter((line) => line !== "");
+  const inScope = (ns: string | undefined): boolean =>
+    typeof namespace === "string" ? ns === namespace : namespace.test(ns ?? "");
   return lines
     .slice(skip)
     .map((line) => JSON.parse(line) as AuditEvent)
@@ -47,9 +53,13 @@ async function operatorSecretRequests(
       (e) =>
         e.user.username === operatorUser &&
         e.objectRef?.resource === "secrets" &&
-        e.objectRef.namespace === namespace,
+        inScope(e.objectRef.namespace),
     );
 }
+
+/** A read of one Secret by name: a list by name and label, as the operator's RBAC allows no get. */
+const readByName = (e: AuditEvent): boolean =>
+  e.verb === "list" && e.requestURI.includes("fieldSelector=metadata.name");
 
 async function auditLines(env: OperatorEnv): Promise<number> {
   return (await readFile(env.plane.auditLogPath, "utf8")).split("\n").filter((line) => line !== "").length;
@@ -170,8 +180,9 @@ describe("the operator against a real API server and moto", () => {
     });
   });
 
-  it("reads a Secret someone else changed and leaves a change to its metadata alone", async () => {
-    // The watch brings the metadata of the change alone; the operator reads the Secret to compare.
+  it("reads a Secret whose data someone else changed, and leaves a change to metadata alone unread", async () => {
+    // The watch brings the metadata of a change alone. The Secret's managedFields tell whether
+    // another client wrote its data: then the operator reads it to compare.
     const skip = await auditLines(env);
     const annotated = await env.core.patchNamespacedSecret({
       namespace: "team-a",
@@ -195,16 +206,24 @@ describe("the operator against a real API server and moto", () => {
     assert.equal(after.metadata?.annotations?.["example.com/note"], "kept");
     assert.deepEqual(after.data, original.data);
     const requests = await eventually(async () => {
-      const found = await operatorSecretRequests(env, "team-a", skip);
-      assert.ok(found.length > 0, "the operator's read of team-a's Secret is in the audit log");
+      const found = await operatorSecretRequests(env, "team-b", skip);
+      assert.ok(
+        found.some((e) => e.verb === "patch"),
+        "the operator's repair of team-b's Secret is in the audit log",
+      );
       return found;
     });
     assert.deepEqual(
       requests.map(
         (e) => `${e.verb} ${new URL(e.requestURI, "https://x").searchParams.get("fieldSelector") ?? ""}`,
       ),
-      ["list metadata.name=ecr-globs"],
-      "one read by name, and no write",
+      ["list metadata.name=ecr-globs", "patch "],
+      "one read by name, then the repair",
+    );
+    assert.deepEqual(
+      await operatorSecretRequests(env, "team-a", skip),
+      [],
+      "team-a's Secret was not even read",
     );
   });
 
@@ -325,9 +344,13 @@ describe("the operator against a real API server and moto", () => {
     assert.equal(before.items.length, 12);
     await env.stopOperator();
     env.aws.reset();
+    const skip = await auditLines(env);
     await env.startOperator();
     await createNamespace(env, "shared-late");
     const late = await waitForPullSecret(env, "shared-late", "ecr-shared-1");
+    // It lists its Secrets by their metadata, and reads one whole per content, not each of the 36.
+    const reads = (await operatorSecretRequests(env, /^shared-/, skip)).filter(readByName);
+    assert.ok(reads.length <= 3, `${String(reads.length)} Secrets read one by one`);
     assert.deepEqual(late.data, before.items[0]?.data, "the new namespace gets the adopted token");
     const after = await env.core.listSecretForAllNamespaces({
       labelSelector: "ecr-creds-refresher.io/owner=shared-1",
@@ -338,6 +361,49 @@ describe("the operator against a real API server and moto", () => {
         .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
         .sort();
     assert.deepEqual(versions(after), versions(before));
+    assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 0);
+  });
+
+  it("adopts the tokens in Secrets an older release wrote, listing them once", async () => {
+    const namespaces = Array.from({ length: 60 }, (_, i) => `legacy-${String(i)}`);
+    for (const name of namespaces) await createNamespace(env, name);
+    await createPullSecretCr(env, "legacy", { secretName: "ecr-legacy", namespaces: ["legacy-*"] });
+    await waitForReady(env, "legacy");
+    await env.stopOperator();
+    // As a release that wrote no content digest left them.
+    for (const namespace of namespaces) {
+      await env.core.patchNamespacedSecret(
+        {
+          namespace,
+          name: "ecr-legacy",
+          body: [{ op: "remove", path: "/metadata/annotations/ecr-creds-refresher.io~1content-digest" }],
+        },
+        setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
+      );
+    }
+    const before = await env.core.listSecretForAllNamespaces({
+      labelSelector: "ecr-creds-refresher.io/owner=legacy",
+    });
+    env.aws.reset();
+    const skip = await auditLines(env);
+    await env.startOperator();
+    await createNamespace(env, "legacy-late");
+    await waitForPullSecret(env, "legacy-late", "ecr-legacy");
+    const requests = await operatorSecretRequests(env, /^legacy-/, skip);
+    assert.deepEqual(requests.filter(readByName), [], "none read one by one");
+    const lists = (await operatorSecretRequests(env, /^$/, skip)).filter((e) =>
+      decodeURIComponent(e.requestURI).includes("ecr-creds-refresher.io/owner=legacy"),
+    );
+    assert.equal(lists.length, 1, "one list of the CR's own Secrets");
+    const after = await env.core.listSecretForAllNamespaces({
+      labelSelector: "ecr-creds-refresher.io/owner=legacy",
+    });
+    const versions = (list: typeof before): string[] =>
+      list.items
+        .filter((secret) => secret.metadata?.namespace !== "legacy-late")
+        .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
+        .sort();
+    assert.deepEqual(versions(after), versions(before), "no Secret rewritten");
     assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 0);
   });
 

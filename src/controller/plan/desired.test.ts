@@ -3,18 +3,20 @@ import { describe, it } from "node:test";
 
 import { API_VERSION, KIND } from "../../api/types.ts";
 import type { ECRPullSecretSpec } from "../../api/types.ts";
-import { desiredSecretBody, planCleanup, planPullSecrets } from "./desired.ts";
+import { contentDigest, desiredSecretBody, planCleanup, planPullSecrets } from "./desired.ts";
 import type {
   ClusterView,
   ManagedSecretView,
   NamespaceView,
   Owner,
   Plan,
+  SecretBody,
   SecretContent,
   ServiceAccountView,
 } from "./desired.ts";
 import { buildDockerConfigJson } from "./dockerconfig.ts";
 import {
+  CONTENT_DIGEST_ANNOTATION,
   EXPIRES_AT_ANNOTATION,
   IDENTITY_ANNOTATION,
   MANAGED_BY_LABEL,
@@ -736,6 +738,7 @@ describe("desiredSecretBody", () => {
           "ecr-creds-refresher.io/expires-at": "2030-01-01T12:00:00.000Z",
           "ecr-creds-refresher.io/refreshed-at": "2030-01-01T00:00:00.000Z",
           "ecr-creds-refresher.io/identity": "0123456789abcdef",
+          "ecr-creds-refresher.io/content-digest": contentDigest(content),
         },
         ownerReferences: [
           {
@@ -752,6 +755,19 @@ describe("desiredSecretBody", () => {
     });
   });
 
+  it("digests a content as every release did, since Secrets keep the digest across upgrades", () => {
+    const digest = contentDigest({ ...content, dockerConfigJson: '{"auths":{}}' });
+    assert.equal(digest, "6f548fdb0bce86690eb73637246c3bba");
+    for (const changed of [
+      { dockerConfigJson: '{"auths":{"x":{}}}' },
+      { expiresAt: "2030-01-01T12:00:01.000Z" },
+      { refreshedAt: "2030-01-01T00:00:01.000Z" },
+      { identity: "fedcba9876543210" },
+    ]) {
+      assert.notEqual(contentDigest({ ...content, dockerConfigJson: '{"auths":{}}', ...changed }), digest);
+    }
+  });
+
   it("stores .dockerconfigjson base64-encoded so it decodes to the docker config", () => {
     const body = desiredSecretBody(owner, "team-a", secretName, content);
     const decoded = Buffer.from(body.data[".dockerconfigjson"], "base64").toString("utf8");
@@ -766,14 +782,14 @@ describe("desiredSecretBody", () => {
     });
   });
 
-  it("yields a body that planPullSecrets then sees as current", () => {
-    const body = desiredSecretBody(owner, "default", secretName, content);
+  /** The plan over the namespace `default` when its Secret is `body` with these annotations. */
+  function planOver(body: SecretBody, annotations = body.metadata.annotations): Summary {
     const written: ManagedSecretView = {
       namespace: body.metadata.namespace,
       name: body.metadata.name,
       type: body.type,
       labels: body.metadata.labels,
-      annotations: body.metadata.annotations,
+      annotations,
       ownerUids: body.metadata.ownerReferences.map((ref) => ref.uid),
       dockerConfigJson: Buffer.from(body.data[".dockerconfigjson"], "base64").toString("utf8"),
     };
@@ -787,6 +803,20 @@ describe("desiredSecretBody", () => {
       }),
       content,
     );
-    assert.deepEqual(summarise(plan), { ...nothing, desired: ["default"], inSync: ["default"] });
+    return summarise(plan);
+  }
+
+  it("yields a body that planPullSecrets then sees as current", () => {
+    const body = desiredSecretBody(owner, "default", secretName, content);
+    assert.deepEqual(planOver(body), { ...nothing, desired: ["default"], inSync: ["default"] });
+  });
+
+  it("leaves a Secret without a digest as it is, and rewrites one whose digest is stale", () => {
+    const body = desiredSecretBody(owner, "default", secretName, content);
+    const { [CONTENT_DIGEST_ANNOTATION]: digest, ...older } = body.metadata.annotations;
+    assert.equal(digest, contentDigest(content));
+    assert.deepEqual(planOver(body, older), { ...nothing, desired: ["default"], inSync: ["default"] });
+    const stale = { ...body.metadata.annotations, [CONTENT_DIGEST_ANNOTATION]: "0".repeat(32) };
+    assert.deepEqual(planOver(body, stale).writes, ["update default/ecr-pull"]);
   });
 });

@@ -1,8 +1,10 @@
 // The pure core of reconcile: from one ECRPullSecret, the cluster as the caches see it and the
 // current token content, decide which Secrets to create, update or delete and which
 // ServiceAccount entries to add or remove. No I/O here; reconcile applies the plan.
+import { createHash } from "node:crypto";
 import { API_VERSION, KIND } from "../../api/types.ts";
 import {
+  CONTENT_DIGEST_ANNOTATION,
   EXPIRES_AT_ANNOTATION,
   IDENTITY_ANNOTATION,
   MANAGED_BY_LABEL,
@@ -129,6 +131,18 @@ export function emptyPlan(): Plan {
 }
 
 /**
+ * The CONTENT_DIGEST_ANNOTATION of a content: 128 bits of SHA-256 over the text and the
+ * annotations that go with it, enough to tell contents apart and saying nothing of the token.
+ */
+export function contentDigest(content: SecretContent): string {
+  const { dockerConfigJson, expiresAt, refreshedAt, identity } = content;
+  return createHash("sha256")
+    .update(JSON.stringify([dockerConfigJson, expiresAt, refreshedAt, identity]))
+    .digest("hex")
+    .slice(0, 32);
+}
+
+/**
  * The Secret body for each namespace, built once: every body of one plan shares its labels,
  * annotations, owner reference and data (a cold converge at 20,000 namespaces holds 20,000 bodies
  * until its last write). The shared parts are never changed in place.
@@ -156,6 +170,7 @@ export function desiredSecretBody(
         [EXPIRES_AT_ANNOTATION]: content.expiresAt,
         [REFRESHED_AT_ANNOTATION]: content.refreshedAt,
         [IDENTITY_ANNOTATION]: content.identity,
+        [CONTENT_DIGEST_ANNOTATION]: contentDigest(content),
       },
       ownerReferences: [
         {
@@ -172,7 +187,16 @@ export function desiredSecretBody(
   };
 }
 
-function secretMatches(existing: ManagedSecretView, owner: Owner, content: SecretContent): boolean {
+/**
+ * Whether a Secret holds what the plan would write. One without a digest, written before there was
+ * one, is left as it is: the next refresh adds it.
+ */
+function secretMatches(
+  existing: ManagedSecretView,
+  owner: Owner,
+  content: SecretContent,
+  digest: string,
+): boolean {
   return (
     existing.type === "kubernetes.io/dockerconfigjson" &&
     existing.dockerConfigJson === content.dockerConfigJson &&
@@ -181,6 +205,7 @@ function secretMatches(existing: ManagedSecretView, owner: Owner, content: Secre
     existing.annotations[EXPIRES_AT_ANNOTATION] === content.expiresAt &&
     existing.annotations[REFRESHED_AT_ANNOTATION] === content.refreshedAt &&
     existing.annotations[IDENTITY_ANNOTATION] === content.identity &&
+    (existing.annotations[CONTENT_DIGEST_ANNOTATION] ?? digest) === digest &&
     existing.ownerUids.includes(owner.uid)
   );
 }
@@ -208,6 +233,7 @@ export function planPullSecrets(
   const name = spec.secretName;
   const targeted = new Set<string>();
   let bodyFor: ((namespace: string) => SecretBody) | undefined;
+  const digest = content === undefined ? "" : contentDigest(content);
 
   for (const namespace of view.namespaces) {
     if (!spec.matchesNamespace(namespace)) {
@@ -233,7 +259,7 @@ export function planPullSecrets(
 
     let secretPresent = existing !== undefined;
     let secretCurrent =
-      existing !== undefined && content !== undefined && secretMatches(existing, owner, content);
+      existing !== undefined && content !== undefined && secretMatches(existing, owner, content, digest);
     const secretWritten = content !== undefined && !secretCurrent;
     if (secretWritten) {
       bodyFor ??= secretBodies(owner, name, content);
@@ -304,20 +330,29 @@ export function existingContent(
 ): SecretContent | undefined {
   for (const secret of view.ownedSecrets(owner.name)) {
     if (secret.name !== spec.secretName || !secret.ownerUids.includes(owner.uid)) continue;
-    const expiresAt = secret.annotations[EXPIRES_AT_ANNOTATION];
-    const refreshedAt = secret.annotations[REFRESHED_AT_ANNOTATION];
-    const identity = secret.annotations[IDENTITY_ANNOTATION];
-    if (
-      secret.dockerConfigJson === undefined ||
-      expiresAt === undefined ||
-      refreshedAt === undefined ||
-      identity === undefined
-    ) {
-      continue;
-    }
-    return { dockerConfigJson: secret.dockerConfigJson, expiresAt, refreshedAt, identity };
+    const content = heldContent(secret);
+    if (content !== undefined) return content;
   }
   return undefined;
+}
+
+/** The content a managed Secret holds with the annotations that go with it, if it has all of them. */
+export function heldContent(
+  secret: Pick<ManagedSecretView, "annotations" | "dockerConfigJson">,
+): SecretContent | undefined {
+  const { annotations, dockerConfigJson } = secret;
+  const expiresAt = annotations[EXPIRES_AT_ANNOTATION];
+  const refreshedAt = annotations[REFRESHED_AT_ANNOTATION];
+  const identity = annotations[IDENTITY_ANNOTATION];
+  if (
+    dockerConfigJson === undefined ||
+    expiresAt === undefined ||
+    refreshedAt === undefined ||
+    identity === undefined
+  ) {
+    return undefined;
+  }
+  return { dockerConfigJson, expiresAt, refreshedAt, identity };
 }
 
 /** What deleting the CR must undo: its Secrets and the ServiceAccount entries it added. */

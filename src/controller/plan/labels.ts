@@ -15,6 +15,14 @@ export const REFRESHED_AT_ANNOTATION = `${GROUP}/refreshed-at`;
  */
 export const IDENTITY_ANNOTATION = `${GROUP}/identity`;
 /**
+ * A digest of the Secret's content and of the three annotations above, as the operator wrote them.
+ * The operator lists its Secrets by their metadata alone: one whose data no other client wrote
+ * (managedFields) holds the content of its digest, which one whole read tells for all of them.
+ */
+export const CONTENT_DIGEST_ANNOTATION = `${GROUP}/content-digest`;
+/** The field manager of the operator's writes: managedFields then tells which fields another client wrote. */
+export const FIELD_MANAGER = "ecr-creds-refresher";
+/**
  * On a ServiceAccount: the imagePullSecrets entries the operator added (comma-separated Secret names),
  * so that clean-up removes those and never an entry someone else put there.
  */

@@ -11,7 +11,7 @@ import { systemClock } from "../../clock.ts";
 import type { Clock } from "../../clock.ts";
 import { classifyKubeError, KubeError } from "../errors.ts";
 import type { ClusterConnection } from "../kubeconfig/cluster-access.ts";
-import { KubeClient, metadataOnly, parseJson, readBody } from "../rest.ts";
+import { KubeClient, metadataListOnly, metadataOnly, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
 import { readListItems } from "./list-reader.ts";
@@ -46,10 +46,10 @@ export interface InformerOptions<T> {
   /** Turns each object as received into what the store keeps; default drops metadata.managedFields. */
   transform?: (raw: KubernetesObject) => T;
   /**
-   * Watch events bring the objects' metadata alone (kind PartialObjectMetadata), where the server
-   * can; lists still bring whole objects. The transform completes what it can of the rest.
+   * Lists and watch events bring the objects' metadata alone (kind PartialObjectMetadata), where the
+   * server can. The transform completes what it can of the rest.
    */
-  watchMetadataOnly?: boolean;
+  metadataOnly?: boolean;
   /** Objects per page of a list that is paged (`limit`); default 500. */
   pageSize?: number;
   /** Server-side watch timeout, jittered up to +50%; default 30. */
@@ -94,6 +94,7 @@ export class Informer<T extends KubernetesObject> {
   readonly #labelSelector: string | undefined;
   readonly #fieldSelector: string | undefined;
   readonly #transform: (raw: KubernetesObject) => T;
+  readonly #listAccept: string | undefined;
   readonly #watchAccept: string | undefined;
   readonly #pageSize: number;
   readonly #watchTimeoutSeconds: number;
@@ -135,7 +136,8 @@ export class Informer<T extends KubernetesObject> {
     this.#labelSelector = options.labelSelector;
     this.#fieldSelector = options.fieldSelector;
     this.#transform = options.transform ?? ((raw) => dropManagedFields(raw) as T);
-    this.#watchAccept = options.watchMetadataOnly === true ? metadataOnly : undefined;
+    this.#listAccept = options.metadataOnly === true ? metadataListOnly : undefined;
+    this.#watchAccept = options.metadataOnly === true ? metadataOnly : undefined;
     this.#pageSize = options.pageSize ?? defaultPageSize;
     this.#watchTimeoutSeconds = options.watchTimeoutSeconds ?? defaultWatchTimeoutSeconds;
     this.#stallGraceMs = options.stallGraceMs ?? defaultStallGraceMs;
@@ -356,7 +358,7 @@ export class Informer<T extends KubernetesObject> {
     };
     try {
       if (this.#stopped) controller.abort();
-      const response = await this.#client.open(this.#path, query, controller.signal);
+      const response = await this.#client.open(this.#path, query, controller.signal, this.#listAccept);
       onData();
       if (response.statusCode !== 200) throw httpError(response, await readBody(response, onData));
       const what = `list of ${this.#name}`;

@@ -29,6 +29,20 @@ describe("parseListPage", () => {
     assert.equal(page.continueToken, undefined);
   });
 
+  it("takes the null items of an empty list of metadata as no items", () => {
+    const page = parseListPage(
+      {
+        kind: "PartialObjectMetadataList",
+        apiVersion: "meta.k8s.io/v1",
+        metadata: { resourceVersion: "7" },
+        items: null,
+      },
+      "secrets",
+    );
+    assert.deepEqual(page.items, []);
+    assert.equal(page.itemKind, "PartialObjectMetadata");
+  });
+
   const malformed: { name: string; value: unknown }[] = [
     { name: "not an object", value: "items" },
     { name: "no items", value: { metadata: { resourceVersion: "1" } } },

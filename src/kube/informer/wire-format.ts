@@ -38,10 +38,15 @@ function malformed(what: string): KubeError {
 
 /** One page of a list: its items, the collection's resourceVersion and the next page's token, if any. */
 export function parseListPage(value: unknown, name: string): ListPage {
-  if (!isRecord(value) || !Array.isArray(value.items) || !isRecord(value.metadata)) {
+  // An empty PartialObjectMetadataList comes with "items": null.
+  if (
+    !isRecord(value) ||
+    !(Array.isArray(value.items) || value.items === null) ||
+    !isRecord(value.metadata)
+  ) {
     throw malformed(`list of ${name}`);
   }
-  const rawItems: unknown[] = value.items;
+  const rawItems: unknown[] = value.items ?? [];
   const items: KubernetesObject[] = [];
   for (const item of rawItems) {
     if (!isRecord(item)) throw malformed(`list of ${name}`);
