@@ -1,7 +1,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { PatchStrategy, setHeaderOptions, type V1Secret } from "@kubernetes/client-node";
 import { staticSource } from "../../src/aws/credentials.ts";
 import { FINALIZER, MANAGED_BY_LABEL, OWNER_LABEL } from "../../src/controller/plan/labels.ts";
 import { motoDefaultCredentials } from "../harness/moto.ts";
@@ -60,6 +60,19 @@ async function operatorSecretRequests(
 /** A read of one Secret by name: a list by name and label, as the operator's RBAC allows no get. */
 const readByName = (e: AuditEvent): boolean =>
   e.verb === "list" && e.requestURI.includes("fieldSelector=metadata.name");
+
+/** Each Secret as "namespace:resourceVersion", sorted: a rewrite changes its version. */
+function versionsOf(secrets: readonly V1Secret[]): string[] {
+  return secrets
+    .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
+    .sort();
+}
+
+/** The versions of the Secrets `owner` owns, but for the one in `except`. */
+async function ownedSecretVersions(env: OperatorEnv, owner: string, except?: string): Promise<string[]> {
+  const owned = await env.core.listSecretForAllNamespaces({ labelSelector: `${OWNER_LABEL}=${owner}` });
+  return versionsOf(owned.items.filter((secret) => secret.metadata?.namespace !== except));
+}
 
 async function auditLines(env: OperatorEnv): Promise<number> {
   return (await readFile(env.plane.auditLogPath, "utf8")).split("\n").filter((line) => line !== "").length;
@@ -352,15 +365,7 @@ describe("the operator against a real API server and moto", () => {
     const reads = (await operatorSecretRequests(env, /^shared-/, skip)).filter(readByName);
     assert.ok(reads.length <= 3, `${String(reads.length)} Secrets read one by one`);
     assert.deepEqual(late.data, before.items[0]?.data, "the new namespace gets the adopted token");
-    const after = await env.core.listSecretForAllNamespaces({
-      labelSelector: "ecr-creds-refresher.io/owner=shared-1",
-    });
-    const versions = (list: typeof before): string[] =>
-      list.items
-        .filter((secret) => secret.metadata?.namespace !== "shared-late")
-        .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
-        .sort();
-    assert.deepEqual(versions(after), versions(before));
+    assert.deepEqual(await ownedSecretVersions(env, "shared-1", "shared-late"), versionsOf(before.items));
     assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 0);
   });
 
@@ -381,9 +386,7 @@ describe("the operator against a real API server and moto", () => {
         setHeaderOptions("Content-Type", PatchStrategy.JsonPatch),
       );
     }
-    const before = await env.core.listSecretForAllNamespaces({
-      labelSelector: "ecr-creds-refresher.io/owner=legacy",
-    });
+    const before = await ownedSecretVersions(env, "legacy");
     env.aws.reset();
     const skip = await auditLines(env);
     await env.startOperator();
@@ -395,15 +398,7 @@ describe("the operator against a real API server and moto", () => {
       decodeURIComponent(e.requestURI).includes("ecr-creds-refresher.io/owner=legacy"),
     );
     assert.equal(lists.length, 1, "one list of the CR's own Secrets");
-    const after = await env.core.listSecretForAllNamespaces({
-      labelSelector: "ecr-creds-refresher.io/owner=legacy",
-    });
-    const versions = (list: typeof before): string[] =>
-      list.items
-        .filter((secret) => secret.metadata?.namespace !== "legacy-late")
-        .map((secret) => `${secret.metadata?.namespace ?? ""}:${secret.metadata?.resourceVersion ?? ""}`)
-        .sort();
-    assert.deepEqual(versions(after), versions(before), "no Secret rewritten");
+    assert.deepEqual(await ownedSecretVersions(env, "legacy", "legacy-late"), before, "no Secret rewritten");
     assert.equal(env.aws.count("ecr:GetAuthorizationToken"), 0);
   });
 
