@@ -286,6 +286,18 @@ describe("managed Secrets known by their content digest", () => {
     assert.equal(cache.completeVouched(unknown).length, 2, "both are read");
   });
 
+  it("reads a Secret without a digest, as an older release wrote it", () => {
+    const older = Object.fromEntries(
+      Object.entries(annotationsFor(content)).filter(
+        ([key]) => key !== "ecr-creds-refresher.io/content-digest",
+      ),
+    );
+    const { cache, unknown } = listed(["a", "b"], older);
+    assert.deepEqual(cache.vouchedSamples(unknown), []);
+    cache.recordSecret(readWhole("c", content));
+    assert.equal(cache.completeVouched(unknown).length, 2);
+  });
+
   it("reads a Secret whose managedFields show no writer of its data", () => {
     const { cache, unknown } = listed(["a"], annotationsFor(content), []);
     assert.deepEqual(cache.vouchedSamples(unknown), []);

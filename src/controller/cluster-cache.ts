@@ -266,7 +266,7 @@ export class ClusterCache {
   private readonly serviceAccountOverlay: WriteOverlay<V1ServiceAccount>;
   private readonly secretData: StringInterner | undefined;
   private readonly contents = new ContentsByDigest();
-  /** Secrets of unknown content whose data only the operator wrote (dataWrittenByOperatorAlone). */
+  /** Secrets of unknown content with a digest and data only the operator wrote. */
   private readonly vouched = new WeakSet<V1Secret>();
 
   /** `secretData` shares the data of the Secrets the operator wrote with the informer's copies. */
@@ -311,7 +311,8 @@ export class ClusterCache {
     const { namespace = "", name = "" } = metadata;
     const version = versionOf(raw);
     const cached = this.stores.secrets.get(name, namespace);
-    const vouched = dataWrittenByOperatorAlone(metadata);
+    const vouched =
+      metadata.annotations?.[CONTENT_DIGEST_ANNOTATION] !== undefined && dataWrittenByOperatorAlone(metadata);
     const held =
       this.secretOverlay.written(namespace, name, version) ??
       (cached !== undefined && !contentUnknown(cached) && versionOf(cached) === version
@@ -334,10 +335,8 @@ export class ClusterCache {
   vouchedSamples(secrets: readonly V1Secret[]): V1Secret[] {
     const byDigest = new Map<string, V1Secret>();
     for (const secret of secrets) {
-      const digest = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION];
-      if (digest !== undefined && this.vouched.has(secret) && !byDigest.has(digest)) {
-        byDigest.set(digest, secret);
-      }
+      const digest = secret.metadata?.annotations?.[CONTENT_DIGEST_ANNOTATION] ?? "";
+      if (this.vouched.has(secret) && !byDigest.has(digest)) byDigest.set(digest, secret);
     }
     return [...byDigest.values()];
   }
