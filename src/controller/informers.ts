@@ -1,8 +1,8 @@
 // The informers the controller reads: ECRPullSecrets, Namespaces, ServiceAccounts and the Secrets
 // it manages (selected by label on the API server), each trimmed to what the operator reads. The
-// managed Secrets are listed and watched by their metadata: the operator knows the content of its
-// own writes, and the API server would otherwise send each of them whole, a tenth of it metadata. Watch restarts and errors are
-// logged and told to the observer.
+// managed Secrets are listed and watched by their metadata, a tenth of a pull Secret: the operator
+// knows the content of its own writes, and of the Secrets no one else wrote (ClusterCache). Watch
+// restarts and errors are logged and told to the observer.
 import type { KubernetesObject, V1Namespace, V1Secret, V1ServiceAccount } from "@kubernetes/client-node";
 import { GROUP, PLURAL, VERSION, type ECRPullSecret } from "../api/types.ts";
 import type { Clock } from "../clock.ts";
@@ -29,7 +29,7 @@ export interface ControllerInformerOptions {
   observer: Observer;
   /** Keeps the token content the managed Secrets share once, however many carry it. */
   secretData: StringInterner;
-  /** A managed Secret as listed or watched, metadata alone, with what is known of it (ClusterCache.completeSecret). */
+  /** A managed Secret as listed or watched, completed with what is known of it (ClusterCache). */
   completeSecret: (raw: KubernetesObject) => V1Secret;
 }
 

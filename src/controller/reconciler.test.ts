@@ -187,7 +187,7 @@ describe("Reconciler and Secrets changed by others", () => {
 describe("Reconciler and many Secrets of unknown content", () => {
   const manyCr: ECRPullSecret = { ...cr, spec: { namespaces: ["team-*"], secretName: "team-pull" } };
   const names = Array.from({ length: 60 }, (_, i) => `team-${String(i)}`);
-  /** The pull Secret in `namespace` as the operator would write it, but with no digest: an older release's. */
+  /** The pull Secret in `namespace` as an older release wrote it: no digest. */
   const olderRelease = (namespace: string): V1Secret => {
     const written = desiredSecretBody(owner, namespace, "team-pull", content);
     const annotations = Object.fromEntries(

@@ -178,6 +178,7 @@ export async function readManagedSecret(
   });
   return found.items[0];
 }
+
 /** The managed Secrets an ECRPullSecret owns, in every namespace, whole, a page at a time. */
 export async function* ownedSecretPages(
   kube: KubeClient,
