@@ -10,6 +10,7 @@ import { eventually } from "../../../test/harness/wait.ts";
 import { ManualClock } from "../../clock.ts";
 import type { KubeError } from "../errors.ts";
 import { dropManagedFields, Informer } from "./informer.ts";
+import { wholeListBytes } from "./list-reader.ts";
 import type { InformerOptions } from "./informer.ts";
 
 /** Tests with sockets fail instead of hanging when the informer does not let go. */
@@ -224,21 +225,29 @@ describe("Informer", () => {
       apiVersion: "example.com/v1",
     },
   ]) {
-    it(
-      `caches a list read in small chunks with each item's kind first, for ${name}`,
-      { timeout: testTimeoutMs },
-      async () => {
+    // A page of the usual size is parsed whole; a larger one, item by item as it arrives.
+    const large = JSON.parse(list) as { items: { metadata: { annotations?: Record<string, string> } }[] };
+    const b = large.items[1];
+    if (b !== undefined) b.metadata.annotations = { pad: "x".repeat(wholeListBytes) };
+    for (const { size, body, chunk } of [
+      { size: "a page, parsed whole,", body: Buffer.from(list), chunk: 7 },
+      {
+        size: "a list larger than a page, split item by item,",
+        body: Buffer.from(JSON.stringify(large)),
+        chunk: 4096,
+      },
+    ]) {
+      it(`caches ${size} with each item's kind first, for ${name}`, { timeout: testTimeoutMs }, async () => {
         const server = createHttpServer((req, res) => {
           if (new URL(req.url ?? "", "http://x").searchParams.has("watch")) return;
           res.writeHead(200, { "content-type": "application/json" });
-          const body = Buffer.from(list);
           const write = (at: number): void => {
             if (at >= body.length) {
               res.end();
               return;
             }
-            res.write(body.subarray(at, at + 7), () => {
-              write(at + 7);
+            res.write(body.subarray(at, at + chunk), () => {
+              write(at + chunk);
             });
           };
           write(0);
@@ -266,8 +275,8 @@ describe("Informer", () => {
             });
           });
         }
-      },
-    );
+      });
+    }
   }
 
   it("refuses options that would make it spin or never page", { timeout: testTimeoutMs }, () => {

@@ -1,9 +1,13 @@
 // A list-then-watch cache of one Kubernetes collection, with the supervision client-node's
 // ListWatch lacks: backoff after errors without ever giving up, and detection of watch streams that
-// go silent without closing. Like client-go's reflector, it lists from the API server's watch cache
-// (resourceVersion 0, or the last version it saw), re-watches from the last resourceVersion after an
-// error or a stall, and lists again only when that version is gone (410). List and watch share one
-// plain-JSON HTTP path, so cached objects have the same shape whichever way they arrived.
+// go silent without closing. It lists first by a consistent read in pages (resourceVersion unset,
+// `limit`), which API servers since 1.31 answer from their watch cache and, since 1.34, page by page
+// from it too; where client-go's reflector asks for resourceVersion 0, the watch cache answers with
+// the whole collection in one response, whatever the limit, which is slower to read and larger in
+// memory. It re-watches from the last resourceVersion after an error or a stall, and lists again
+// only when that version is gone (410), then at the last version it saw, as the reflector does. List
+// and watch share one plain-JSON HTTP path, so cached objects have the same shape whichever way they
+// arrived.
 
 import type { KubernetesObject } from "@kubernetes/client-node";
 
@@ -14,7 +18,7 @@ import type { ClusterConnection } from "../kubeconfig/cluster-access.ts";
 import { KubeClient, metadataListOnly, metadataOnly, parseJson, readBody } from "../rest.ts";
 import { backoffDelay } from "../workqueue.ts";
 import type { BackoffOptions } from "../workqueue.ts";
-import { readListItems } from "./list-reader.ts";
+import { readList } from "./list-reader.ts";
 import { ObjectStore, resourceVersionOf } from "./object-store.ts";
 import type { StoreChange } from "./object-store.ts";
 import { StallWatchdog } from "./stall-watchdog.ts";
@@ -112,11 +116,11 @@ export class Informer<T extends KubernetesObject> {
   /** The last resourceVersion seen, by a list, a watch event or a bookmark; watches resume from it. */
   #resourceVersion = "";
   /**
-   * The resourceVersion the next list asks for: "0" (any, from the watch cache) at first, the last one
-   * seen after a watch got 410 (at least that fresh, still from the cache), "" (a consistent read)
-   * when a list at a version got 410 itself. client-go's reflector chooses the same way.
+   * The resourceVersion the next list asks for: "" (a consistent read, in pages) at first and when a
+   * list at a version got 410 itself, the last one seen after a watch got 410 (at least that fresh,
+   * from the watch cache).
    */
-  #listFrom = "0";
+  #listFrom = "";
   /** Consecutive list/watch failures with no successful list or healthy watch in between; drives the backoff. */
   #failures = 0;
   /** Consecutive 410s with no healthy watch in between: the first is relisted at once, later ones back off. */
@@ -294,8 +298,8 @@ export class Informer<T extends KubernetesObject> {
   async #listIntoStore(): Promise<void> {
     const listFrom = this.#listFrom;
     // As client-go: a list at a version seen before goes unpaged, which the watch cache answers; a
-    // consistent list, or one at version 0 (where the cache ignores the limit), is paged.
-    const paged = listFrom === "" || listFrom === "0";
+    // consistent list is paged.
+    const paged = listFrom === "";
     const firstPage = this.#selectorQuery();
     if (listFrom !== "") firstPage.set("resourceVersion", listFrom);
     if (paged) firstPage.set("limit", String(this.#pageSize));
@@ -342,8 +346,9 @@ export class Informer<T extends KubernetesObject> {
   }
 
   /**
-   * One list page. Its items go to `onItem` one by one as they arrive, with the kind and apiVersion
-   * a watch object would carry, so the raw list is never in memory whole; throws a KubeError.
+   * One list page. Its items go to `onItem` with the kind and apiVersion a watch object would carry:
+   * a page of the usual size once it is in, a larger one item by item as it arrives, so that a large
+   * raw list is never in memory whole (readList); throws a KubeError.
    */
   async #listPage(query: URLSearchParams, onItem: (item: KubernetesObject) => void): Promise<ListPage> {
     const controller = new AbortController();
@@ -366,7 +371,7 @@ export class Informer<T extends KubernetesObject> {
       // Lists of custom resources come with sorted keys, kind after the items: their items wait
       // for the end of the page to be given the list's kind.
       const waiting: KubernetesObject[] = [];
-      const rest = await readListItems(response, onData, {
+      const body = await readList(response, onData, {
         onHead: (head) => {
           const meta = listTypeMeta(parseJson(head, what));
           if (meta.apiVersion !== undefined && meta.itemKind !== undefined) typeMeta = meta;
@@ -377,8 +382,9 @@ export class Informer<T extends KubernetesObject> {
           else onItem(withTypeMeta(item, typeMeta));
         },
       });
-      const page = parseListPage(parseJson(rest, what), this.#name);
+      const page = parseListPage(parseJson("whole" in body ? body.whole : body.rest, what), this.#name);
       for (const item of waiting) onItem(withTypeMeta(item, page));
+      for (const item of page.items) onItem(withTypeMeta(item, page));
       return page;
     } catch (err) {
       if (watchdog.fired()) {

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
+import type { IncomingMessage } from "node:http";
+import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 
 import { KubeError } from "../errors.ts";
 import { parseJson } from "../rest.ts";
-import { ListItemSplitter } from "./list-reader.ts";
+import { ListItemSplitter, readList } from "./list-reader.ts";
 import { parseListPage } from "./wire-format.ts";
 
 interface Split {
@@ -146,5 +148,43 @@ describe("ListItemSplitter", () => {
       () => parseListPage(parseJson(rest, "list of secrets"), "secrets"),
       (err: unknown) => err instanceof KubeError && err.kind === "Unknown",
     );
+  });
+});
+
+describe("readList", () => {
+  /** Reads `chunks` as a response body, holding up to `wholeUpTo` bytes. */
+  async function read(chunks: Buffer[], wholeUpTo: number) {
+    const items: unknown[] = [];
+    const response = Readable.from(chunks) as unknown as IncomingMessage;
+    let data = 0;
+    const body = await readList(
+      response,
+      () => (data += 1),
+      { onHead: () => undefined, onItem: (item) => items.push(JSON.parse(item)) },
+      wholeUpTo,
+    );
+    return { body, items, data };
+  }
+
+  const json = JSON.stringify(secretList);
+
+  it("hands back a response up to the limit whole, and no item on its own", async () => {
+    for (const chunks of everySplit(json).slice(0, 40)) {
+      const { body, items, data } = await read(chunks, json.length);
+      assert.deepEqual(body, { whole: json });
+      assert.deepEqual(items, []);
+      assert.equal(data, chunks.length);
+    }
+  });
+
+  it("splits a response past the limit, the bytes held before it included", async () => {
+    for (const wholeUpTo of [0, 1, 30, json.length - 1]) {
+      for (const chunks of everySplit(json)) {
+        const { body, items } = await read(chunks, wholeUpTo);
+        assert.deepEqual(items, secretList.items);
+        assert.ok("rest" in body);
+        assert.deepEqual(JSON.parse(body.rest), { ...secretList, items: [] });
+      }
+    }
   });
 });
