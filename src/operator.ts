@@ -312,6 +312,11 @@ export class Operator {
     );
   }
 
+  /** Loads the ECR SDK ahead of the first mint, which otherwise loads it. */
+  preloadSdk(): Promise<void> {
+    return this.awsClients.preload();
+  }
+
   /** The managed Secrets the operator holds in memory, as namespace/name (for tests and debugging). */
   cachedSecretKeys(): string[] {
     return this.informers.secrets

@@ -101,7 +101,7 @@ describe("EcrClientPool endpoints", () => {
   async function hostFor(settings: ClientSettings): Promise<string | undefined> {
     const pool = new EcrClientPool();
     const source = staticSource({ accessKeyId: "AKIAFIPSTEST00000001", secretAccessKey: "test" });
-    const client = pool.privateClient(source, "us-west-2", settings);
+    const client = await pool.privateClient(source, "us-west-2", settings);
     let host: string | undefined;
     client.middlewareStack.add(
       () => (args) => {
@@ -142,7 +142,7 @@ describe("mintPrivateToken", () => {
     };
     const now = Date.UTC(2030, 0, 1, 8, 0, 0, 750);
     // ECR answers without sending anything: the mint's own arithmetic is under test.
-    answerAuthorizationToken(pool.privateClient(source, "eu-west-1", settings), {
+    answerAuthorizationToken(await pool.privateClient(source, "eu-west-1", settings), {
       authorizationToken: Buffer.from("AWS:password").toString("base64"),
       expiresAt: new Date(now + 12 * hour + 250),
       proxyEndpoint: "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
@@ -162,10 +162,10 @@ describe("mintPrivateToken", () => {
 });
 
 describe("loading the AWS SDK", () => {
-  it("loads ECR Public and the credential providers only once a mint needs them", async () => {
+  it("loads ECR, ECR Public and the credential providers only once a mint or a preload needs them", async () => {
     // A fresh process, where nothing else has loaded them: which of them have been resolved after each step.
     const script = `
-      const lazy = ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"];
+      const lazy = ["@aws-sdk/client-ecr", "@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"];
       const loaded = () => lazy.filter((name) => resolved.has(name));
       const [, tokenUrl, credentialsUrl] = process.argv;
       const { EcrClientPool } = await import(tokenUrl);
@@ -177,13 +177,16 @@ describe("loading the AWS SDK", () => {
         requestTimeoutMs: 1000,
       });
       defaultChainSource();
-      pool.privateClient(keys, "eu-west-1", { endpoint: undefined, requestTimeoutMs: 1000 });
       const atStart = loaded();
+      await pool.preload();
+      const preloaded = loaded();
+      await pool.privateClient(keys, "eu-west-1", { endpoint: undefined, requestTimeoutMs: 1000 });
+      const withPrivate = loaded();
       await pool.publicClient(role, { endpoint: undefined, requestTimeoutMs: 1000 });
       const withPublic = loaded();
       await role.provider().catch(() => undefined);
       pool.destroy();
-      process.stdout.write(JSON.stringify({ atStart, withPublic, withRole: loaded() }));
+      process.stdout.write(JSON.stringify({ atStart, preloaded, withPrivate, withPublic, withRole: loaded() }));
     `;
     const printed = await runRecordingResolves(
       script,
@@ -192,8 +195,10 @@ describe("loading the AWS SDK", () => {
     );
     assert.deepEqual(printed, {
       atStart: [],
-      withPublic: ["@aws-sdk/client-ecr-public"],
-      withRole: ["@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"],
+      preloaded: ["@aws-sdk/client-ecr"],
+      withPrivate: ["@aws-sdk/client-ecr"],
+      withPublic: ["@aws-sdk/client-ecr", "@aws-sdk/client-ecr-public"],
+      withRole: ["@aws-sdk/client-ecr", "@aws-sdk/client-ecr-public", "@aws-sdk/credential-providers"],
     });
   });
 });

@@ -78,12 +78,18 @@ async function fakeApiServer(): Promise<{
  * A pool holding the ECR client each source's mints will use, answering without sending anything;
  * `closed` lists the sources whose client was closed.
  */
-function answeringPool(sources: readonly CredentialSource[]): { pool: EcrClientPool; closed: string[] } {
+async function answeringPool(
+  sources: readonly CredentialSource[],
+): Promise<{ pool: EcrClientPool; closed: string[] }> {
   const pool = new EcrClientPool();
   const closed: string[] = [];
   for (const source of sources) {
     // The settings createTokenCache mints with: this endpoint, the default timeout, no FIPS.
-    const client = pool.privateClient(source, region, { endpoint, requestTimeoutMs: 10_000, fips: false });
+    const client = await pool.privateClient(source, region, {
+      endpoint,
+      requestTimeoutMs: 10_000,
+      fips: false,
+    });
     answerAuthorizationToken(client, {
       authorizationToken: Buffer.from(`AWS:token-of-${source.key}`).toString("base64"),
       proxyEndpoint: `https://123456789012.dkr.ecr.${region}.amazonaws.com`,
@@ -131,7 +137,7 @@ describe("CredentialStore", () => {
     api = await fakeApiServer();
     api.put(secretOf(first.name, original, "1"));
     api.put(secretOf(second.name, original, "1"));
-    ({ pool, closed } = answeringPool([staticSource(original), staticSource(rotated)]));
+    ({ pool, closed } = await answeringPool([staticSource(original), staticSource(rotated)]));
     tokens = createTokenCache({
       clock: new ManualClock(Date.now()),
       clients: pool,
