@@ -103,13 +103,11 @@ async function run(config: Config): Promise<void> {
   const heapRelease = new HeapRelease({ clock: systemClock, log });
 
   let stopping = false;
-  let sdkPreload: NodeJS.Timeout | undefined;
   const shutdown = (reason: string, code: number): void => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, "shutting down");
     heapRelease.stop();
-    clearTimeout(sdkPreload);
     const forced = setTimeout(() => {
       log.error("shutdown took too long; exiting");
       process.exit(1);
@@ -167,7 +165,7 @@ async function run(config: Config): Promise<void> {
   // it held up the answer to the first /readyz as long. Half a second later, ready has been
   // answered and the first reconciles have started (one that mints loads it at once); what loading
   // it leaves behind counts as a burst, released when the process is idle again.
-  sdkPreload = setTimeout(() => {
+  setTimeout(() => {
     operator.preloadSdk().then(
       () => {
         heapRelease.markBurst();
@@ -176,7 +174,7 @@ async function run(config: Config): Promise<void> {
         log.error({ err: errorText(err) }, "could not load the ECR SDK");
       },
     );
-  }, ecrSdkPreloadDelayMs);
+  }, ecrSdkPreloadDelayMs).unref();
   operator.startWebhook();
   if (elector === undefined) {
     operator.startWorkers();
