@@ -9,12 +9,17 @@ import { createServer } from "node:net";
 const lowestPort = 10_000;
 const attempts = 200;
 const handedOut = new Set<number>();
+/**
+ * The one port in that span that fetch refuses to connect to ("bad port", the WHATWG Fetch
+ * standard's port blocking); the client-node oracle's requests go through fetch.
+ */
+const fetchBlockedPort = 10_080;
 
 export async function freePort(host = "127.0.0.1"): Promise<number> {
   const below = ephemeralRangeStart();
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     const port = lowestPort + Math.floor(Math.random() * (below - lowestPort));
-    if (handedOut.has(port)) {
+    if (handedOut.has(port) || port === fetchBlockedPort) {
       continue;
     }
     if (await canBind(host, port)) {
