@@ -29,7 +29,10 @@ const usage = `usage: npm run bench -- [options]
   --comparator-namespaces <list>
                               counts (of --namespaces) at which the CronJob-style script runs too
                               (default 100,1000; "none" for none)
-  --rounds <n>                cold-converge rounds per count, medians reported (default 3)
+  --rounds <n>                cold-converge rounds per count, medians reported (default 3); counts up to
+                              1000, whose rounds take seconds, run three times as many
+  --startups <n>              fresh operators started at the scenarios' N for the start-up time, median
+                              reported (default 3)
   --new-namespaces <n>        namespaces created one at a time for the latency scenario (default 200)
   --idle-seconds <s>          quiet period of the idle scenario (default 180)
   --unmanaged-secrets <n>     unmanaged Secrets for the second memory run (default 20000)
@@ -89,6 +92,7 @@ function parseOptions(argv: string[]): ParsedOptions {
       "memory-namespaces": { type: "string" },
       "comparator-namespaces": { type: "string" },
       rounds: { type: "string" },
+      startups: { type: "string" },
       "new-namespaces": { type: "string" },
       "idle-seconds": { type: "string" },
       "unmanaged-secrets": { type: "string" },
@@ -115,6 +119,7 @@ function parseOptions(argv: string[]): ParsedOptions {
     process.exit(0);
   }
   const quick = values.quick;
+  const rounds = positive("rounds", values.rounds, quick ? 1 : 3);
   const namespaces = [
     ...counts("namespaces", values.namespaces ?? (quick ? "100" : "100,1000,5000")),
     ...(values["scale-20k"] ? [20_000] : []),
@@ -126,7 +131,9 @@ function parseOptions(argv: string[]): ParsedOptions {
       "comparator-namespaces",
       values["comparator-namespaces"] ?? (quick ? "100" : "100,1000"),
     ),
-    rounds: positive("rounds", values.rounds, quick ? 1 : 3),
+    rounds,
+    shortRounds: quick ? rounds : rounds * 3,
+    startups: positive("startups", values.startups, quick ? 1 : 3),
     newNamespaces: positive("new-namespaces", values["new-namespaces"], quick ? 20 : 200),
     idleSeconds: positive("idle-seconds", values["idle-seconds"], quick ? 15 : 180),
     unmanagedSecrets: positive("unmanaged-secrets", values["unmanaged-secrets"], quick ? 400 : 20_000),

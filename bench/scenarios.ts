@@ -517,7 +517,7 @@ export interface StartupRun {
   settled_s: number;
   write_requests: number;
   writes_by_resource: Record<string, number>;
-  /** Median RSS over the settle window after start-up, MiB. */
+  /** Median RSS over the settle window after start-up, MiB; NaN with no window. */
   steady_rss_mb: number;
   /** VmHWM at the end of the settle window, MiB. */
   peak_rss_mb: number;
@@ -557,8 +557,9 @@ export async function measureStartup(
       peak_rss_mb: round(operator.memory().hwmMb),
       load1: round2(loadavg()[0] ?? Number.NaN),
     };
+    const memory = settleMs > 0 ? `; RSS ${run.steady_rss_mb} MiB, peak ${run.peak_rss_mb} MiB` : "";
     log(
-      `start-up: ready in ${run.ready_s} s, settled in ${run.settled_s} s, ${run.write_requests} writes ${JSON.stringify(writes)}; RSS ${run.steady_rss_mb} MiB, peak ${run.peak_rss_mb} MiB`,
+      `start-up: ready in ${run.ready_s} s, settled in ${run.settled_s} s, ${run.write_requests} writes ${JSON.stringify(writes)}${memory}`,
     );
     return { run, operator };
   } catch (err) {
