@@ -22,6 +22,17 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / clockTicks();
 }
 
+/** CPU seconds the whole machine has been busy so far, all cores (/proc/stat: all but idle and iowait). */
+export function machineBusySeconds(): number {
+  const first = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = first
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  return (user + nice + system + irq + softirq + steal) / clockTicks();
+}
+
 export interface MemoryReading {
   /** Resident set size now (VmRSS), MiB. */
   rssMb: number;

@@ -29,7 +29,7 @@ import {
 } from "./bench-env.ts";
 import { createNamespaces, createServiceAccounts, createUnmanagedSecrets } from "./load.ts";
 import { countOf, readVerbs, requestCounts, subtractCounts, sumOf, writeVerbs } from "./prometheus.ts";
-import { cpuSeconds, MemorySampler } from "./process-stats.ts";
+import { cpuSeconds, machineBusySeconds, MemorySampler } from "./process-stats.ts";
 import { percentile } from "./stats.ts";
 
 export type Log = (message: string) => void;
@@ -525,15 +525,40 @@ export interface StartupRun {
   load1: number;
 }
 
+/** The most of a core the machine may use over a second and still count as at rest. */
+const restingCores = 0.25;
+
 /**
- * Starts a fresh operator against the synced cluster: time to /readyz, writes until it has settled,
- * then steady and peak RSS over `settleMs`. The operator keeps running; the caller stops it.
+ * Waits, up to `timeoutMs`, until the machine has been at rest for a second: the control plane can
+ * still be digesting the scenario before (a refresh's thousands of writes) when the operator stops.
+ */
+export async function waitForRest(timeoutMs: number, log: Log): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  let before = machineBusySeconds();
+  let busy = Number.NaN;
+  while (performance.now() < deadline) {
+    await delay(1000);
+    const now = machineBusySeconds();
+    busy = now - before;
+    before = now;
+    if (busy <= restingCores) return;
+  }
+  log(
+    `the machine was still busy after ${timeoutMs} ms (${busy.toFixed(2)} CPU s in the last second); going on`,
+  );
+}
+
+/**
+ * Starts a fresh operator against the synced cluster, once the machine is at rest: time to /readyz,
+ * writes until it has settled, then steady and peak RSS over `settleMs`. The operator keeps running;
+ * the caller stops it.
  */
 export async function measureStartup(
   env: BenchEnv,
   settleMs: number,
   log: Log,
 ): Promise<{ run: StartupRun; operator: RunningOperator }> {
+  await waitForRest(30_000, log);
   const mark = await env.audit.mark();
   const operator = await env.startOperator();
   const sampler = new MemorySampler(operator.pid, 250);
