@@ -22,15 +22,18 @@ export function cpuSeconds(pid: number): number {
   return (utime + stime) / clockTicks();
 }
 
-/** CPU seconds the whole machine has been busy so far, all cores (/proc/stat: all but idle and iowait). */
+/**
+ * CPU seconds the machine's own work has taken so far, all cores (/proc/stat: user, nice, system,
+ * irq and softirq; not idle, iowait, or time a hypervisor gave to others).
+ */
 export function machineBusySeconds(): number {
   const first = readFileSync("/proc/stat", "utf8").split("\n", 1)[0] ?? "";
-  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = first
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = first
     .trim()
     .split(/\s+/)
     .slice(1)
     .map(Number);
-  return (user + nice + system + irq + softirq + steal) / clockTicks();
+  return (user + nice + system + irq + softirq) / clockTicks();
 }
 
 export interface MemoryReading {
