@@ -435,8 +435,8 @@ ${converge}
 
 At the largest N up to 5000, in this order: idle (right after the cold converge), refresh, start-up and memory (a
 fresh operator process each time, started once the machine has been at rest for a second; the start-up time is the
-median of three, the memory that of the last of them and of one more after adding the unmanaged Secrets), then new
-namespaces (with the unmanaged Secrets in place).
+median of several, each listed, the memory that of the last of them and of one more after adding the unmanaged
+Secrets), then new namespaces (with the unmanaged Secrets in place).
 
 ${scenarios}
 
